@@ -1,0 +1,138 @@
+"""Classifier: load an edgesight model file, validate it, classify frames and regions of frames."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import ModelFileError
+from .metadata import ModelMetadata, parse_metadata
+from .preprocess import crop_region, crop_regions
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class hypothesis for one region."""
+
+    label: str
+    class_id: int
+    score: float
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    # 0 lets onnxruntime use every core; robots often pin this to leave cores for other work.
+    options.intra_op_num_threads = 0 if threads is None else threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # onnxruntime's warnings would otherwise go to stderr per load
+    return options
+
+
+def _open_session(path: Path, threads: int | None) -> ort.InferenceSession:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found.")
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=_session_options(threads), providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:  # onnxruntime raises several pybind classes for the same problem
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(
+            f"{path}: not a loadable ONNX model for onnxruntime {ort.__version__} ({reason[:300]})."
+        ) from None
+
+
+class Classifier:
+    """Classify BGR frames, or boxes of a frame, with an edgesight ONNX model.
+
+    Args:
+        model_path: an ONNX file following the edgesight metadata contract.
+        threads: intra-op threads; None uses every core.
+        max_batch: regions sent to onnxruntime in one call at most.
+    Raises:
+        ModelFileError: the file is missing, not ONNX, or breaks the metadata contract.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, max_batch: int = 64):
+        if threads is not None and threads < 0:
+            raise ValueError(f"threads must be >= 0 or None. Received: threads={threads}")
+        self.path = Path(model_path)
+        self.session = _open_session(self.path, threads)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata: ModelMetadata = parse_metadata(props, str(self.path))
+        self.max_batch = max_batch
+        self._check_signature()
+        self.labels = self.metadata.labels
+        self.spec = self.metadata.preprocess
+
+    def _check_signature(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelFileError(
+                f"{self.path}: expected one input and one output tensor. "
+                f"Received: {len(inputs)} inputs, {len(outputs)} outputs."
+            )
+        tensor_in, tensor_out = inputs[0], outputs[0]
+        spec = self.metadata.preprocess
+        if tensor_in.type != "tensor(uint8)" or list(tensor_in.shape[1:]) != [spec.height, spec.width, 3]:
+            raise ModelFileError(
+                f"{self.path}: input must be uint8 [batch, {spec.height}, {spec.width}, 3] as the metadata says. "
+                f"Received: {tensor_in.type} {tensor_in.shape}"
+            )
+        width = tensor_out.shape[-1] if tensor_out.shape else None
+        if len(tensor_out.shape) != 2 or width != len(self.metadata.labels):
+            raise ModelFileError(
+                f"{self.path}: output must be [batch, {len(self.metadata.labels)}] to match "
+                f"{len(self.metadata.labels)} labels. Received: {tensor_out.shape}"
+            )
+        self._input_name, self._output_name = tensor_in.name, tensor_out.name
+
+    def probabilities(self, batch_nhwc: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, num_classes) float32 for preprocessed RGB uint8 inputs."""
+        expected = (self.spec.height, self.spec.width, 3)
+        if batch_nhwc.ndim != 4 or batch_nhwc.shape[1:] != expected or batch_nhwc.dtype != np.uint8:
+            raise ValueError(
+                f"expected a uint8 batch of shape (N, {expected[0]}, {expected[1]}, 3). "
+                f"Received: shape={batch_nhwc.shape}, dtype={batch_nhwc.dtype}"
+            )
+        if len(batch_nhwc) <= self.max_batch:
+            return self.session.run([self._output_name], {self._input_name: batch_nhwc})[0]
+        chunks = [
+            self.session.run([self._output_name], {self._input_name: batch_nhwc[start : start + self.max_batch]})[0]
+            for start in range(0, len(batch_nhwc), self.max_batch)
+        ]
+        return np.concatenate(chunks)
+
+    def top_k(self, probabilities: np.ndarray, k: int) -> list[list[Prediction]]:
+        """The k most probable classes of each row, best first."""
+        k = max(1, min(k, probabilities.shape[1]))
+        best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        return [
+            [Prediction(self.labels[class_id], int(class_id), float(row[class_id])) for class_id in order]
+            for row, order in zip(probabilities, best)
+        ]
+
+    def classify(self, frame_bgr: np.ndarray, top_k: int = 1) -> list[Prediction]:
+        """Classify one frame's region as the model's crop mode defines it (centre or full frame)."""
+        return self.top_k(self.probabilities(crop_region(frame_bgr, self.spec)[None]), top_k)[0]
+
+    def classify_frames(self, frames_bgr: Sequence[np.ndarray], top_k: int = 1) -> list[list[Prediction]]:
+        """Classify several frames in batches."""
+        if not frames_bgr:
+            return []
+        batch_nhwc = np.stack([crop_region(frame, self.spec) for frame in frames_bgr])
+        return self.top_k(self.probabilities(batch_nhwc), top_k)
+
+    def classify_boxes(self, frame_bgr: np.ndarray, boxes_xyxy: Sequence[Box], top_k: int = 1) -> list[list[Prediction]]:
+        """Classify several inclusive pixel boxes of one frame in one batch."""
+        if not boxes_xyxy:
+            return []
+        return self.top_k(self.probabilities(crop_regions(frame_bgr, self.spec, list(boxes_xyxy))), top_k)

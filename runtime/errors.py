@@ -1,0 +1,18 @@
+"""Errors the runtime raises for bad input: each names the file, field or argument at fault."""
+from __future__ import annotations
+
+
+class EdgesightError(Exception):
+    """Base class: a problem with the user's input, reported without a library traceback."""
+
+
+class ModelFileError(EdgesightError, ValueError):
+    """A model file is missing, unreadable, or does not follow the edgesight metadata contract."""
+
+
+class DatasetError(EdgesightError, ValueError):
+    """A dataset archive, folder, CSV row or image is missing or malformed."""
+
+
+class SourceError(EdgesightError, RuntimeError):
+    """A frame source (camera, file, stream, folder) cannot be opened or read."""

@@ -1,0 +1,21 @@
+"""Training options: the one home of their defaults, types and help (the CLI reads them from here)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training option, its default and its meaning (the CLI is generated from this)."""
+
+    data: str = field(metadata={"help": "folder with the task's official archives (or their extracted folders)"})
+    task: str = field(default="gtsrb", metadata={"help": "task name: gtsrb"})
+    run_dir: str = field(default="runs/gtsrb", metadata={"help": "output folder for the model, checkpoints and reports"})
+    model: str = field(default="cnn-small", metadata={"help": "architecture from the model zoo"})
+    epochs: int = field(default=30, metadata={"help": "training epochs"})
+    batch_size: int = field(default=128, metadata={"help": "images per training step"})
+    learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate (cosine decay after 1 warm-up epoch)"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
+    val_fraction: float = field(default=0.1, metadata={"help": "fraction of each class's tracks held out for validation"})
+    seed: int = field(default=0, metadata={"help": "seed for the split, initialization, shuffling and augmentation"})
+    resume: bool = field(default=False, metadata={"help": "continue the interrupted run in --run-dir from its last checkpoint"})

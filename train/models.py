@@ -1,0 +1,86 @@
+"""The model zoo: compact functional Keras CNNs taking uint8 NHWC RGB and returning softmax probabilities.
+
+Functional, not Sequential: tf2onnx converts functional Keras 3 models (tf2onnx issue #2448).
+Normalization is the first layer, so host code feeds raw uint8 pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+from keras import layers
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    description: str
+    build: Callable[[int, int, int], keras.Model]  # (height, width, num_classes) -> model
+
+
+def _conv_bn_relu(x, filters: int, name: str):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _separable_bn_relu(x, filters: int, name: str):
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    return layers.ReLU(name=f"{name}_pw_relu")(x)
+
+
+def _input_and_scale(height: int, width: int):
+    inputs = keras.Input((height, width, 3), dtype="uint8", name="image")
+    return inputs, layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+
+
+def build_cnn_small(height: int, width: int, num_classes: int) -> keras.Model:
+    """Three conv stages (32-64-128) and a separable 128 stage; flatten keeps where a sign's arrow points."""
+    inputs, x = _input_and_scale(height, width)
+    x = _conv_bn_relu(x, 32, "stage1")
+    x = layers.MaxPooling2D(name="pool1")(x)
+    x = _conv_bn_relu(x, 64, "stage2")
+    x = layers.MaxPooling2D(name="pool2")(x)
+    x = _conv_bn_relu(x, 128, "stage3")
+    x = _separable_bn_relu(x, 128, "stage4")
+    x = layers.MaxPooling2D(name="pool3")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.4, name="dropout")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    probabilities = layers.Softmax(name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name="cnn_small")
+
+
+ARCHITECTURES = {
+    arch.name: arch
+    for arch in [
+        Architecture("cnn-small", "32-64-128 conv + separable 128, flatten head (~11 M MACs at 32x32)", build_cnn_small),
+    ]
+}
+
+
+def build_model(name: str, height: int, width: int, num_classes: int) -> keras.Model:
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(ARCHITECTURES)}. Received: model={name!r}")
+    return ARCHITECTURES[name].build(height, width, num_classes)
+
+
+def count_macs(model: keras.Model) -> int:
+    """Multiply-accumulates of one forward pass (conv, depthwise and dense layers)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.DepthwiseConv2D):
+            _, out_h, out_w, channels = layer.output.shape
+            total += out_h * out_w * channels * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, layers.Conv2D):
+            _, out_h, out_w, filters = layer.output.shape
+            in_channels = layer.input.shape[-1]
+            total += out_h * out_w * filters * in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return int(total)

@@ -1,0 +1,193 @@
+"""`edgesight train`: read a task's data, split by track, train with checkpoints, report on the test set."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
+from edgesight.runtime.errors import EdgesightError
+from edgesight.runtime.files import atomic_path, write_json_atomic
+from edgesight.runtime.tasks import get_task
+
+from .config import TrainConfig
+
+CONFIG_FILE = "config.json"
+
+
+class TrainError(EdgesightError, ValueError):
+    """The run folder or options do not allow the requested training."""
+
+
+def split_by_group(groups: list[str], labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a train/validation split that never puts one group (a GTSRB track) on both sides.
+
+    Each class gives round(val_fraction * its groups) groups to validation, at least one where it has two.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise TrainError(f"val_fraction must be in [0, 1). Received: val_fraction={val_fraction}")
+    rng = np.random.default_rng(seed)
+    groups_array = np.array(groups)
+    validation_groups: set[str] = set()
+    for label in np.unique(labels):
+        class_groups = sorted(set(groups_array[labels == label]))
+        count = int(round(val_fraction * len(class_groups)))
+        if val_fraction > 0 and count == 0 and len(class_groups) >= 2:
+            count = 1
+        validation_groups.update(rng.choice(class_groups, size=count, replace=False).tolist())
+    in_validation = np.isin(groups_array, list(validation_groups))
+    return np.flatnonzero(~in_validation), np.flatnonzero(in_validation)
+
+
+def _progress(stage: str):
+    def report(done: int, total: int) -> None:
+        print(f"  {stage}: {done}/{total} images", file=sys.stderr, flush=True)
+    return report
+
+
+def _prepare_run_dir(config: TrainConfig) -> tuple[Path, TrainConfig, dict | None]:
+    from .checkpoint import read_state
+
+    run_dir = Path(config.run_dir)
+    state = read_state(run_dir)
+    if config.resume:
+        if state is None or not (run_dir / CONFIG_FILE).is_file():
+            raise TrainError(f"{run_dir}: nothing to resume (no {CONFIG_FILE} and state.json); start without --resume.")
+        saved = json.loads((run_dir / CONFIG_FILE).read_text())["train"]
+        # The interrupted run's options win: a resumed run must continue the same training.
+        return run_dir, dataclasses.replace(TrainConfig(**saved), resume=True, data=config.data or saved["data"]), state
+    if state is not None or (run_dir / "model.keras").exists():
+        raise TrainError(f"{run_dir}: holds an earlier run; pass --resume to continue it, or choose another --run-dir.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, config, None
+
+
+def _compile(model, config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    warmup_steps = steps_per_epoch
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate * 0.1,
+        decay_steps=max(1, steps_per_epoch * config.epochs - warmup_steps),
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup_steps,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def train(config: TrainConfig) -> dict:
+    """Train a model for a task and write the run folder; returns the final report.
+
+    Raises:
+        TrainError, DatasetError: unusable options, run folder or data.
+    """
+    run_dir, config, state = _prepare_run_dir(config)
+    task = get_task(config.task)
+    from .models import ARCHITECTURES
+
+    if config.model not in ARCHITECTURES:
+        raise TrainError(f"unknown model {config.model!r}; expected one of {sorted(ARCHITECTURES)}.")
+    if config.epochs < 1 or config.batch_size < 1:
+        raise TrainError(f"epochs and batch_size must be >= 1. Received: epochs={config.epochs}, batch_size={config.batch_size}")
+
+    print(f"reading {task.name} training data from {config.data}", file=sys.stderr, flush=True)
+    regions = task.load(config.data, "train", progress=_progress("decoded"))
+    train_index, val_index = split_by_group(regions.groups, regions.labels, config.val_fraction, config.seed)
+    spec = task.preprocess
+    images_nhwc = preprocess_regions(regions, spec)
+    if state is None:
+        write_json_atomic(run_dir / CONFIG_FILE, {
+            "train": dataclasses.asdict(config),
+            "labels": list(task.labels),
+            "preprocess": dataclasses.asdict(spec),
+            "split": {"train_images": int(len(train_index)), "validation_images": int(len(val_index)),
+                      "validation_groups": sorted({regions.groups[i] for i in val_index})},
+        })
+    print(f"split by track: {len(train_index)} training, {len(val_index)} validation images", file=sys.stderr)
+
+    model, history, seconds = _fit(config, task, run_dir, state, images_nhwc, regions.labels, train_index, val_index)
+    return _report(config, task, run_dir, model, history, seconds)
+
+
+def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_index):
+    import keras
+    import tensorflow as tf
+
+    from .augment import build_augmenter, evaluation_dataset, training_dataset
+    from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint
+    from .models import build_model
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    steps_per_epoch = int(np.ceil(len(train_index) / config.batch_size))
+    epochs_done = state["epochs_done"] if state else 0
+    history = state["history"] if state else {}
+    seconds_before = state.get("train_seconds", 0.0) if state else 0.0
+    if state and epochs_done >= config.epochs and (run_dir / "model.keras").is_file():
+        print(f"{run_dir}: training already finished; reporting", file=sys.stderr)
+        return keras.models.load_model(run_dir / "model.keras"), history, seconds_before
+    if state:
+        print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
+        model = keras.models.load_model(run_dir / state["checkpoint"])
+    else:
+        model = build_model(config.model, task.preprocess.height, task.preprocess.width, len(task.labels))
+        _compile(model, config, steps_per_epoch)
+
+    train_data = training_dataset(images_nhwc[train_index], labels[train_index], config.batch_size,
+                                  build_augmenter(task.mirror_invariant, config.seed), config.seed)
+    val_data = evaluation_dataset(images_nhwc[val_index], labels[val_index], 512) if len(val_index) else None
+    checkpoint = EpochCheckpoint(run_dir, history, config.epochs, seconds_before)
+    model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
+              callbacks=[checkpoint], verbose=1 if sys.stdout.isatty() else 2)
+    with atomic_path(run_dir / "model.keras") as temporary:
+        model.save(temporary)
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    return model, history, checkpoint.train_seconds
+
+
+def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, train_seconds: float) -> dict:
+    from .models import count_macs
+    from .report import confusion_matrix, per_class_accuracy, save_confusion_matrix, save_training_curves, write_per_class_csv
+
+    write_json_atomic(run_dir / "history.json", history)
+    save_training_curves(history, run_dir / "training_curves.png")
+
+    # The official test set is read once, here, after training: nothing above may look at it.
+    print(f"reading {task.name} test data", file=sys.stderr, flush=True)
+    test: LabelledRegions = task.load(config.data, "test", progress=_progress("decoded"))
+    test_nhwc = preprocess_regions(test, task.preprocess)
+    predicted = np.argmax(model.predict(test_nhwc, batch_size=512, verbose=0), axis=1)
+    matrix = confusion_matrix(test.labels, predicted, len(task.labels))
+    accuracy = float(np.mean(predicted == test.labels))
+    save_confusion_matrix(matrix, task.labels, run_dir / "confusion_matrix.png",
+                          f"{task.name} official test, accuracy {accuracy:.4f}")
+    write_per_class_csv(matrix, task.labels, run_dir / "per_class_accuracy.csv")
+    per_class = per_class_accuracy(matrix)
+    report = {
+        "task": task.name,
+        "model": config.model,
+        "parameters": int(model.count_params()),
+        "macs": count_macs(model),
+        "epochs": config.epochs,
+        "train_seconds": round(train_seconds, 1),
+        "final_validation_accuracy": history.get("val_accuracy", [None])[-1],
+        "test_accuracy": accuracy,
+        "test_images": int(len(test)),
+        "test_dataset": f"{task.name} official test, {len(test)} images",
+        "worst_classes": [
+            {"class_id": int(i), "label": task.labels[i], "accuracy": float(per_class[i])}
+            for i in np.argsort(per_class)[:5]
+        ],
+    }
+    write_json_atomic(run_dir / "report.json", report)
+    print(f"test accuracy {accuracy:.4f} on {len(test)} official test images; run folder {run_dir}")
+    return report
