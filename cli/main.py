@@ -1,49 +1,80 @@
-"""The `edgesight` console script: each subcommand is a thin shell over a plain Python function."""
+"""edgesight: train a compact CNN, export it to ONNX fp32/int8, classify camera frames.
+
+Each subcommand is a thin shell over a plain Python function taking a config dataclass of the
+same options, so every step is scriptable from Python as well.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from dataclasses import dataclass
 
 from edgesight.runtime.errors import EdgesightError
 
 from .options import add_config_arguments, config_from_arguments
 
 
-def _train(arguments: argparse.Namespace) -> int:
-    try:
-        from edgesight.train.config import TrainConfig
-        from edgesight.train.trainer import train
-    except ImportError as error:
-        raise SystemExit(f"edgesight train needs the [train] extra: pip install 'edgesight[train]' ({error})")
-    train(config_from_arguments(TrainConfig, arguments))
-    return 0
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    config: str  # "module:Class" — light modules, importable with the base install
+    function: str  # "module:function" — may need an extra, imported only when run
+    extra: str | None  # the pip extra the function needs
+    positional: tuple[str, ...] = ()
 
 
-def _train_parser(subparsers) -> None:
-    from edgesight.train.config import TrainConfig
+SUBCOMMANDS = (
+    Subcommand("train", "train a model on a task's dataset", "edgesight.train.config:TrainConfig",
+               "edgesight.train.trainer:train", "train"),
+    Subcommand("export", "convert a run to ONNX fp32 and int8, check and measure both", "edgesight.export.config:ExportConfig",
+               "edgesight.export.pipeline:export_run", "export", ("run_dir",)),
+    Subcommand("eval", "accuracy of a model file on its task's official test split", "edgesight.runtime.evaluate:EvalConfig",
+               "edgesight.runtime.evaluate:evaluate", None, ("model",)),
+    Subcommand("bench", "latency of model files on this machine", "edgesight.runtime.bench:BenchConfig",
+               "edgesight.runtime.bench:bench", None, ("models",)),
+    Subcommand("predict", "classify image files", "edgesight.runtime.predict:PredictConfig",
+               "edgesight.runtime.predict:predict", None, ("model", "images")),
+    Subcommand("demo", "live loop on a camera, video, stream or image folder", "edgesight.camera_demo.loop:DemoConfig",
+               "edgesight.camera_demo.loop:run_demo", None),
+)
 
-    parser = subparsers.add_parser("train", help="train a model on a task's dataset")
-    add_config_arguments(parser, TrainConfig)
-    parser.set_defaults(handler=_train)
+
+def _load(reference: str):
+    module, name = reference.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgesight", description=__doc__)
+    parser = argparse.ArgumentParser(prog="edgesight", description=__doc__.split("\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    _train_parser(subparsers)
+    for command in SUBCOMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        add_config_arguments(sub, _load(command.config), command.positional)
+        sub.set_defaults(subcommand=command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    command: Subcommand = arguments.subcommand
+    config = config_from_arguments(_load(command.config), arguments)
     try:
-        return arguments.handler(arguments)
-    except EdgesightError as error:
-        print(f"edgesight {arguments.command}: error: {error}", file=sys.stderr)
+        function = _load(command.function)
+    except ImportError as error:
+        print(f"edgesight {command.name}: needs the [{command.extra}] extra: pip install 'edgesight[{command.extra}]' "
+              f"({error})", file=sys.stderr)
+        return 3
+    try:
+        function(config)
+    except (EdgesightError, ValueError) as error:
+        print(f"edgesight {command.name}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"edgesight {arguments.command}: interrupted", file=sys.stderr)
+        print(f"edgesight {command.name}: interrupted", file=sys.stderr)
         return 130
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,23 +9,38 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+class AtomicFile:
+    """A temporary file beside `path` that becomes `path` on commit() and vanishes on discard().
+
+    The suffix is kept so writers that choose a format by name (keras, onnx, cv2) pick the right one.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        os.close(handle)
+        self.temporary = Path(temporary)
+
+    def commit(self) -> None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
+        os.replace(self.temporary, self.path)
+
+    def discard(self) -> None:
+        self.temporary.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it onto `path`, on error remove it.
-
-    For writers that take a file name (keras `model.save`, `onnx.save`, `cv2.imwrite`), the suffix
-    is kept so they pick the right format.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    temporary_path = Path(temporary)
+    """Yield a temporary path beside `path`; on success rename it onto `path`, on error remove it."""
+    target = AtomicFile(path)
     try:
-        yield temporary_path
-        os.replace(temporary_path, path)
+        yield target.temporary
+        target.commit()
     finally:
-        temporary_path.unlink(missing_ok=True)
+        target.discard()
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

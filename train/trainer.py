@@ -147,7 +147,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     val_data = evaluation_dataset(images_nhwc[val_index], labels[val_index], 512) if len(val_index) else None
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, seconds_before)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
-              callbacks=[checkpoint], verbose=1 if sys.stdout.isatty() else 2)
+              callbacks=[checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     with atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
@@ -155,7 +155,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
 
 
 def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, train_seconds: float) -> dict:
-    from .models import count_macs
+    from .models import ARCHITECTURES, count_macs
     from .report import confusion_matrix, per_class_accuracy, save_confusion_matrix, save_training_curves, write_per_class_csv
 
     write_json_atomic(run_dir / "history.json", history)
@@ -175,6 +175,7 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
     report = {
         "task": task.name,
         "model": config.model,
+        "architecture": ARCHITECTURES[config.model].description,
         "parameters": int(model.count_params()),
         "macs": count_macs(model),
         "epochs": config.epochs,

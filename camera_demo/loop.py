@@ -1,0 +1,132 @@
+"""`edgesight demo`: the live loop — source, region, Classifier, overlay, JSON lines, video."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edgesight.runtime.classifier import Classifier
+from edgesight.runtime.preprocess import center_box, full_box
+from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
+from edgesight.runtime.sources import open_source
+
+from .overlay import draw_overlay
+from .video import VideoSink
+
+REGION_MODES = ("center", "full")
+WINDOW_TITLE = "edgesight"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    model: str = field(metadata={"help": "edgesight ONNX model file"})
+    source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file or image folder"})
+    region: str = field(default="center", metadata={"help": "center: classify the box drawn in the middle; full: the whole frame"})
+    box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
+    top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
+    no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})
+    save_video: str | None = field(default=None, metadata={"help": "write the annotated frames to this MP4 file"})
+    jsonl: str | None = field(default=None, metadata={"help": "write one JSON line per frame to this file ('-' = stdout)"})
+    threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
+    max_frames: int | None = field(default=None, metadata={"help": "stop after this many frames"})
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    frames: int
+    seconds: float
+    fps: float
+    latency_ms_median: float
+    latency_ms_p95: float
+    top_labels: list[tuple[str, int]]
+    ended_by: str
+
+    def describe(self) -> str:
+        labels = ", ".join(f"{label} ×{count}" for label, count in self.top_labels) or "none"
+        return (f"{self.frames} frames in {self.seconds:.1f} s: {self.fps:.1f} frames/s; classification latency "
+                f"median {self.latency_ms_median:.2f} ms, p95 {self.latency_ms_p95:.2f} ms; ended by {self.ended_by}\n"
+                f"most frequent confident labels: {labels}")
+
+
+def display_available() -> bool:
+    """False on a headless Linux box, where cv2.imshow would fail."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def run_demo(config: DemoConfig) -> DemoSummary:
+    """Run the live loop until the input ends, `q` is pressed, Ctrl-C, or max_frames.
+
+    Raises:
+        ModelFileError, SourceError: the model or source cannot be used.
+    """
+    if config.region not in REGION_MODES:
+        raise ValueError(f"region must be one of {REGION_MODES}. Received: region={config.region!r}")
+    if not 0.05 <= config.box_fraction <= 1.0:
+        raise ValueError(f"box_fraction must be in [0.05, 1]. Received: box_fraction={config.box_fraction}")
+    classifier = Classifier(config.model, threads=config.threads)
+    show = not config.no_window and display_available()
+    if not config.no_window and not show:
+        print("no display found: running without a window", file=sys.stderr)
+
+    latencies_ms: list[float] = []
+    label_counts: Counter[str] = Counter()
+    ended_by = "end of input"
+    fps = 0.0
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(open_source(config.source))
+        writer = stack.enter_context(JsonLinesWriter(config.jsonl))
+        sink = stack.enter_context(VideoSink(config.save_video, source.fps or 15.0)) if config.save_video else None
+        if show:
+            stack.callback(cv2.destroyAllWindows)
+        previous = time.monotonic()
+        try:
+            for frame in source:
+                if config.region == "center":
+                    box = center_box(frame.image_bgr.shape, config.box_fraction)
+                else:
+                    box = full_box(frame.image_bgr.shape)
+                tic = time.perf_counter()
+                predictions = classifier.classify_boxes(frame.image_bgr, [box], config.top_k)[0]
+                latency_ms = (time.perf_counter() - tic) * 1000
+                latencies_ms.append(latency_ms)
+                if predictions[0].score >= 0.5:
+                    label_counts[predictions[0].label] += 1
+                now = time.monotonic()
+                # Smoothed so the number on screen is readable, yet follows changes within a second.
+                instant = 1.0 / max(now - previous, 1e-6)
+                fps = instant if frame.index == 0 else 0.9 * fps + 0.1 * instant
+                previous = now
+                writer.write(frame_record(frame.index, frame.origin, frame.captured - started, latency_ms,
+                                          [detection(box, predictions[0])]))
+                if sink or show:
+                    annotated = draw_overlay(frame.image_bgr, box, predictions, fps, latency_ms)
+                    if sink:
+                        sink.write(annotated)
+                    if show:
+                        cv2.imshow(WINDOW_TITLE, annotated)
+                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                            ended_by = "q pressed"
+                            break
+                if config.max_frames is not None and frame.index + 1 >= config.max_frames:
+                    ended_by = "max_frames"
+                    break
+        except KeyboardInterrupt:
+            ended_by = "Ctrl-C"
+    seconds = time.monotonic() - started
+    summary = DemoSummary(
+        frames=len(latencies_ms), seconds=seconds, fps=len(latencies_ms) / seconds if seconds > 0 else 0.0,
+        latency_ms_median=float(np.median(latencies_ms)) if latencies_ms else 0.0,
+        latency_ms_p95=float(np.percentile(latencies_ms, 95)) if latencies_ms else 0.0,
+        top_labels=label_counts.most_common(5), ended_by=ended_by,
+    )
+    print(summary.describe(), file=sys.stderr if config.jsonl == "-" else sys.stdout)
+    return summary

@@ -1,0 +1,47 @@
+"""Drawing on frames: the classified region, the top labels, frames/s and latency."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from edgesight.runtime.classifier import Prediction
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+GREEN, AMBER, WHITE, BLACK = (80, 220, 80), (0, 190, 255), (255, 255, 255), (0, 0, 0)
+
+
+def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color) -> None:
+    # A dark outline keeps text readable on bright road scenes and sky.
+    cv2.putText(image, text, origin, FONT, scale, BLACK, max(2, int(4 * scale)), cv2.LINE_AA)
+    cv2.putText(image, text, origin, FONT, scale, color, max(1, int(1.6 * scale)), cv2.LINE_AA)
+
+
+def draw_overlay(
+    frame_bgr: np.ndarray,
+    box_xyxy: Sequence[int],
+    predictions: Sequence[Prediction],
+    fps: float,
+    latency_ms: float,
+    min_score: float = 0.5,
+) -> np.ndarray:
+    """A copy of the frame with the region, its top-k labels and the speed drawn on it."""
+    canvas = frame_bgr.copy()
+    height, width = canvas.shape[:2]
+    scale = max(0.5, height / 800)
+    line_height = int(32 * scale)
+    x1, y1, x2, y2 = (int(v) for v in box_xyxy)
+    confident = bool(predictions) and predictions[0].score >= min_score
+    cv2.rectangle(canvas, (x1, y1), (x2, y2), GREEN if confident else AMBER, max(2, int(3 * scale)))
+    # The labels sit in a shaded panel at the top left, away from the region being classified.
+    panel_height = line_height * (len(predictions) + 1) + line_height // 2
+    panel_width = min(width, int(390 * scale))
+    shade = canvas[:panel_height, :panel_width]
+    shade[:] = (shade * 0.45).astype(np.uint8)
+    _text(canvas, f"{fps:5.1f} fps  {latency_ms:5.2f} ms", (8, line_height), scale * 0.9, WHITE)
+    for rank, prediction in enumerate(predictions):
+        color = (GREEN if confident else AMBER) if rank == 0 else WHITE
+        _text(canvas, f"{prediction.score * 100:3.0f}%  {prediction.label}", (8, line_height * (rank + 2)),
+              scale * (1.0 if rank == 0 else 0.85), color)
+    return canvas

@@ -1,0 +1,63 @@
+"""MODEL_CARD.md for an exported run, written from what train and export measured."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from edgesight.runtime.bench import machine_description, measure_latency
+from edgesight.runtime.files import write_text_atomic
+
+CITATIONS = {
+    "gtsrb": ('J. Stallkamp, M. Schlipsing, J. Salmen, C. Igel, "Man vs. computer: Benchmarking machine learning '
+              'algorithms for traffic sign recognition", Neural Networks 32, 2012.'),
+}
+
+
+def training_command(options: dict) -> str:
+    arguments = ["edgesight", "train", "--task", options["task"], "--data", options["data"], "--model", options["model"],
+                 "--epochs", options["epochs"], "--batch-size", options["batch_size"], "--seed", options["seed"]]
+    return " ".join(shlex.quote(str(a)) for a in arguments)
+
+
+def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export_report: dict) -> Path:
+    """Measure latency of both files on this machine and write the card beside them."""
+    fp32_path, int8_path = run_dir / export_report["fp32"]["file"], run_dir / export_report["int8"]["file"]
+    latency = {(Path(row["model"]).name, row["threads"]): row for row in measure_latency([str(fp32_path), str(int8_path)], 2000, 200)}
+    options = run_config["train"]
+    spec = run_config["preprocess"]
+    thread_counts = sorted({threads for _, threads in latency})
+    latency_rows = [
+        f"| {name} | {threads} | {latency[(name, threads)]['median_us']:.0f} | {latency[(name, threads)]['p99_us']:.0f} |"
+        for name in (fp32_path.name, int8_path.name) for threads in thread_counts
+    ]
+    minutes = train_report.get("train_seconds", 0) / 60
+    lines = [
+        f"# Model card: {options['task']} / {options['model']}", "",
+        f"{train_report.get('architecture', options['model'])}. Input: RGB uint8 {spec['height']}×{spec['width']} NHWC (scaling inside the graph); "
+        f"output: softmax probabilities over {len(run_config['labels'])} classes.", "",
+        "| | |", "|---|---|",
+        f"| parameters | {train_report['parameters']:,} |",
+        f"| multiply-accumulates per image | {train_report['macs'] / 1e6:.2f} M |",
+        f"| preprocessing | crop `{spec['crop']}` with margin {spec['box_margin']} of the box on each side, resize `{spec['resize']}` |",
+        f"| test set | {export_report['test_dataset']} |",
+        f"| Keras test accuracy | {train_report['test_accuracy'] * 100:.2f}% |",
+        f"| ONNX fp32 test accuracy (`{fp32_path.name}`, {export_report['fp32']['bytes'] / 1024:.0f} KiB) | {export_report['fp32']['test_accuracy'] * 100:.2f}% |",
+        f"| ONNX int8 test accuracy (`{int8_path.name}`, {export_report['int8']['bytes'] / 1024:.0f} KiB) | {export_report['int8']['test_accuracy'] * 100:.2f}% |",
+        f"| int8 drop | {export_report['int8_drop_pp']:.2f} percentage points |",
+        f"| training | {options['epochs']} epochs, {minutes:.0f} min on the machine below, validation split by track |",
+        "",
+        "## Latency on this machine", "",
+        f"Machine: {machine_description()}. Per region of a 640×480 frame: crop, resize, inference, top-1; batch 1; "
+        "median and p99 of 2,000 interleaved runs after warm-up (`edgesight bench`).", "",
+        "| file | threads | median µs | p99 µs |", "|---|---|---|---|", *latency_rows, "",
+        "## Reproduce", "",
+        "```", training_command(options), f"edgesight export {shlex.quote(str(run_dir))}", "```", "",
+        f"Quantization: {export_report['quantization']['format']}, activations {export_report['quantization']['activation_type']}, "
+        f"weights {export_report['quantization']['weight_type']}, per-channel, {export_report['quantization']['calibration_method']} "
+        f"calibration on {export_report['quantization']['calibration_images']} training-split images; the softmax stays float.", "",
+        "## Data", "",
+        CITATIONS.get(options["task"], options["task"]), "",
+    ]
+    card = run_dir / "MODEL_CARD.md"
+    write_text_atomic(card, "\n".join(lines))
+    return card

@@ -1,0 +1,190 @@
+"""`edgesight export`: run folder -> model.onnx (fp32) + model.int8.onnx, checked, measured, stamped."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgesight.runtime.classifier import Classifier
+from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
+from edgesight.runtime.errors import EdgesightError
+from edgesight.runtime.evaluate import evaluate_batch
+from edgesight.runtime.files import write_json_atomic, write_text_atomic
+from edgesight.runtime.metadata import ModelMetadata
+from edgesight.runtime.tasks import get_task
+
+from .config import ExportConfig
+from .convert import keras_to_onnx, save_model, stamp_metadata
+from .quantize import QuantizationSettings, quantize_int8
+
+
+class ExportError(EdgesightError, RuntimeError):
+    """The run cannot be exported, or the exported model fails a check."""
+
+
+def _read_run(run_dir: Path) -> tuple[dict, dict]:
+    for name in ("model.keras", "config.json"):
+        if not (run_dir / name).is_file():
+            raise ExportError(f"{run_dir}: {name} missing; is this a finished `edgesight train` run folder?")
+    config = json.loads((run_dir / "config.json").read_text())
+    train_report_path = run_dir / "report.json"
+    train_report = json.loads(train_report_path.read_text()) if train_report_path.is_file() else {}
+    return config, train_report
+
+
+def calibration_indices(labels: np.ndarray, allowed: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """A class-balanced, seeded sample of `count` indices drawn from `allowed`."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels[allowed])
+    per_class = max(1, count // len(classes))
+    chosen = [rng.permutation(allowed[labels[allowed] == c])[:per_class] for c in classes]
+    picked = np.concatenate(chosen)
+    rest = np.setdiff1d(allowed, picked)
+    top_up = rng.permutation(rest)[: max(0, count - len(picked))]
+    return np.sort(np.concatenate([picked, top_up]))[:count]
+
+
+def _provenance(source: Path) -> dict:
+    import keras
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    return {
+        "keras": keras.__version__, "tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__,
+        "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source_model": source.name,
+        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+    }
+
+
+def _measure(model_proto, metadata: ModelMetadata, path: Path, test_nhwc: np.ndarray, labels: np.ndarray):
+    """Save with metadata, load through the runtime as a user would, and score on the test set."""
+    save_model(stamp_metadata(model_proto, metadata), path)
+    return evaluate_batch(Classifier(path, max_batch=512), test_nhwc, labels)
+
+
+def export_run(config: ExportConfig) -> dict:
+    """Convert, check, quantize and measure a training run; returns the report.
+
+    Raises:
+        ExportError: missing run files, a failed parity check, or int8 below the accuracy gate.
+    """
+    import keras
+
+    run_dir = Path(config.run_dir)
+    run_config, train_report = _read_run(run_dir)
+    task = get_task(run_config["train"]["task"])
+    data = config.data or run_config["train"]["data"]
+    spec = task.preprocess
+    started = time.monotonic()
+
+    print(f"converting {run_dir / 'model.keras'} to ONNX (opset {config.opset})", file=sys.stderr)
+    keras_model = keras.models.load_model(run_dir / "model.keras")
+    fp32_proto = keras_to_onnx(keras_model, config.opset)
+
+    train_regions: LabelledRegions = task.load(data, "train")
+    test_regions: LabelledRegions = task.load(data, "test")
+    test_nhwc = preprocess_regions(test_regions, spec)
+    validation_groups = set(run_config["split"]["validation_groups"])
+    training_only = np.array([i for i, group in enumerate(train_regions.groups) if group not in validation_groups])
+    calibration = calibration_indices(train_regions.labels, training_only, config.calibration_images, config.seed)
+    calibration_nhwc = preprocess_regions(train_regions.subset(calibration), spec)
+
+    metadata = ModelMetadata(task=task.name, labels=task.labels, input_name="image", preprocess=spec,
+                             provenance=_provenance(run_dir / "model.keras") | {"train_options": run_config["train"]})
+    fp32_path, int8_path = run_dir / "model.onnx", run_dir / "model.int8.onnx"
+    parity_nhwc = test_nhwc[: config.parity_images]
+    keras_probabilities = keras_model.predict(parity_nhwc, batch_size=256, verbose=0)
+
+    # Measure each file after writing it, then write it again with its own figures in the metadata.
+    fp32 = _measure(fp32_proto, metadata, fp32_path, test_nhwc, test_regions.labels)
+    max_difference = float(np.max(np.abs(fp32.probabilities[: len(parity_nhwc)] - keras_probabilities)))
+    if max_difference > 1e-4:
+        raise ExportError(f"{fp32_path}: ONNX fp32 differs from Keras by {max_difference:.2e} (> 1e-4) on test images.")
+    dataset_name = f"{task.name} official test, {fp32.images} images"
+    fp32_metadata = ModelMetadata(**{**metadata.__dict__, "metrics": {"test_accuracy": fp32.accuracy, "dataset": dataset_name}})
+    save_model(stamp_metadata(fp32_proto, fp32_metadata), fp32_path)
+
+    print(f"quantizing with {len(calibration_nhwc)} calibration images from the training split", file=sys.stderr)
+    settings = QuantizationSettings()
+    int8_proto, quantization = quantize_int8(fp32_proto, calibration_nhwc, settings)
+    candidate_path = run_dir / "model.int8.candidate.onnx"
+    int8 = _measure(int8_proto, ModelMetadata(**{**metadata.__dict__, "quantization": quantization}),
+                    candidate_path, test_nhwc, test_regions.labels)
+    drop_pp = (fp32.accuracy - int8.accuracy) * 100
+    quantization |= {"test_accuracy_drop_pp": round(drop_pp, 3)}
+    int8_metadata = ModelMetadata(**{**metadata.__dict__, "metrics": {"test_accuracy": int8.accuracy, "dataset": dataset_name},
+                                     "quantization": quantization})
+    save_model(stamp_metadata(int8_proto, int8_metadata), candidate_path)
+
+    report = {
+        "run_dir": str(run_dir), "task": task.name, "test_dataset": dataset_name,
+        "keras_test_accuracy": train_report.get("test_accuracy"),
+        "fp32": {"file": fp32_path.name, "test_accuracy": fp32.accuracy, "bytes": fp32_path.stat().st_size},
+        "int8": {"file": int8_path.name, "test_accuracy": int8.accuracy, "bytes": candidate_path.stat().st_size},
+        "int8_drop_pp": round(drop_pp, 3), "gate_pp": config.gate_pp, "gate_passed": drop_pp <= config.gate_pp,
+        "keras_vs_onnx_fp32_max_abs_difference": max_difference, "parity_images": int(len(parity_nhwc)),
+        "argmax_agreement_fp32_int8": float(np.mean(fp32.predicted == int8.predicted)),
+        "int8_probability_max_abs_difference": float(np.max(np.abs(fp32.probabilities - int8.probabilities))),
+        "quantization": quantization, "opset": config.opset,
+        "export_seconds": round(time.monotonic() - started, 1),
+    }
+    if report["gate_passed"]:
+        candidate_path.replace(int8_path)
+    else:
+        report["int8"]["file"] = candidate_path.name
+    write_json_atomic(run_dir / "export_report.json", report)
+    write_text_atomic(run_dir / "export_report.md", _markdown(report))
+    if not report["gate_passed"]:
+        raise ExportError(
+            f"{candidate_path}: int8 test accuracy {int8.accuracy:.4f} is {drop_pp:.2f} points below fp32 "
+            f"{fp32.accuracy:.4f}, more than the gate of {config.gate_pp} points; kept as a candidate, not as {int8_path.name}."
+        )
+    from .card import write_model_card
+
+    write_model_card(run_dir, run_config, train_report, report)
+    print(f"fp32 {fp32.accuracy:.4f}, int8 {int8.accuracy:.4f} (drop {drop_pp:.2f} pp) on {dataset_name}; "
+          f"wrote {fp32_path} and {int8_path}")
+    return report
+
+
+def _markdown(report: dict) -> str:
+    keras_accuracy = report["keras_test_accuracy"]
+    rows = [
+        ("Keras", "model.keras", keras_accuracy, None),
+        ("ONNX fp32", report["fp32"]["file"], report["fp32"]["test_accuracy"], report["fp32"]["bytes"]),
+        ("ONNX int8", report["int8"]["file"], report["int8"]["test_accuracy"], report["int8"]["bytes"]),
+    ]
+    lines = [
+        f"# Export report: {report['run_dir']}", "",
+        f"Test set: {report['test_dataset']}.", "",
+        "| model | file | test top-1 | size |", "|---|---|---|---|",
+    ]
+    for name, file_name, accuracy, size in rows:
+        accuracy_text = "—" if accuracy is None else f"{accuracy * 100:.2f}%"
+        size_text = "—" if size is None else f"{size / 1024:.0f} KiB"
+        lines.append(f"| {name} | {file_name} | {accuracy_text} | {size_text} |")
+    quantization = report["quantization"]
+    lines += [
+        "",
+        f"- int8 drop: {report['int8_drop_pp']:.3f} percentage points (gate {report['gate_pp']}): "
+        f"{'passed' if report['gate_passed'] else 'FAILED'}",
+        f"- Keras vs ONNX fp32, max abs difference of probabilities on {report['parity_images']} test images: "
+        f"{report['keras_vs_onnx_fp32_max_abs_difference']:.2e}",
+        f"- fp32 vs int8 argmax agreement: {report['argmax_agreement_fp32_int8'] * 100:.2f}%; "
+        f"max abs probability difference {report['int8_probability_max_abs_difference']:.3f}",
+        f"- Quantization: {quantization['format']}, activations {quantization['activation_type']}, "
+        f"weights {quantization['weight_type']}, per-channel {quantization['per_channel']}, "
+        f"{quantization['calibration_method']} calibration on {quantization['calibration_images']} training-split images; "
+        f"kept in float: {', '.join(quantization['excluded_nodes']) or 'nothing'}",
+        f"- Export took {report['export_seconds']} s.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,46 @@
+"""`edgesight predict`: classify image files and print the results or JSON lines."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from .classifier import Classifier
+from .errors import SourceError
+from .preprocess import region_box
+from .results import JsonLinesWriter, detection, frame_record
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    model: str = field(metadata={"help": "edgesight ONNX model file"})
+    images: list[str] = field(metadata={"help": "image files to classify"})
+    top_k: int = field(default=3, metadata={"help": "classes printed per image"})
+    jsonl: bool = field(default=False, metadata={"help": "print JSON lines (the predictions contract) instead of text"})
+    threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
+
+
+def predict(config: PredictConfig) -> list[dict]:
+    """Classify each image as a whole (the model's crop mode decides the region); returns the records."""
+    classifier = Classifier(config.model, threads=config.threads)
+    records = []
+    started = time.monotonic()
+    with JsonLinesWriter("-" if config.jsonl else None) as writer:
+        for index, image_path in enumerate(config.images):
+            image_bgr = cv2.imread(image_path, cv2.IMREAD_COLOR) if Path(image_path).is_file() else None
+            if image_bgr is None:
+                raise SourceError(f"{image_path}: {'not a readable image' if Path(image_path).is_file() else 'no such file'}.")
+            box = region_box(image_bgr.shape, classifier.spec, None)
+            tic = time.perf_counter()
+            predictions = classifier.classify_boxes(image_bgr, [box], config.top_k)[0]
+            latency_ms = (time.perf_counter() - tic) * 1000
+            record = frame_record(index, image_path, time.monotonic() - started, latency_ms, [detection(box, predictions[0])])
+            records.append(record)
+            writer.write(record)
+            if not config.jsonl:
+                ranked = ", ".join(f"{p.label} {p.score:.3f}" for p in predictions)
+                print(f"{image_path}: {ranked}", file=sys.stdout)
+    return records

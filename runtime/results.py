@@ -1,0 +1,56 @@
+"""Predictions as JSON lines (ARCHITECTURE.md, "Contract: predictions as JSON lines")."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import IO, Sequence
+
+from .classifier import Prediction
+
+
+def detection(box_xyxy: Sequence[int], prediction: Prediction) -> dict:
+    """One classified region: inclusive pixel corners of the original frame, x right, y down."""
+    return {
+        "box": [int(v) for v in box_xyxy],
+        "label": prediction.label,
+        "class_id": prediction.class_id,
+        "score": round(float(prediction.score), 6),
+    }
+
+
+def frame_record(frame: int, source: str, t: float, latency_ms: float, detections: list[dict]) -> dict:
+    return {"frame": frame, "source": source, "t": round(t, 4), "latency_ms": round(latency_ms, 3), "detections": detections}
+
+
+class JsonLinesWriter:
+    """One JSON object per line, flushed per line; "-" writes to standard output."""
+
+    def __init__(self, target: str | Path | None):
+        self._stream: IO[str] | None = None
+        self._owned = False
+        if target is None:
+            return
+        if str(target) == "-":
+            self._stream = sys.stdout
+        else:
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._stream = open(path, "w", encoding="utf-8")
+            self._owned = True
+
+    def write(self, record: dict) -> None:
+        if self._stream is not None:
+            self._stream.write(json.dumps(record) + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._owned and self._stream is not None:
+            self._stream.close()
+        self._stream = None
+
+    def __enter__(self) -> "JsonLinesWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

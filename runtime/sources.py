@@ -1,0 +1,183 @@
+"""Frame sources: camera index, video file, stream URL or image folder, behind one interface.
+
+Live sources (cameras, streams) are read by a thread that keeps only the newest frame, so a slow
+consumer sees the present, not a growing queue of the past. Files and folders are read in order.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .errors import SourceError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class Frame:
+    image_bgr: np.ndarray
+    index: int  # 0-based count of frames delivered by this source
+    captured: float  # time.monotonic() when the frame was read from the device or file
+    origin: str  # the source, or the file path for image folders
+
+
+class FrameSource:
+    """Iterate frames until the input ends; close() releases the device. Use as a context manager."""
+
+    name: str = ""
+    live: bool = False
+    fps: float | None = None
+
+    def read(self) -> Frame | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _open_capture(target: int | str, description: str) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(target)
+    if not capture.isOpened():
+        capture.release()
+        raise SourceError(f"{description}: cannot be opened (no such device, unsupported format, or no access).")
+    return capture
+
+
+class VideoFileSource(FrameSource):
+    """Every frame of a video file, in order."""
+
+    def __init__(self, path: Path):
+        self.name = str(path)
+        self._capture = _open_capture(str(path), f"video file {path}")
+        reported = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = reported if reported and 0 < reported < 1000 else None
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        ok, image = self._capture.read()
+        if not ok or image is None:
+            return None
+        frame = Frame(image, self._index, time.monotonic(), self.name)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class ImageFolderSource(FrameSource):
+    """The images of a folder in name order; a file that does not decode is an error naming it."""
+
+    def __init__(self, folder: Path):
+        self.name = str(folder)
+        self._paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not self._paths:
+            raise SourceError(f"image folder {folder}: holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        if self._index >= len(self._paths):
+            return None
+        path = self._paths[self._index]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"{path}: not a readable image.")
+        frame = Frame(image, self._index, time.monotonic(), str(path))
+        self._index += 1
+        return frame
+
+
+class LiveSource(FrameSource):
+    """A camera or stream read by a background thread that keeps only the newest frame."""
+
+    live = True
+
+    def __init__(self, target: int | str, description: str, first_frame_timeout_s: float = 10.0):
+        self.name = description
+        self._capture = _open_capture(target, description)
+        reported = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = reported if reported and 0 < reported < 1000 else None
+        self._condition = threading.Condition()
+        self._latest: tuple[np.ndarray, float] | None = None
+        self._sequence = 0  # frames captured so far; lets read() refuse a frame it has already given
+        self._delivered = 0
+        self._index = 0
+        self._ended = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._capture_loop, name=f"capture {description}", daemon=True)
+        self._thread.start()
+        self._first_frame_timeout_s = first_frame_timeout_s
+
+    def _capture_loop(self) -> None:
+        while not self._stop.is_set():
+            ok, image = self._capture.read()
+            with self._condition:
+                if not ok or image is None:
+                    self._ended = True
+                    self._condition.notify_all()
+                    return
+                self._latest = (image, time.monotonic())
+                self._sequence += 1
+                self._condition.notify_all()
+
+    def read(self) -> Frame | None:
+        timeout = self._first_frame_timeout_s if self._index == 0 else 5.0
+        with self._condition:
+            fresh = self._condition.wait_for(lambda: self._sequence > self._delivered or self._ended, timeout)
+            if not fresh:
+                raise SourceError(f"{self.name}: no frame for {timeout:.0f} s.")
+            if self._sequence == self._delivered:  # ended with nothing new
+                return None
+            image, captured = self._latest  # type: ignore[misc]
+            self._delivered = self._sequence
+        frame = Frame(image, self._index, captured, self.name)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self._capture.release()
+
+
+def open_source(source: str | int | os.PathLike) -> FrameSource:
+    """Open a camera index ("0"), a /dev/video* device, a stream URL, a video file or an image folder.
+
+    Raises:
+        SourceError: the source does not exist or cannot be opened.
+    """
+    text = str(source)
+    if text.isdigit():
+        return LiveSource(int(text), f"camera {text}")
+    if "://" in text:
+        return LiveSource(text, text)
+    path = Path(text)
+    if text.startswith("/dev/video"):
+        if not path.exists():
+            raise SourceError(f"camera device {text}: does not exist.")
+        return LiveSource(text, f"camera device {text}")
+    if path.is_dir():
+        return ImageFolderSource(path)
+    if path.is_file():
+        return VideoFileSource(path)
+    raise SourceError(
+        f"{text}: no such file or folder; expected a camera index, a /dev/video* path, a stream URL, "
+        "a video file or an image folder."
+    )

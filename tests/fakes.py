@@ -1,0 +1,160 @@
+"""Tiny data in the real formats: GTSRB-layout archives, a video, an edgesight ONNX model built with onnx.helper."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgesight.runtime.datasets import GTSRB_CLASS_NAMES
+from edgesight.runtime.metadata import ModelMetadata
+from edgesight.runtime.preprocess import PreprocessSpec
+
+# Distinct colour and shape per class, so that a tiny model can tell them apart in a few epochs.
+CLASS_STYLES = {
+    1: ((40, 40, 220), "circle"),
+    14: ((40, 40, 200), "octagon"),
+    17: ((220, 220, 220), "square"),
+    38: ((200, 80, 20), "triangle"),
+}
+HEADER = "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId"
+
+
+def sign_image(class_id: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A noisy background with a coloured shape; returns the BGR image and its inclusive ROI."""
+    side = int(rng.integers(26, 44))
+    image = rng.integers(60, 140, (side, side, 3), dtype=np.uint8)
+    margin = max(2, side // 8)
+    x1, y1, x2, y2 = margin, margin, side - 1 - margin, side - 1 - margin
+    color, shape = CLASS_STYLES[class_id]
+    centre, radius = ((x1 + x2) // 2, (y1 + y2) // 2), (x2 - x1) // 2
+    if shape == "circle":
+        cv2.circle(image, centre, radius, color, -1)
+    elif shape == "square":
+        cv2.rectangle(image, (x1, y1), (x2, y2), color, -1)
+    else:
+        corners = 3 if shape == "triangle" else 8
+        angles = np.linspace(0, 2 * np.pi, corners, endpoint=False) - np.pi / 2
+        points = np.stack([centre[0] + radius * np.cos(angles), centre[1] + radius * np.sin(angles)], 1).astype(np.int32)
+        cv2.fillPoly(image, [points], color)
+    return image, (x1, y1, x2, y2)
+
+
+def _csv_line(name: str, image: np.ndarray, roi, class_id: int | None) -> str:
+    fields = [name, str(image.shape[1]), str(image.shape[0]), *map(str, roi)]
+    return ";".join(fields + ([str(class_id)] if class_id is not None else []))
+
+
+def write_gtsrb_archives(folder: Path, tracks: int = 3, frames: int = 6, test_per_class: int = 6, seed: int = 0,
+                         extension: str = ".png") -> Path:
+    """The three official GTSRB zips, in the official inner layout, with a few generated images per class."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / "GTSRB_Final_Training_Images.zip", "w") as archive:
+        for class_id in CLASS_STYLES:
+            prefix = f"GTSRB/Final_Training/Images/{class_id:05d}"
+            lines = [HEADER]
+            for track in range(tracks):
+                for frame in range(frames):
+                    image, roi = sign_image(class_id, rng)
+                    name = f"{track:05d}_{frame:05d}{extension}"
+                    archive.writestr(f"{prefix}/{name}", cv2.imencode(extension, image)[1].tobytes())
+                    lines.append(_csv_line(name, image, roi, class_id))
+            archive.writestr(f"{prefix}/GT-{class_id:05d}.csv", "\n".join(lines) + "\n")
+    test_lines, truth_lines = [HEADER.rsplit(";", 1)[0]], [HEADER]
+    with zipfile.ZipFile(folder / "GTSRB_Final_Test_Images.zip", "w") as archive:
+        index = 0
+        for class_id in CLASS_STYLES:
+            for _ in range(test_per_class):
+                image, roi = sign_image(class_id, rng)
+                name = f"{index:05d}{extension}"
+                archive.writestr(f"GTSRB/Final_Test/Images/{name}", cv2.imencode(extension, image)[1].tobytes())
+                test_lines.append(_csv_line(name, image, roi, None))
+                truth_lines.append(_csv_line(name, image, roi, class_id))
+                index += 1
+        archive.writestr("GTSRB/Final_Test/Images/GT-final_test.test.csv", "\n".join(test_lines) + "\n")
+    with zipfile.ZipFile(folder / "GTSRB_Final_Test_GT.zip", "w") as archive:
+        archive.writestr("GT-final_test.csv", "\n".join(truth_lines) + "\n")
+    return folder
+
+
+def write_video(path: Path, frames: int = 30, size: tuple[int, int] = (160, 120), fps: float = 15.0) -> Path:
+    """An MP4 whose frame i shows a sign shape on a background of brightness i (so frames are tellable apart)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    rng = np.random.default_rng(1)
+    for index in range(frames):
+        frame = np.full((size[1], size[0], 3), (index * 7) % 256, np.uint8)
+        sign, _ = sign_image(list(CLASS_STYLES)[index % len(CLASS_STYLES)], rng)
+        y, x = (size[1] - sign.shape[0]) // 2, (size[0] - sign.shape[1]) // 2
+        frame[y:y + sign.shape[0], x:x + sign.shape[1]] = sign
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def tiny_model_proto(labels=GTSRB_CLASS_NAMES, size: int = 8, seed: int = 0, metadata: bool = True, crop: str = "box"):
+    """A real edgesight model file in miniature: uint8 NHWC in, Cast, scale, linear layer, Softmax out.
+
+    Returns (model_proto, weights, bias) so tests can compute the expected output with numpy.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    features = size * size * 3
+    weights = rng.normal(0, 0.5, (features, len(labels))).astype(np.float32)
+    bias = rng.normal(0, 0.1, len(labels)).astype(np.float32)
+    nodes = [
+        helper.make_node("Cast", ["image"], ["image_float"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["image_float", "scale"], ["scaled"]),
+        helper.make_node("Reshape", ["scaled", "flat_shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "weights", "bias"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
+        numpy_helper.from_array(np.array([-1, features], np.int64), "flat_shape"),
+        numpy_helper.from_array(weights, "weights"),
+        numpy_helper.from_array(bias, "bias"),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["batch", size, size, 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(labels)])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if metadata:
+        spec = PreprocessSpec(height=size, width=size, crop=crop, box_margin=0.1, resize="area")
+        for key, value in ModelMetadata("gtsrb", tuple(labels), "image", spec).to_props().items():
+            model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    return model, weights, bias
+
+
+def write_tiny_model(path: Path, **options) -> Path:
+    import onnx
+
+    onnx.save(tiny_model_proto(**options)[0], path)
+    return path
+
+
+def expected_probabilities(batch_nhwc: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    logits = batch_nhwc.reshape(len(batch_nhwc), -1).astype(np.float32) / 255 @ weights + bias
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -1,0 +1,61 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edgesight.camera_demo.loop import DemoConfig, run_demo
+from edgesight.runtime.errors import SourceError
+from edgesight.runtime.preprocess import center_box
+
+CONTRACT_KEYS = {"frame", "source", "t", "latency_ms", "detections"}
+DETECTION_KEYS = {"box", "label", "class_id", "score"}
+
+
+def test_demo_on_video_writes_one_json_line_per_frame_and_a_video(tiny_model, tiny_video, tmp_path):
+    jsonl, video = tmp_path / "out" / "frames.jsonl", tmp_path / "out" / "annotated.mp4"
+    summary = run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), no_window=True,
+                                  save_video=str(video), jsonl=str(jsonl), box_fraction=0.5))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert summary.frames == len(records) == 30 and summary.ended_by == "end of input"
+    assert [r["frame"] for r in records] == list(range(30))
+    assert all(set(r) == CONTRACT_KEYS and len(r["detections"]) == 1 for r in records)
+    detection = records[0]["detections"][0]
+    assert set(detection) == DETECTION_KEYS
+    assert detection["box"] == list(center_box((120, 160, 3), 0.5))
+    assert 0.0 <= detection["score"] <= 1.0 and isinstance(detection["class_id"], int)
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    ok, first = capture.read()
+    assert ok and first.shape == (120, 160, 3)
+    assert not list(video.parent.glob(".annotated*"))  # no temporary left behind
+
+
+def test_full_frame_mode_and_max_frames(tiny_model, tiny_video, tmp_path):
+    jsonl = tmp_path / "frames.jsonl"
+    summary = run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), region="full", no_window=True,
+                                  jsonl=str(jsonl), max_frames=5))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert summary.frames == 5 and summary.ended_by == "max_frames"
+    assert records[0]["detections"][0]["box"] == [0, 0, 159, 119]
+
+
+def test_image_folder_records_carry_each_path(tiny_model, tmp_path):
+    folder = tmp_path / "frames with spaces"
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"{index}.png"), np.full((40, 50, 3), index * 80, np.uint8))
+    jsonl = tmp_path / "frames.jsonl"
+    run_demo(DemoConfig(model=str(tiny_model), source=str(folder), no_window=True, jsonl=str(jsonl)))
+    sources = [json.loads(line)["source"] for line in jsonl.read_text().splitlines()]
+    assert sources == [str(folder / f"{i}.png") for i in range(3)]
+
+
+def test_unavailable_camera_is_a_clear_error(tiny_model):
+    with pytest.raises(SourceError, match="camera 97: cannot be opened"):
+        run_demo(DemoConfig(model=str(tiny_model), source="97", no_window=True))
+
+
+def test_bad_region_is_refused(tiny_model, tiny_video):
+    with pytest.raises(ValueError, match="region must be one of"):
+        run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), region="left"))

@@ -1,0 +1,97 @@
+"""train -> export -> quantize -> demo through the `edgesight` command, on tiny data in the real formats."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+pytest.importorskip("tf2onnx", reason="the pipeline test needs the [train] and [export] extras")
+
+EDGESIGHT = [sys.executable, "-m", "edgesight.cli.main"]
+
+
+def run(*arguments, expect=0):
+    result = subprocess.run(EDGESIGHT + [str(a) for a in arguments], capture_output=True, text=True, timeout=600)
+    assert result.returncode == expect, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def exported_run(tiny_gtsrb, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("pipeline") / "run with spaces"
+    run("train", "--data", tiny_gtsrb, "--run-dir", run_dir, "--epochs", 4, "--batch-size", 16, "--val-fraction", 0.34)
+    # 24 test images: one image is 4 points, so the default 0.3-point gate means nothing here.
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, "--parity-images", 24)
+    return run_dir
+
+
+def test_export_writes_contract_models_and_reports(exported_run):
+    report = json.loads((exported_run / "export_report.json").read_text())
+    assert report["keras_vs_onnx_fp32_max_abs_difference"] < 1e-4
+    assert report["fp32"]["test_accuracy"] == pytest.approx(report["keras_test_accuracy"], abs=1e-9)
+    assert (exported_run / "export_report.md").read_text().startswith("# Export report")
+    fp32, int8 = onnx.load(exported_run / "model.onnx"), onnx.load(exported_run / "model.int8.onnx")
+    for model, accuracy in ((fp32, report["fp32"]["test_accuracy"]), (int8, report["int8"]["test_accuracy"])):
+        props = {p.key: json.loads(p.value) for p in model.metadata_props if p.key.startswith("edgesight.")}
+        assert props["edgesight.format"] == 1 and len(props["edgesight.labels"]) == 43
+        assert props["edgesight.input"] == {"name": "image", "height": 32, "width": 32, "channels": 3,
+                                            "layout": "NHWC", "color": "RGB", "dtype": "uint8"}
+        assert props["edgesight.metrics"]["test_accuracy"] == accuracy
+        assert props["edgesight.provenance"]["source_sha256"]
+    assert "edgesight.quantization" not in {p.key for p in fp32.metadata_props}
+    quantization = json.loads(next(p.value for p in int8.metadata_props if p.key == "edgesight.quantization"))
+    assert quantization["format"] == "QDQ" and quantization["activation_type"] == "QUInt8"
+    assert sum(node.op_type == "QuantizeLinear" for node in int8.graph.node) >= 5
+    assert int8.graph.node[-1].op_type == "Softmax"  # kept in float: probabilities sum to 1
+
+
+def test_int8_probabilities_still_sum_to_one(exported_run):
+    from edgesight.runtime import Classifier
+
+    classifier = Classifier(exported_run / "model.int8.onnx")
+    batch = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(classifier.probabilities(batch).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_demo_predict_and_eval_run_on_the_exported_model(exported_run, tiny_video, tiny_gtsrb, tmp_path):
+    model = exported_run / "model.int8.onnx"
+    result = run("demo", "--model", model, "--source", tiny_video, "--no-window",
+                 "--jsonl", tmp_path / "frames.jsonl", "--save-video", tmp_path / "annotated.mp4")
+    assert "30 frames" in result.stdout and "frames/s" in result.stdout
+    assert len((tmp_path / "frames.jsonl").read_text().splitlines()) == 30
+    assert (tmp_path / "annotated.mp4").stat().st_size > 0
+    image = tmp_path / "sign.png"
+    import cv2
+    from fakes import sign_image
+    cv2.imwrite(str(image), sign_image(14, np.random.default_rng(5))[0])
+    lines = run("predict", model, image, "--jsonl").stdout.splitlines()
+    record = json.loads(lines[0])
+    assert record["source"] == str(image) and record["detections"][0]["label"]
+    assert "accuracy" in run("eval", model, "--data", tiny_gtsrb).stdout
+
+
+def test_int8_below_the_gate_is_not_installed(exported_run, tmp_path):
+    from edgesight.export.config import ExportConfig
+    from edgesight.export.pipeline import ExportError, export_run
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(exported_run, run_dir)
+    (run_dir / "model.int8.onnx").unlink()
+    with pytest.raises(ExportError, match="more than the gate of -1.0 points"):
+        export_run(ExportConfig(run_dir=str(run_dir), gate_pp=-1.0, calibration_images=40, parity_images=24))
+    assert not (run_dir / "model.int8.onnx").exists()
+    assert (run_dir / "model.int8.candidate.onnx").is_file()
+    assert json.loads((run_dir / "export_report.json").read_text())["gate_passed"] is False
+
+
+def test_bad_input_gets_one_line_errors_not_tracebacks(tmp_path):
+    result = run("train", "--data", tmp_path, "--run-dir", tmp_path / "run", expect=2)
+    assert "expected the official GTSRB archive" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
+    result = run("predict", tmp_path / "bad.onnx", tmp_path / "x.png", expect=2)
+    assert "bad.onnx: not a loadable ONNX model" in result.stderr and "Traceback" not in result.stderr
+    result = run("export", tmp_path / "nowhere", expect=2)
+    assert "model.keras missing" in result.stderr

@@ -1,0 +1,87 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from edgesight.runtime import Classifier, ModelFileError
+from edgesight.runtime.datasets import GTSRB_CLASS_NAMES
+from edgesight.runtime.preprocess import crop_region
+from fakes import expected_probabilities, tiny_model_proto
+
+
+def test_probabilities_match_the_graph_computed_with_numpy(tmp_path):
+    model, weights, bias = tiny_model_proto()
+    onnx.save(model, tmp_path / "m.onnx")
+    classifier = Classifier(tmp_path / "m.onnx", threads=1)
+    batch = np.random.default_rng(3).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    np.testing.assert_allclose(classifier.probabilities(batch), expected_probabilities(batch, weights, bias), rtol=1e-5, atol=1e-6)
+
+
+def test_classify_boxes_is_one_batch_with_top_k_best_first(tmp_path):
+    model, weights, bias = tiny_model_proto()
+    onnx.save(model, tmp_path / "m.onnx")
+    classifier = Classifier(tmp_path / "m.onnx", max_batch=2)  # forces chunking of the 3 boxes
+    frame = np.random.default_rng(4).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    boxes = [(0, 0, 19, 19), (30, 10, 59, 39), (50, 30, 79, 59)]
+    results = classifier.classify_boxes(frame, boxes, top_k=3)
+    expected = expected_probabilities(np.stack([crop_region(frame, classifier.spec, b) for b in boxes]), weights, bias)
+    for row, predictions in zip(expected, results):
+        assert [p.class_id for p in predictions] == list(np.argsort(-row)[:3])
+        assert predictions[0].label == GTSRB_CLASS_NAMES[predictions[0].class_id]
+        assert predictions[0].score == pytest.approx(row.max(), rel=1e-5)
+        assert predictions[0].score >= predictions[1].score >= predictions[2].score
+
+
+def test_classify_frames_and_single_frame_agree(tiny_model):
+    classifier = Classifier(tiny_model)
+    frames = [np.full((20, 30, 3), v, np.uint8) for v in (0, 128, 255)]
+    batched = classifier.classify_frames(frames, top_k=1)
+    assert [b[0].class_id for b in batched] == [classifier.classify(f)[0].class_id for f in frames]
+
+
+def test_missing_corrupt_and_foreign_files_get_clear_errors(tmp_path):
+    with pytest.raises(ModelFileError, match="model file not found"):
+        Classifier(tmp_path / "absent.onnx")
+    (tmp_path / "corrupt.onnx").write_bytes(b"this is not a protobuf")
+    with pytest.raises(ModelFileError, match=r"corrupt\.onnx: not a loadable ONNX model"):
+        Classifier(tmp_path / "corrupt.onnx")
+    onnx.save(tiny_model_proto(metadata=False)[0], tmp_path / "foreign.onnx")
+    with pytest.raises(ModelFileError, match="not an edgesight model file"):
+        Classifier(tmp_path / "foreign.onnx")
+
+
+def _with_prop(tmp_path, key, value):
+    model = tiny_model_proto()[0]
+    for entry in model.metadata_props:
+        if entry.key == key:
+            entry.value = value
+    onnx.save(model, tmp_path / "edited.onnx")
+    return tmp_path / "edited.onnx"
+
+
+def test_label_count_must_match_output_width(tmp_path):
+    path = _with_prop(tmp_path, "edgesight.labels", json.dumps(["a", "b"]))
+    with pytest.raises(ModelFileError, match="output must be \\[batch, 2\\]"):
+        Classifier(path)
+
+
+def test_metadata_must_be_json_and_follow_the_contract(tmp_path):
+    with pytest.raises(ModelFileError, match="edgesight.labels is not valid JSON"):
+        Classifier(_with_prop(tmp_path, "edgesight.labels", "['a', 'b']"))  # str() of a list, not JSON
+    with pytest.raises(ModelFileError, match="input.color must be 'RGB'"):
+        bad_input = {"name": "image", "height": 8, "width": 8, "channels": 3, "layout": "NHWC", "color": "BGR", "dtype": "uint8"}
+        Classifier(_with_prop(tmp_path, "edgesight.input", json.dumps(bad_input)))
+    with pytest.raises(ModelFileError, match="metadata format 2 is not supported"):
+        Classifier(_with_prop(tmp_path, "edgesight.format", "2"))
+
+
+def test_input_size_must_match_metadata(tmp_path):
+    bad_input = {"name": "image", "height": 16, "width": 16, "channels": 3, "layout": "NHWC", "color": "RGB", "dtype": "uint8"}
+    with pytest.raises(ModelFileError, match="input must be uint8 \\[batch, 16, 16, 3\\]"):
+        Classifier(_with_prop(tmp_path, "edgesight.input", json.dumps(bad_input)))
+
+
+def test_wrong_batch_shape_is_refused(tiny_model):
+    with pytest.raises(ValueError, match="expected a uint8 batch"):
+        Classifier(tiny_model).probabilities(np.zeros((1, 8, 8, 3), np.float32))

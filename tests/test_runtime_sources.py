@@ -1,0 +1,54 @@
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edgesight.runtime.errors import SourceError
+from edgesight.runtime.sources import LiveSource, open_source
+from fakes import write_video
+
+
+def test_video_file_gives_every_frame_in_order(tiny_video):
+    with open_source(tiny_video) as source:
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(30))
+    assert not source.live and source.fps == pytest.approx(15.0)
+
+
+def test_image_folder_gives_paths_as_origin(tmp_path):
+    for name in ("b.png", "a.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((10, 12, 3), np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    with open_source(tmp_path) as source:
+        origins = [f.origin for f in source]
+    assert origins == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]
+
+
+def test_unreadable_image_in_folder_is_named(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(SourceError, match="broken.png: not a readable image"):
+        list(open_source(tmp_path))
+
+
+def test_missing_sources_and_cameras_are_clear_errors(tmp_path):
+    with pytest.raises(SourceError, match="no such file or folder"):
+        open_source(tmp_path / "absent.mp4")
+    with pytest.raises(SourceError, match="camera 97: cannot be opened"):
+        open_source("97")
+    with pytest.raises(SourceError, match="/dev/video99: does not exist"):
+        open_source("/dev/video99")
+
+
+def test_live_reader_keeps_only_the_newest_frame(tmp_path):
+    """A slow consumer of a fast source skips frames instead of falling behind, and never sees one twice."""
+    clip = write_video(tmp_path / "fast.mp4", frames=120)
+    delivered = []
+    with LiveSource(str(clip), "test stream") as source:
+        for frame in source:
+            delivered.append(frame)
+            time.sleep(0.02)
+    brightness = [int(f.image_bgr[0, 0, 0]) for f in delivered]
+    assert len(delivered) < 120
+    assert all(later > earlier for earlier, later in zip([f.captured for f in delivered], [f.captured for f in delivered[1:]]))
+    assert len(set(brightness)) == len(brightness)  # no frame delivered twice

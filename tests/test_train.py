@@ -1,0 +1,76 @@
+import json
+
+import numpy as np
+import pytest
+
+from edgesight.train.config import TrainConfig
+from edgesight.train.trainer import TrainError, split_by_group
+
+pytest.importorskip("tensorflow", reason="training tests need the [train] extra")
+
+
+def test_split_by_group_never_puts_a_track_on_both_sides():
+    labels = np.repeat(np.arange(4), 30)
+    groups = [f"{label}/{index // 10}" for label, index in zip(labels, np.tile(np.arange(30), 4))]
+    train_index, val_index = split_by_group(groups, labels, 0.34, seed=1)
+    train_groups, val_groups = {groups[i] for i in train_index}, {groups[i] for i in val_index}
+    assert not train_groups & val_groups
+    assert len(train_index) + len(val_index) == 120
+    assert sorted({g.split("/")[0] for g in val_groups}) == ["0", "1", "2", "3"]  # each class is validated
+    assert np.array_equal(split_by_group(groups, labels, 0.34, seed=1)[1], val_index)
+
+
+def _config(data, run_dir, **changes):
+    options = dict(data=str(data), run_dir=str(run_dir), epochs=2, batch_size=16, val_fraction=0.34, seed=3)
+    return TrainConfig(**(options | changes))
+
+
+def test_training_resumes_after_an_interruption(tiny_gtsrb, tmp_path, monkeypatch):
+    from edgesight.train import checkpoint as checkpoint_module
+    from edgesight.train.trainer import train
+
+    original = checkpoint_module.EpochCheckpoint.on_epoch_end
+
+    def interrupted_after_first_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", interrupted_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tiny_gtsrb, run_dir))
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["epochs_done"] == 1 and (run_dir / state["checkpoint"]).is_file()
+    assert not (run_dir / "model.keras").exists()
+    with pytest.raises(TrainError, match="pass --resume"):
+        train(_config(tiny_gtsrb, run_dir))
+
+    monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", original)
+    report = train(_config(tiny_gtsrb, run_dir, resume=True))
+    history = json.loads((run_dir / "history.json").read_text())
+    assert len(history["loss"]) == len(history["val_accuracy"]) == 2
+    assert history["loss"][0] == state["history"]["loss"][0]  # the first epoch was not redone
+    assert report["test_images"] == 24 and 0.0 <= report["test_accuracy"] <= 1.0
+    for name in ("model.keras", "report.json", "training_curves.png", "confusion_matrix.png", "per_class_accuracy.csv"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_same_seed_gives_the_same_model(tiny_gtsrb, tmp_path):
+    import keras
+
+    from edgesight.train.trainer import train
+
+    weights = []
+    for name in ("first", "second"):
+        train(_config(tiny_gtsrb, tmp_path / name, epochs=1))
+        weights.append(keras.models.load_model(tmp_path / name / "model.keras").get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
+
+
+def test_resume_without_a_run_is_refused(tiny_gtsrb, tmp_path):
+    from edgesight.train.trainer import train
+
+    with pytest.raises(TrainError, match="nothing to resume"):
+        train(_config(tiny_gtsrb, tmp_path / "empty", resume=True))
