@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     command: Subcommand = arguments.subcommand
+    # TensorFlow's C++ start-up info and warnings drown the progress output; errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config = config_from_arguments(_load(command.config), arguments)
     try:
         function = _load(command.function)

@@ -10,6 +10,7 @@ Scenes and boxes come from the GTSDB development archive (see samples/README.md 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import zipfile
 from pathlib import Path
@@ -96,14 +97,23 @@ def main() -> None:
          "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(arguments.output)],
         stdin=subprocess.PIPE,
     )
+    segments, frame_count = [], 0
     for name, box, class_id in choose_signs(signs, arguments.signs):
         scene = cv2.imdecode(np.frombuffer(bundle.read(f"FullIJCNN2013/{name}"), np.uint8), cv2.IMREAD_COLOR)
         print(f"{name}: class {class_id}, box {box}")
+        segments.append({"scene": name, "box_in_scene": list(box), "class_id": class_id,
+                         "first_frame": frame_count, "hold_first_frame": frame_count + WIDE_FRAMES + ZOOM_FRAMES,
+                         "last_frame": frame_count + WIDE_FRAMES + ZOOM_FRAMES + HOLD_FRAMES - 1})
         for frame in shots(scene, box, rng):
             encoder.stdin.write(frame.tobytes())
+            frame_count += 1
     encoder.stdin.close()
     if encoder.wait() != 0:
         raise SystemExit(f"ffmpeg failed writing {arguments.output}")
+    # Ground truth of the clip: which sign fills the centre box in which frames (the "hold" frames).
+    truth = {"source": "GTSDB development scenes, FullIJCNN2013", "fps": FPS, "size": [WIDTH, HEIGHT],
+             "centre_box_fraction": CENTRE_BOX_FRACTION, "frames": frame_count, "segments": segments}
+    arguments.output.with_suffix(".json").write_text(json.dumps(truth, indent=2) + "\n")
     print(f"wrote {arguments.output} ({arguments.output.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -59,3 +59,23 @@ def test_unavailable_camera_is_a_clear_error(tiny_model):
 def test_bad_region_is_refused(tiny_model, tiny_video):
     with pytest.raises(ValueError, match="region must be one of"):
         run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), region="left"))
+
+
+def test_ctrl_c_ends_the_loop_cleanly_and_keeps_the_outputs(tiny_model, tiny_video, tmp_path, monkeypatch):
+    from edgesight.runtime.classifier import Classifier
+
+    original, calls = Classifier.classify_boxes, []
+
+    def interrupted_on_the_sixth_frame(self, *arguments, **options):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return original(self, *arguments, **options)
+
+    monkeypatch.setattr(Classifier, "classify_boxes", interrupted_on_the_sixth_frame)
+    jsonl, video = tmp_path / "frames.jsonl", tmp_path / "annotated.mp4"
+    summary = run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), no_window=True,
+                                  jsonl=str(jsonl), save_video=str(video)))
+    assert summary.ended_by == "Ctrl-C" and summary.frames == 5
+    assert len(jsonl.read_text().splitlines()) == 5
+    assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 5

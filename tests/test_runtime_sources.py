@@ -48,6 +48,7 @@ def test_live_reader_keeps_only_the_newest_frame(tmp_path):
         for frame in source:
             delivered.append(frame)
             time.sleep(0.02)
+    assert not source._thread.is_alive()  # close() stopped the capture thread and released the device
     brightness = [int(f.image_bgr[0, 0, 0]) for f in delivered]
     assert len(delivered) < 120
     assert all(later > earlier for earlier, later in zip([f.captured for f in delivered], [f.captured for f in delivered[1:]]))

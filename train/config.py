@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 class TrainConfig:
     """Every training option, its default and its meaning (the CLI is generated from this)."""
 
-    data: str = field(metadata={"help": "folder with the task's official archives (or their extracted folders)"})
+    data: str | None = field(default=None, metadata={"help": "folder with the task's official archives (or their extracted folders); "
+                                                             "required for a new run, taken from the run with --resume"})
     task: str = field(default="gtsrb", metadata={"help": "task name: gtsrb"})
     run_dir: str = field(default="runs/gtsrb", metadata={"help": "output folder for the model, checkpoints and reports"})
     model: str = field(default="cnn-small", metadata={"help": "architecture from the model zoo"})

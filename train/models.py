@@ -56,10 +56,29 @@ def build_cnn_small(height: int, width: int, num_classes: int) -> keras.Model:
     return keras.Model(inputs, probabilities, name="cnn_small")
 
 
+def build_cnn_base(height: int, width: int, num_classes: int) -> keras.Model:
+    """VGG-style 2x(32-64-128) conv stages after per-image standardization; flatten head."""
+    inputs, x = _input_and_scale(height, width)
+    # Per-image standardization: dark and washed-out frames look alike to the network, and the
+    # operation lives in the graph, so no host code has to repeat it.
+    x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardize")(x)
+    for stage, filters in enumerate((32, 64, 128), start=1):
+        x = _conv_bn_relu(x, filters, f"stage{stage}a")
+        x = _conv_bn_relu(x, filters, f"stage{stage}b")
+        x = layers.MaxPooling2D(name=f"pool{stage}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.5, name="dropout")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    probabilities = layers.Softmax(name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name="cnn_base")
+
+
 ARCHITECTURES = {
     arch.name: arch
     for arch in [
         Architecture("cnn-small", "32-64-128 conv + separable 128, flatten head (~11 M MACs at 32x32)", build_cnn_small),
+        Architecture("cnn-base", "per-image standardization, VGG-style 2x(32-64-128) conv, flatten head (~39 M MACs at 32x32)",
+                     build_cnn_base),
     ]
 }
 

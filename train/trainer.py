@@ -61,6 +61,8 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, TrainConfig, dict | Non
         saved = json.loads((run_dir / CONFIG_FILE).read_text())["train"]
         # The interrupted run's options win: a resumed run must continue the same training.
         return run_dir, dataclasses.replace(TrainConfig(**saved), resume=True, data=config.data or saved["data"]), state
+    if not config.data:
+        raise TrainError("--data is required for a new run: the folder holding the task's official archives.")
     if state is not None or (run_dir / "model.keras").exists():
         raise TrainError(f"{run_dir}: holds an earlier run; pass --resume to continue it, or choose another --run-dir.")
     run_dir.mkdir(parents=True, exist_ok=True)
