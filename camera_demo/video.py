@@ -39,7 +39,7 @@ class VideoSink:
             self._file.commit()
         self._file.discard()
 
-    def __enter__(self) -> "VideoSink":
+    def __enter__(self) -> VideoSink:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -58,6 +58,7 @@ def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, set
             nodes_to_exclude=excluded,
         )
         int8_model = onnx.load(int8_path)
+    onnx.checker.check_model(int8_model, full_check=True)
     description = asdict(settings) | {
         "keep_float_ops": list(settings.keep_float_ops),
         "excluded_nodes": excluded,

@@ -93,7 +93,7 @@ class LabelledRegions:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, indices: np.ndarray) -> "LabelledRegions":
+    def subset(self, indices: np.ndarray) -> LabelledRegions:
         return LabelledRegions(
             [self.images_bgr[i] for i in indices], self.boxes_xyxy[indices], self.labels[indices],
             [self.groups[i] for i in indices], [self.names[i] for i in indices],

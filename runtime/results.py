@@ -49,7 +49,7 @@ class JsonLinesWriter:
             self._stream.close()
         self._stream = None
 
-    def __enter__(self) -> "JsonLinesWriter":
+    def __enter__(self) -> JsonLinesWriter:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -45,7 +45,7 @@ class FrameSource:
         while (frame := self.read()) is not None:
             yield frame
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc_info) -> None:

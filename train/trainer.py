@@ -5,7 +5,6 @@ import dataclasses
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +59,7 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, TrainConfig, dict | Non
             raise TrainError(f"{run_dir}: nothing to resume (no {CONFIG_FILE} and state.json); start without --resume.")
         saved = json.loads((run_dir / CONFIG_FILE).read_text())["train"]
         # The interrupted run's options win: a resumed run must continue the same training.
-        return run_dir, dataclasses.replace(TrainConfig(**saved), resume=True, data=config.data or saved["data"]), state
+        return run_dir, dataclasses.replace(TrainConfig(**saved), resume=True, run_dir=str(run_dir), data=config.data or saved["data"]), state
     if not config.data:
         raise TrainError("--data is required for a new run: the folder holding the task's official archives.")
     if state is not None or (run_dir / "model.keras").exists():
