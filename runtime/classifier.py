@@ -12,6 +12,7 @@ import onnxruntime as ort
 from .errors import ModelFileError
 from .metadata import ModelMetadata, parse_metadata
 from .preprocess import crop_region, crop_regions
+from .shipped import SHIPPED_MODELS, resolve_model
 
 Box = tuple[int, int, int, int]
 
@@ -38,7 +39,7 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
 
 def _open_session(path: Path, threads: int | None) -> ort.InferenceSession:
     if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found.")
+        raise ModelFileError(f"{path}: model file not found (shipped models by name: {', '.join(SHIPPED_MODELS)}).")
     try:
         return ort.InferenceSession(
             str(path), sess_options=_session_options(threads), providers=["CPUExecutionProvider"]
@@ -54,7 +55,7 @@ class Classifier:
     """Classify BGR frames, or boxes of a frame, with an edgesight ONNX model.
 
     Args:
-        model_path: an ONNX file following the edgesight metadata contract.
+        model_path: an ONNX file following the edgesight metadata contract, or a shipped model's name.
         threads: intra-op threads; None uses every core.
         max_batch: regions sent to onnxruntime in one call at most.
     Raises:
@@ -64,7 +65,7 @@ class Classifier:
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, max_batch: int = 64):
         if threads is not None and threads < 0:
             raise ValueError(f"threads must be >= 0 or None. Received: threads={threads}")
-        self.path = Path(model_path)
+        self.path = resolve_model(model_path)
         self.session = _open_session(self.path, threads)
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata: ModelMetadata = parse_metadata(props, str(self.path))

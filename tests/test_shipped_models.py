@@ -49,3 +49,8 @@ def test_shipped_int8_accuracy_reproduces_on_the_official_test_set():
     stamped = Classifier(MODELS / "model.int8.onnx").metadata.metrics["test_accuracy"]
     assert result.images == 12630
     assert result.accuracy == pytest.approx(stamped, abs=1e-9) and result.accuracy >= 0.99
+
+
+def test_shipped_models_are_found_by_name_from_the_installed_package():
+    assert Classifier("gtsrb").path.samefile(MODELS / "model.int8.onnx")
+    assert Classifier("gtsrb-fp32").path.samefile(MODELS / "model.onnx")

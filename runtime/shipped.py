@@ -1,0 +1,31 @@
+"""Names of the models shipped inside the package, resolved to their files."""
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+SHIPPED_MODELS = {
+    "gtsrb": ("gtsrb", "model.int8.onnx"),
+    "gtsrb-fp32": ("gtsrb", "model.onnx"),
+}
+
+
+def shipped_model_path(name: str) -> Path | None:
+    """The file of a shipped model name, or None if `name` is not one (or the package lacks it)."""
+    if name not in SHIPPED_MODELS:
+        return None
+    folder, file_name = SHIPPED_MODELS[name]
+    try:
+        path = Path(str(resources.files("edgesight.models") / folder / file_name))
+    except ModuleNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+def resolve_model(model: str | os.PathLike) -> Path:
+    """A model file path as given, or the file of a shipped model name ("gtsrb", "gtsrb-fp32")."""
+    path = Path(model)
+    if path.exists():
+        return path
+    return shipped_model_path(str(model)) or path
