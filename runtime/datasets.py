@@ -136,19 +136,19 @@ def _int_field(row: dict[str, str], key: str, where: str) -> int:
         raise DatasetError(f"{where}: field {key} must be an integer. Received: {row[key]!r}") from None
 
 
-def _decode_all(tree: FileTree, inner_paths: list[str], progress: Callable[[int, int], None] | None) -> list[np.ndarray]:
-    encoded = [tree.read(path) for path in inner_paths]
-    # cv2.imdecode releases the GIL, so threads decode in parallel.
+def decode_images(encoded: list[bytes], names: list[str], progress: Callable[[int, int], None] | None) -> list[np.ndarray]:
+    """Decode in parallel threads (cv2.imdecode releases the GIL); an image that fails is named."""
     with ThreadPoolExecutor() as pool:
         images = []
-        for done, image in enumerate(
-            pool.map(lambda item: decode_image(item[0], tree.describe(item[1])), zip(encoded, inner_paths), chunksize=256),
-            start=1,
-        ):
+        for done, image in enumerate(pool.map(decode_image, encoded, names, chunksize=256), start=1):
             images.append(image)
-            if progress and (done % 2000 == 0 or done == len(inner_paths)):
-                progress(done, len(inner_paths))
+            if progress and (done % 10000 == 0 or done == len(encoded)):
+                progress(done, len(encoded))
     return images
+
+
+def _decode_all(tree: FileTree, inner_paths: list[str], progress: Callable[[int, int], None] | None) -> list[np.ndarray]:
+    return decode_images([tree.read(path) for path in inner_paths], [tree.describe(path) for path in inner_paths], progress)
 
 
 def _gtsrb_tree(data_dir: Path, archive: str, extracted_marker: str) -> FileTree:

@@ -1,22 +1,45 @@
 """Augmentation in the tf.data pipeline (not in the model), so the exported graph has none of it."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import tensorflow as tf
 from keras import layers
 
 
-def build_augmenter(mirror_invariant: bool, seed: int) -> keras.Sequential:
-    """Random geometry and photometry as a camera sees signs and objects; flips only when allowed."""
-    steps = [
-        layers.RandomRotation(12 / 360, fill_mode="nearest", seed=seed),
-        layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed + 1),
-        layers.RandomZoom((-0.15, 0.15), fill_mode="nearest", seed=seed + 2),
-        layers.RandomBrightness(0.3, value_range=(0, 255), seed=seed + 3),
-        layers.RandomContrast(0.35, seed=seed + 4),
+@dataclass(frozen=True)
+class Augmentation:
+    rotation_degrees: float
+    translate: float  # fraction of height/width
+    zoom: float  # fraction, in and out
+    brightness: float
+    contrast: float
+    mirror: bool  # never for signs: a mirrored "keep left" is "keep right"
+
+
+AUGMENTATIONS = {
+    # A hand-held camera's view of a sign: tilted, off-centre, nearer or farther, any light.
+    "signs": Augmentation(rotation_degrees=12, translate=0.08, zoom=0.15, brightness=0.3, contrast=0.35, mirror=False),
+    # Objects: mirror images are the same class; shifted crops as in the usual CIFAR recipe.
+    "objects": Augmentation(rotation_degrees=0, translate=0.125, zoom=0.1, brightness=0.2, contrast=0.2, mirror=True),
+}
+
+
+def build_augmenter(name: str, seed: int) -> keras.Sequential:
+    """The task's random geometry and photometry as Keras layers."""
+    settings = AUGMENTATIONS[name]
+    steps = []
+    if settings.mirror:
+        steps.append(layers.RandomFlip("horizontal", seed=seed + 5))
+    if settings.rotation_degrees:
+        steps.append(layers.RandomRotation(settings.rotation_degrees / 360, fill_mode="nearest", seed=seed))
+    steps += [
+        layers.RandomTranslation(settings.translate, settings.translate, fill_mode="nearest", seed=seed + 1),
+        layers.RandomZoom((-settings.zoom, settings.zoom), fill_mode="nearest", seed=seed + 2),
+        layers.RandomBrightness(settings.brightness, value_range=(0, 255), seed=seed + 3),
+        layers.RandomContrast(settings.contrast, seed=seed + 4),
     ]
-    if mirror_invariant:
-        steps.insert(0, layers.RandomFlip("horizontal", seed=seed + 5))
     return keras.Sequential(steps, name="augment")
 
 

@@ -10,9 +10,9 @@ class TrainConfig:
 
     data: str | None = field(default=None, metadata={"help": "folder with the task's official archives (or their extracted folders); "
                                                              "required for a new run, taken from the run with --resume"})
-    task: str = field(default="gtsrb", metadata={"help": "task name: gtsrb"})
+    task: str = field(default="gtsrb", metadata={"help": "task name: gtsrb or cifar10"})
     run_dir: str = field(default="runs/gtsrb", metadata={"help": "output folder for the model, checkpoints and reports"})
-    model: str = field(default="cnn-small", metadata={"help": "architecture from the model zoo"})
+    model: str = field(default="cnn-small", metadata={"help": "architecture from the model zoo: cnn-small, cnn-base, resnet20"})
     epochs: int = field(default=30, metadata={"help": "training epochs"})
     batch_size: int = field(default=128, metadata={"help": "images per training step"})
     learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate (cosine decay after 1 warm-up epoch)"})

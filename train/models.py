@@ -73,12 +73,41 @@ def build_cnn_base(height: int, width: int, num_classes: int) -> keras.Model:
     return keras.Model(inputs, probabilities, name="cnn_base")
 
 
+def _residual_block(x, filters: int, stride: int, name: str):
+    shortcut = x
+    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_project")(shortcut)
+        shortcut = layers.BatchNormalization(name=f"{name}_project_bn")(shortcut)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
+
+
+def build_resnet20(height: int, width: int, num_classes: int) -> keras.Model:
+    """ResNet-20 (He et al. 2016, CIFAR variant): 16-32-64 channels, 3 stages of 3 basic blocks."""
+    inputs, x = _input_and_scale(height, width)
+    x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardize")(x)
+    x = _conv_bn_relu(x, 16, "stem")
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(3):
+            x = _residual_block(x, filters, 2 if stage > 0 and block == 0 else 1, f"stage{stage + 1}_block{block + 1}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    probabilities = layers.Softmax(name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name="resnet20")
+
+
 ARCHITECTURES = {
     arch.name: arch
     for arch in [
         Architecture("cnn-small", "32-64-128 conv + separable 128, flatten head (~11 M MACs at 32x32)", build_cnn_small),
         Architecture("cnn-base", "per-image standardization, VGG-style 2x(32-64-128) conv, flatten head (~39 M MACs at 32x32)",
                      build_cnn_base),
+        Architecture("resnet20", "ResNet-20: per-image standardization, 3x3 residual blocks 16-32-64, global pooling (~41 M MACs at 32x32)",
+                     build_resnet20),
     ]
 }
 

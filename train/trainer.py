@@ -144,7 +144,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         _compile(model, config, steps_per_epoch)
 
     train_data = training_dataset(images_nhwc[train_index], labels[train_index], config.batch_size,
-                                  build_augmenter(task.mirror_invariant, config.seed), config.seed)
+                                  build_augmenter(task.augmentation, config.seed), config.seed)
     val_data = evaluation_dataset(images_nhwc[val_index], labels[val_index], 512) if len(val_index) else None
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, seconds_before)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,

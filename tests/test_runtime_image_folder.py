@@ -1,0 +1,71 @@
+import tarfile
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from edgesight.runtime.errors import DatasetError
+from edgesight.runtime.image_folder import load_image_folder
+from edgesight.runtime.tasks import CIFAR10_CLASS_NAMES, get_task
+from conftest import require_shared_dataset
+
+LABELS = ("cat", "dog")
+
+
+def _write_tree(root, per_class=3):
+    for split in ("train", "test"):
+        for index, label in enumerate(LABELS):
+            folder = root / "pets" / split / label
+            folder.mkdir(parents=True)
+            for number in range(per_class):
+                cv2.imwrite(str(folder / f"{number:04d}.png"), np.full((12, 10, 3), 40 * index + number, np.uint8))
+    return root
+
+
+def _archives(tmp_path):
+    tree = _write_tree(tmp_path / "tree")
+    with tarfile.open(tmp_path / "pets.tgz", "w:gz") as bundle:
+        bundle.add(tree / "pets", arcname="pets")
+    with zipfile.ZipFile(tmp_path / "pets.zip", "w") as bundle:
+        for path in sorted((tree / "pets").rglob("*.png")):
+            bundle.write(path, path.relative_to(tree).as_posix())
+    return [tree, tmp_path / "pets.tgz", tmp_path / "pets.zip"]
+
+
+def test_folder_tgz_and_zip_read_alike(tmp_path):
+    results = [load_image_folder(source, "test", LABELS) for source in _archives(tmp_path)]
+    for result in results:
+        assert len(result) == 6 and result.labels.tolist() == [0, 0, 0, 1, 1, 1]
+        assert result.boxes_xyxy[0].tolist() == [0, 0, 9, 11]  # the whole image, inclusive corners
+        assert len(set(result.groups)) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(results[0].images_bgr, results[1].images_bgr))
+
+
+def test_unknown_class_folder_and_bad_image_are_named(tmp_path):
+    tree = _write_tree(tmp_path / "tree")
+    with pytest.raises(DatasetError, match="class folder 'dog' is not one of the task's classes"):
+        load_image_folder(tree, "train", ("cat",))
+    (tree / "pets" / "test" / "cat" / "0001.png").write_bytes(b"broken")
+    with pytest.raises(DatasetError, match=r"test/cat/0001\.png: not a decodable image"):
+        load_image_folder(tree, "test", LABELS)
+
+
+def test_missing_split_and_unknown_archive(tmp_path):
+    with pytest.raises(DatasetError, match="no images under a train/<class name>/ folder"):
+        load_image_folder(tmp_path, "train", LABELS)
+    (tmp_path / "data.rar").write_bytes(b"x")
+    with pytest.raises(DatasetError, match="expected a folder, .zip, .tar or .tgz"):
+        load_image_folder(tmp_path / "data.rar", "train", LABELS)
+
+
+def test_cifar10_task_mirrors_objects_but_not_signs():
+    assert get_task("cifar10").augmentation == "objects" and get_task("gtsrb").augmentation == "signs"
+    assert get_task("cifar10").labels == CIFAR10_CLASS_NAMES
+
+
+@pytest.mark.slow
+def test_real_cifar10_image_folder_archive():
+    data = require_shared_dataset("cifar10") / "cifar10_jpg.tgz"
+    test = get_task("cifar10").load(data, "test")
+    assert len(test) == 10000 and np.bincount(test.labels).tolist() == [1000] * 10
