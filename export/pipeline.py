@@ -16,6 +16,7 @@ from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.evaluate import evaluate_batch
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.metadata import ModelMetadata
+from edgesight.runtime.preprocess import PreprocessSpec
 from edgesight.runtime.tasks import get_task
 
 from .config import ExportConfig
@@ -83,7 +84,7 @@ def export_run(config: ExportConfig) -> dict:
     run_config, train_report = _read_run(run_dir)
     task = get_task(run_config["train"]["task"])
     data = config.data or run_config["train"]["data"]
-    spec = task.preprocess
+    spec = PreprocessSpec(**run_config["preprocess"])  # as trained, input size included
     started = time.monotonic()
 
     print(f"converting {run_dir / 'model.keras'} to ONNX (opset {config.opset})", file=sys.stderr)

@@ -48,6 +48,12 @@ def test_training_resumes_after_an_interruption(tiny_gtsrb, tmp_path, monkeypatc
 
     monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", original)
     report = train(_config(tiny_gtsrb, run_dir, resume=True))
+    train(_config(tiny_gtsrb, tmp_path / "uninterrupted"))
+    import keras
+
+    resumed, uninterrupted = (keras.models.load_model(folder / "model.keras").get_weights()
+                              for folder in (run_dir, tmp_path / "uninterrupted"))
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))  # resuming changes nothing
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history["loss"]) == len(history["val_accuracy"]) == 2
     assert history["loss"][0] == state["history"]["loss"][0]  # the first epoch was not redone

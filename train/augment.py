@@ -43,16 +43,50 @@ def build_augmenter(name: str, seed: int) -> keras.Sequential:
     return keras.Sequential(steps, name="augment")
 
 
-def training_dataset(images_nhwc, labels, batch_size: int, augmenter: keras.Sequential, seed: int) -> tf.data.Dataset:
-    """Shuffled, augmented batches of uint8 images, as the deployed model receives them."""
+class EpochSeeds(keras.callbacks.Callback):
+    """Make each epoch's shuffle order and augmentation a function of (seed, epoch) alone.
 
-    def augment(batch_nhwc, batch_labels):
+    So a run resumed at epoch k sees the very batches an uninterrupted run would have seen.
+    """
+
+    def __init__(self, augmenter: keras.Sequential, seed: int):
+        super().__init__()
+        self.augmenter = augmenter
+        self.seed = seed
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch.assign(epoch)
+        # Augmentation layers keep their SeedGenerator as `generator`, dropout as `seed_generator`;
+        # neither state is in a checkpoint, so both are set from (seed, epoch) instead.
+        generators = [layer.generator for layer in self.augmenter.layers]
+        generators += [layer.seed_generator for layer in self.model.layers if hasattr(layer, "seed_generator")]
+        for index, generator in enumerate(generators):
+            generator.state.assign(tf.cast([self.seed * 1000 + index, epoch], generator.state.dtype))
+
+
+def training_dataset(images_nhwc, labels, batch_size: int, augmenter: keras.Sequential, seeds: EpochSeeds) -> tf.data.Dataset:
+    """Shuffled, augmented batches of uint8 images, as the deployed model receives them.
+
+    The order is drawn anew each epoch from (seed, epoch) as EpochSeeds sets them, before the
+    epoch's iterator starts.
+    """
+    images = tf.constant(images_nhwc)
+    targets = tf.constant(labels)
+    count = len(labels)
+
+    def epoch_order(_):
+        seed = tf.stack([tf.constant(seeds.seed, tf.int64), seeds.epoch.read_value()])
+        return tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed))
+
+    def augment(batch_index):
+        batch_nhwc = tf.gather(images, batch_index)
         augmented = augmenter(tf.cast(batch_nhwc, tf.float32), training=True)
-        return tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8), batch_labels
+        return tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8), tf.gather(targets, batch_index)
 
     return (
-        tf.data.Dataset.from_tensor_slices((images_nhwc, labels))
-        .shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        tf.data.Dataset.range(1)
+        .flat_map(epoch_order)
         .batch(batch_size)
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)

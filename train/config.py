@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 class TrainConfig:
     """Every training option, its default and its meaning (the CLI is generated from this)."""
 
-    data: str | None = field(default=None, metadata={"help": "folder with the task's official archives (or their extracted folders); "
-                                                             "required for a new run, taken from the run with --resume"})
+    data: str | None = field(default=None, metadata={"help": "the task's data: gtsrb, a folder of the official archives (or what they "
+                                                             "extract to); cifar10, an image-folder tree, .zip or .tgz. Required for "
+                                                             "a new run, taken from the run with --resume"})
     task: str = field(default="gtsrb", metadata={"help": "task name: gtsrb or cifar10"})
-    run_dir: str = field(default="runs/gtsrb", metadata={"help": "output folder for the model, checkpoints and reports"})
-    model: str = field(default="cnn-small", metadata={"help": "architecture from the model zoo: cnn-small, cnn-base, resnet20"})
-    epochs: int = field(default=30, metadata={"help": "training epochs"})
+    run_dir: str | None = field(default=None, metadata={"help": "output folder for the model, checkpoints and reports (default: runs/TASK)"})
+    model: str = field(default="cnn-base", metadata={"help": "architecture from the model zoo: cnn-small, cnn-base, resnet20"})
+    input_size: int | None = field(default=None, metadata={"help": "input height and width in pixels (default: the task's, 32)"})
+    epochs: int = field(default=35, metadata={"help": "training epochs"})
     batch_size: int = field(default=128, metadata={"help": "images per training step"})
     learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate (cosine decay after 1 warm-up epoch)"})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})

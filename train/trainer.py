@@ -43,6 +43,15 @@ def split_by_group(groups: list[str], labels: np.ndarray, val_fraction: float, s
     return np.flatnonzero(~in_validation), np.flatnonzero(in_validation)
 
 
+def input_spec(task, config: TrainConfig):
+    """The task's preprocessing at the run's input size."""
+    if config.input_size is None:
+        return task.preprocess
+    if not 8 <= config.input_size <= 512:
+        raise TrainError(f"input_size must be 8..512 pixels. Received: input_size={config.input_size}")
+    return dataclasses.replace(task.preprocess, height=config.input_size, width=config.input_size)
+
+
 def _progress(stage: str):
     def report(done: int, total: int) -> None:
         print(f"  {stage}: {done}/{total} images", file=sys.stderr, flush=True)
@@ -52,7 +61,7 @@ def _progress(stage: str):
 def _prepare_run_dir(config: TrainConfig) -> tuple[Path, TrainConfig, dict | None]:
     from .checkpoint import read_state
 
-    run_dir = Path(config.run_dir)
+    run_dir = Path(config.run_dir or f"runs/{config.task}")
     state = read_state(run_dir)
     if config.resume:
         if state is None or not (run_dir / CONFIG_FILE).is_file():
@@ -65,7 +74,7 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, TrainConfig, dict | Non
     if state is not None or (run_dir / "model.keras").exists():
         raise TrainError(f"{run_dir}: holds an earlier run; pass --resume to continue it, or choose another --run-dir.")
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir, config, None
+    return run_dir, dataclasses.replace(config, run_dir=str(run_dir)), None
 
 
 def _compile(model, config: TrainConfig, steps_per_epoch: int):
@@ -103,7 +112,7 @@ def train(config: TrainConfig) -> dict:
     print(f"reading {task.name} training data from {config.data}", file=sys.stderr, flush=True)
     regions = task.load(config.data, "train", progress=_progress("decoded"))
     train_index, val_index = split_by_group(regions.groups, regions.labels, config.val_fraction, config.seed)
-    spec = task.preprocess
+    spec = input_spec(task, config)
     images_nhwc = preprocess_regions(regions, spec)
     if state is None:
         write_json_atomic(run_dir / CONFIG_FILE, {
@@ -123,7 +132,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     import keras
     import tensorflow as tf
 
-    from .augment import build_augmenter, evaluation_dataset, training_dataset
+    from .augment import EpochSeeds, build_augmenter, evaluation_dataset, training_dataset
     from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint
     from .models import build_model
 
@@ -140,15 +149,17 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
     else:
-        model = build_model(config.model, task.preprocess.height, task.preprocess.width, len(task.labels))
+        spec = input_spec(task, config)
+        model = build_model(config.model, spec.height, spec.width, len(task.labels))
         _compile(model, config, steps_per_epoch)
 
-    train_data = training_dataset(images_nhwc[train_index], labels[train_index], config.batch_size,
-                                  build_augmenter(task.augmentation, config.seed), config.seed)
+    augmenter = build_augmenter(task.augmentation, config.seed)
+    seeds = EpochSeeds(augmenter, config.seed)
+    train_data = training_dataset(images_nhwc[train_index], labels[train_index], config.batch_size, augmenter, seeds)
     val_data = evaluation_dataset(images_nhwc[val_index], labels[val_index], 512) if len(val_index) else None
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, seconds_before)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
-              callbacks=[checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+              callbacks=[seeds, checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     with atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
@@ -165,7 +176,7 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
     # The official test set is read once, here, after training: nothing above may look at it.
     print(f"reading {task.name} test data", file=sys.stderr, flush=True)
     test: LabelledRegions = task.load(config.data, "test", progress=_progress("decoded"))
-    test_nhwc = preprocess_regions(test, task.preprocess)
+    test_nhwc = preprocess_regions(test, input_spec(task, config))
     predicted = np.argmax(model.predict(test_nhwc, batch_size=512, verbose=0), axis=1)
     matrix = confusion_matrix(test.labels, predicted, len(task.labels))
     accuracy = float(np.mean(predicted == test.labels))
