@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.preprocess import center_box, full_box
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record

@@ -5,7 +5,6 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-
 from edgesight.runtime.classifier import Prediction
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from edgesight.runtime.errors import SourceError
 from edgesight.runtime.files import AtomicFile
 

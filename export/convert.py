@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
-
 from edgesight.runtime.files import write_bytes_atomic
 from edgesight.runtime.metadata import ModelMetadata
 

@@ -5,11 +5,11 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
 from edgesight.runtime.errors import EdgesightError
@@ -99,7 +99,7 @@ def export_run(config: ExportConfig) -> dict:
     calibration = calibration_indices(train_regions.labels, training_only, config.calibration_images, config.seed)
     calibration_nhwc = preprocess_regions(train_regions.subset(calibration), spec)
 
-    metadata = ModelMetadata(task=task.name, labels=task.labels, input_name="image", preprocess=spec,
+    metadata = ModelMetadata(task=task.name, labels=tuple(run_config["labels"]), input_name="image", preprocess=spec,
                              provenance=_provenance(run_dir / "model.keras") | {"train_options": run_config["train"]})
     fp32_path, int8_path = run_dir / "model.onnx", run_dir / "model.int8.onnx"
     parity_nhwc = test_nhwc[: config.parity_images]
@@ -111,19 +111,19 @@ def export_run(config: ExportConfig) -> dict:
     if max_difference > 1e-4:
         raise ExportError(f"{fp32_path}: ONNX fp32 differs from Keras by {max_difference:.2e} (> 1e-4) on test images.")
     dataset_name = f"{task.name} official test, {fp32.images} images"
-    fp32_metadata = ModelMetadata(**{**metadata.__dict__, "metrics": {"test_accuracy": fp32.accuracy, "dataset": dataset_name}})
+    fp32_metadata = replace(metadata, metrics={"test_accuracy": fp32.accuracy, "dataset": dataset_name})
     save_model(stamp_metadata(fp32_proto, fp32_metadata), fp32_path)
 
     print(f"quantizing with {len(calibration_nhwc)} calibration images from the training split", file=sys.stderr)
     settings = QuantizationSettings()
     int8_proto, quantization = quantize_int8(fp32_proto, calibration_nhwc, settings)
     candidate_path = run_dir / "model.int8.candidate.onnx"
-    int8 = _measure(int8_proto, ModelMetadata(**{**metadata.__dict__, "quantization": quantization}),
+    int8 = _measure(int8_proto, replace(metadata, quantization=quantization),
                     candidate_path, test_nhwc, test_regions.labels)
     drop_pp = (fp32.accuracy - int8.accuracy) * 100
     quantization |= {"test_accuracy_drop_pp": round(drop_pp, 3)}
-    int8_metadata = ModelMetadata(**{**metadata.__dict__, "metrics": {"test_accuracy": int8.accuracy, "dataset": dataset_name},
-                                     "quantization": quantization})
+    int8_metadata = replace(metadata, metrics={"test_accuracy": int8.accuracy, "dataset": dataset_name},
+                            quantization=quantization)
     save_model(stamp_metadata(int8_proto, int8_metadata), candidate_path)
 
     report = {

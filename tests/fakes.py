@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from edgesight.runtime.datasets import GTSRB_CLASS_NAMES
 from edgesight.runtime.metadata import ModelMetadata
 from edgesight.runtime.preprocess import PreprocessSpec

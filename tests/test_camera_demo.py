@@ -3,7 +3,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from edgesight.camera_demo.loop import DemoConfig, run_demo
 from edgesight.runtime.errors import SourceError
 from edgesight.runtime.preprocess import center_box

@@ -3,7 +3,6 @@ import json
 import numpy as np
 import onnx
 import pytest
-
 from edgesight.runtime import Classifier, ModelFileError
 from edgesight.runtime.datasets import GTSRB_CLASS_NAMES
 from edgesight.runtime.preprocess import crop_region

@@ -3,12 +3,11 @@ import zipfile
 
 import numpy as np
 import pytest
-
+from conftest import require_shared_dataset
 from edgesight.runtime.datasets import load_gtsrb, preprocess_regions
 from edgesight.runtime.errors import DatasetError
 from edgesight.runtime.preprocess import PreprocessSpec
 from fakes import CLASS_STYLES, HEADER, png_bytes, sign_image, write_gtsrb_archives
-from conftest import require_shared_dataset
 
 
 def test_reads_official_zips_with_tracks_and_rois(tiny_gtsrb):

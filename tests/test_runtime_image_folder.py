@@ -4,11 +4,10 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
-
+from conftest import require_shared_dataset
 from edgesight.runtime.errors import DatasetError
 from edgesight.runtime.image_folder import load_image_folder
 from edgesight.runtime.tasks import CIFAR10_CLASS_NAMES, get_task
-from conftest import require_shared_dataset
 
 LABELS = ("cat", "dog")
 

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
-
-from edgesight.runtime.preprocess import PreprocessSpec, center_box, crop_region, expand_box, full_box, region_box
+from edgesight.runtime.preprocess import (
+    PreprocessSpec,
+    center_box,
+    crop_region,
+    expand_box,
+    full_box,
+    region_box,
+)
 
 
 def test_expand_box_adds_margin_of_box_size_and_clips_to_frame():

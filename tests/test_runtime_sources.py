@@ -3,7 +3,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from edgesight.runtime.errors import SourceError
 from edgesight.runtime.sources import LiveSource, open_source
 from fakes import write_video

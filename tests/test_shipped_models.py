@@ -4,11 +4,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
+from conftest import require_shared_dataset
 from edgesight.camera_demo.loop import DemoConfig, run_demo
 from edgesight.runtime import Classifier
 from edgesight.runtime.datasets import GTSRB_CLASS_NAMES
-from conftest import require_shared_dataset
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 MODELS = REPOSITORY / "models" / "gtsrb"

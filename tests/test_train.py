@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-
 from edgesight.train.config import TrainConfig
 from edgesight.train.trainer import TrainError, split_by_group
 
@@ -65,7 +64,6 @@ def test_training_resumes_after_an_interruption(tiny_gtsrb, tmp_path, monkeypatc
 
 def test_same_seed_gives_the_same_model(tiny_gtsrb, tmp_path):
     import keras
-
     from edgesight.train.trainer import train
 
     weights = []

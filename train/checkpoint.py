@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import keras
-
 from edgesight.runtime.files import atomic_path, write_json_atomic
 
 STATE_FILE = "state.json"

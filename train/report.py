@@ -8,7 +8,6 @@ import matplotlib
 matplotlib.use("Agg")  # reports are written on headless machines too
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
 from edgesight.runtime.files import atomic_path, write_text_atomic  # noqa: E402
 
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import atomic_path, write_json_atomic
@@ -132,7 +131,12 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     import keras
     import tensorflow as tf
 
-    from .augment import EpochSeeds, build_augmenter, evaluation_dataset, training_dataset
+    from .augment import (
+        EpochSeeds,
+        build_augmenter,
+        evaluation_dataset,
+        training_dataset,
+    )
     from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint
     from .models import build_model
 
@@ -168,7 +172,13 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
 
 def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, train_seconds: float) -> dict:
     from .models import ARCHITECTURES, count_macs
-    from .report import confusion_matrix, per_class_accuracy, save_confusion_matrix, save_training_curves, write_per_class_csv
+    from .report import (
+        confusion_matrix,
+        per_class_accuracy,
+        save_confusion_matrix,
+        save_training_curves,
+        write_per_class_csv,
+    )
 
     write_json_atomic(run_dir / "history.json", history)
     save_training_curves(history, run_dir / "training_curves.png")
