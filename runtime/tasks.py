@@ -6,14 +6,11 @@ so every stage sees the same labels and preprocessing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable
 
+from .cifar import CIFAR10_CLASS_NAMES, load_cifar10
 from .datasets import GTSRB_CLASS_NAMES, LabelledRegions, load_gtsrb
-from .image_folder import load_image_folder
 from .preprocess import PreprocessSpec
-
-CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 @dataclass(frozen=True)
@@ -41,9 +38,9 @@ TASKS = {
         labels=CIFAR10_CLASS_NAMES,
         # CIFAR images are the whole object; on a camera the demo's centre box plays that role.
         preprocess=PreprocessSpec(height=32, width=32, crop="full", box_margin=0.0, resize="area"),
-        load=partial(load_image_folder, labels=CIFAR10_CLASS_NAMES),
+        load=load_cifar10,
         augmentation="objects",
-        description="CIFAR-10, 10 object classes, as an image-folder tree (train/ and test/)",
+        description="CIFAR-10, 10 object classes: official python or binary archive, or an image-folder tree",
     ),
 }
 
