@@ -82,8 +82,8 @@ def export_run(config: ExportConfig) -> dict:
 
     run_dir = Path(config.run_dir)
     run_config, train_report = _read_run(run_dir)
-    task = get_task(run_config["train"]["task"])
     data = config.data or run_config["train"]["data"]
+    task = get_task(run_config["train"]["task"], data)
     spec = PreprocessSpec(**run_config["preprocess"])  # as trained, input size included
     started = time.monotonic()
 

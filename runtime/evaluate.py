@@ -38,7 +38,7 @@ def evaluate(config: EvalConfig) -> Evaluation:
     """`edgesight eval`: accuracy of an edgesight model on its task's split read from `config.data`."""
     model = config.model
     classifier = Classifier(model, threads=config.threads, max_batch=256)
-    task = get_task(classifier.metadata.task)
+    task = get_task(classifier.metadata.task, config.data)
     if tuple(classifier.labels) != task.labels:
         raise ModelFileError(f"{model}: its labels differ from the {task.name} task's; cannot score it on {task.name} data.")
     regions = task.load(config.data, config.split)

@@ -6,10 +6,12 @@ so every stage sees the same labels and preprocessing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 from .cifar import CIFAR10_CLASS_NAMES, load_cifar10
 from .datasets import GTSRB_CLASS_NAMES, LabelledRegions, load_gtsrb
+from .image_folder import discover_labels, load_image_folder
 from .preprocess import PreprocessSpec
 
 
@@ -45,8 +47,21 @@ TASKS = {
 }
 
 
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}. Received: task={name!r}")
-    return TASKS[name]
+def get_task(name: str, data: str | None = None) -> Task:
+    """A built-in task, or a user's image-folder dataset at `data` under a name of the user's choice."""
+    if name in TASKS:
+        return TASKS[name]
+    if data is None:
+        raise ValueError(f"unknown task {name!r}: built-in tasks are {sorted(TASKS)}; any other name needs the "
+                         "image-folder dataset (--data) it is trained on.")
+    labels = discover_labels(data)
+    return Task(
+        name=name,
+        labels=labels,
+        # A user's images show the object: whole image in training, the centre box on a camera.
+        preprocess=PreprocessSpec(height=32, width=32, crop="full", box_margin=0.0, resize="area"),
+        load=partial(load_image_folder, labels=labels),
+        augmentation="objects",
+        description=f"image-folder dataset {data}, {len(labels)} classes",
+    )
 

@@ -5,7 +5,6 @@ import tarfile
 
 import numpy as np
 import pytest
-
 from edgesight.runtime.cifar import load_cifar10
 from edgesight.runtime.errors import DatasetError
 

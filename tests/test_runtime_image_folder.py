@@ -68,3 +68,26 @@ def test_real_cifar10_image_folder_archive():
     data = require_shared_dataset("cifar10") / "cifar10_jpg.tgz"
     test = get_task("cifar10").load(data, "test")
     assert len(test) == 10000 and np.bincount(test.labels).tolist() == [1000] * 10
+
+
+def test_tree_without_splits_holds_out_one_in_five_by_path(tmp_path):
+    for label in LABELS:
+        folder = tmp_path / "mine" / label
+        folder.mkdir(parents=True)
+        for number in range(20):
+            cv2.imwrite(str(folder / f"{number:03d}.png"), np.full((9, 9, 3), number, np.uint8))
+    from edgesight.runtime.image_folder import discover_labels
+
+    assert discover_labels(tmp_path / "mine") == LABELS
+    train, test = (load_image_folder(tmp_path / "mine", split, LABELS) for split in ("train", "test"))
+    assert len(train) + len(test) == 40 and 2 <= len(test) <= 16
+    assert not set(train.names) & set(test.names)
+    assert load_image_folder(tmp_path / "mine", "test", LABELS).names == test.names  # the same every time
+
+
+def test_user_task_takes_its_classes_from_the_folders(tmp_path):
+    tree = _write_tree(tmp_path / "tree")
+    task = get_task("pets", str(tree))
+    assert task.labels == LABELS and task.augmentation == "objects" and task.preprocess.crop == "full"
+    with pytest.raises(ValueError, match="any other name needs the image-folder dataset"):
+        get_task("pets")

@@ -11,7 +11,7 @@ class TrainConfig:
     data: str | None = field(default=None, metadata={"help": "the task's data: gtsrb, a folder of the official archives (or what they "
                                                              "extract to); cifar10, an image-folder tree, .zip or .tgz. Required for "
                                                              "a new run, taken from the run with --resume"})
-    task: str = field(default="gtsrb", metadata={"help": "task name: gtsrb or cifar10"})
+    task: str = field(default="gtsrb", metadata={"help": "gtsrb, cifar10, or a name of your own for an image-folder dataset given with --data"})
     run_dir: str | None = field(default=None, metadata={"help": "output folder for the model, checkpoints and reports (default: runs/TASK)"})
     model: str = field(default="cnn-base", metadata={"help": "architecture from the model zoo: cnn-small, cnn-base, resnet20"})
     input_size: int | None = field(default=None, metadata={"help": "input height and width in pixels (default: the task's, 32)"})

@@ -100,7 +100,7 @@ def train(config: TrainConfig) -> dict:
         TrainError, DatasetError: unusable options, run folder or data.
     """
     run_dir, config, state = _prepare_run_dir(config)
-    task = get_task(config.task)
+    task = get_task(config.task, config.data)
     from .models import ARCHITECTURES
 
     if config.model not in ARCHITECTURES:
