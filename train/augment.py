@@ -87,6 +87,7 @@ def training_dataset(images_nhwc, labels, batch_size: int, augmenter: keras.Sequ
     return (
         tf.data.Dataset.range(1)
         .flat_map(epoch_order)
+        .apply(tf.data.experimental.assert_cardinality(count))  # Keras then knows where an epoch ends
         .batch(batch_size)
         .map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
