@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from .errors import SourceError
+from .image_folder import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
