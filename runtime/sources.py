@@ -19,7 +19,6 @@ from .errors import SourceError
 from .image_folder import IMAGE_SUFFIXES
 
 
-
 @dataclass(frozen=True)
 class Frame:
     image_bgr: np.ndarray
