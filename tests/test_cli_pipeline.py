@@ -95,3 +95,25 @@ def test_bad_input_gets_one_line_errors_not_tracebacks(tmp_path):
     assert "bad.onnx: not a loadable ONNX model" in result.stderr and "Traceback" not in result.stderr
     result = run("export", tmp_path / "nowhere", expect=2)
     assert "model.keras missing" in result.stderr
+
+
+def test_a_users_image_folder_dataset_trains_and_exports(tmp_path):
+    import cv2
+    from fakes import CLASS_STYLES, sign_image
+
+    rng = np.random.default_rng(2)
+    names = {1: "round", 38: "triangle"}
+    for class_id, name in names.items():
+        (tmp_path / "shapes" / name).mkdir(parents=True)
+        for index in range(25):
+            cv2.imwrite(str(tmp_path / "shapes" / name / f"{index:03d}.png"), cv2.resize(sign_image(class_id, rng)[0], (32, 32)))
+    assert set(names) <= set(CLASS_STYLES)
+    run_dir = tmp_path / "run"
+    run("train", "--task", "shapes", "--data", tmp_path / "shapes", "--run-dir", run_dir, "--model", "cnn-small",
+        "--epochs", 2, "--batch-size", 8, "--val-fraction", 0.2)
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 16, "--parity-images", 8)
+    from edgesight.runtime import Classifier
+
+    metadata = Classifier(run_dir / "model.int8.onnx").metadata
+    assert metadata.task == "shapes" and metadata.labels == ("round", "triangle")
+    assert metadata.preprocess.crop == "full"
