@@ -72,6 +72,8 @@ class VideoFileSource(FrameSource):
     def read(self) -> Frame | None:
         ok, image = self._capture.read()
         if not ok or image is None:
+            if self._index == 0:
+                raise SourceError(f"video file {self.name}: no frame could be decoded (truncated or corrupt?).")
             return None
         frame = Frame(image, self._index, time.monotonic(), self.name)
         self._index += 1
@@ -143,6 +145,8 @@ class LiveSource(FrameSource):
             if not fresh:
                 raise SourceError(f"{self.name}: no frame for {timeout:.0f} s.")
             if self._sequence == self._delivered:  # ended with nothing new
+                if self._index == 0:
+                    raise SourceError(f"{self.name}: opened, but gave no frame.")
                 return None
             image, captured = self._latest  # type: ignore[misc]
             self._delivered = self._sequence

@@ -52,3 +52,10 @@ def test_live_reader_keeps_only_the_newest_frame(tmp_path):
     assert len(delivered) < 120
     assert all(later > earlier for earlier, later in zip([f.captured for f in delivered], [f.captured for f in delivered[1:]]))
     assert len(set(brightness)) == len(brightness)  # no frame delivered twice
+
+
+def test_truncated_video_is_an_error_not_an_empty_run(tiny_video, tmp_path):
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(tiny_video.read_bytes()[: tiny_video.stat().st_size // 3])
+    with pytest.raises(SourceError, match="truncated.mp4"):
+        list(open_source(truncated))
