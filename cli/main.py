@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     try:
         function(config)
-    except (EdgesightError, ValueError) as error:
+    except (EdgesightError, ValueError, OSError) as error:  # OSError names the file it could not read or write
         print(f"edgesight {command.name}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
