@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass
@@ -24,13 +25,14 @@ class Subcommand:
     function: str  # "module:function" — may need an extra, imported only when run
     extra: str | None  # the pip extra the function needs
     positional: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()  # modules of that extra, checked before any work starts
 
 
 SUBCOMMANDS = (
     Subcommand("train", "train a model on a task's dataset", "edgesight.train.config:TrainConfig",
-               "edgesight.train.trainer:train", "train"),
+               "edgesight.train.trainer:train", "train", requires=("tensorflow", "keras", "matplotlib")),
     Subcommand("export", "convert a run to ONNX fp32 and int8, check and measure both", "edgesight.export.config:ExportConfig",
-               "edgesight.export.pipeline:export_run", "export", ("run_dir",)),
+               "edgesight.export.pipeline:export_run", "export", ("run_dir",), requires=("tensorflow", "tf2onnx", "onnx")),
     Subcommand("eval", "accuracy of a model file on its task's official test split", "edgesight.runtime.evaluate:EvalConfig",
                "edgesight.runtime.evaluate:evaluate", None, ("model",)),
     Subcommand("bench", "latency of model files on this machine", "edgesight.runtime.bench:BenchConfig",
@@ -63,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up info and warnings drown the progress output; errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config = config_from_arguments(_load(command.config), arguments)
-    try:
-        function = _load(command.function)
-    except ImportError as error:
-        print(f"edgesight {command.name}: needs the [{command.extra}] extra: pip install 'edgesight[{command.extra}]' "
-              f"({error})", file=sys.stderr)
+    missing = [module for module in command.requires if importlib.util.find_spec(module) is None]
+    if missing:
+        print(f"edgesight {command.name}: needs the [{command.extra}] extra (missing: {', '.join(missing)}): "
+              f"pip install 'edgesight[{command.extra}]'", file=sys.stderr)
         return 3
+    function = _load(command.function)
     try:
         function(config)
     except (EdgesightError, ValueError, OSError) as error:  # OSError names the file it could not read or write
