@@ -78,3 +78,13 @@ def test_resume_without_a_run_is_refused(tiny_gtsrb, tmp_path):
 
     with pytest.raises(TrainError, match="nothing to resume"):
         train(_config(tiny_gtsrb, tmp_path / "empty", resume=True))
+
+
+def test_list_models_reports_parameters_and_macs_at_the_input_size(capsys):
+    from edgesight.train.trainer import train
+
+    train(TrainConfig(list_models=True, input_size=48))
+    table = capsys.readouterr().out
+    assert "MACs at 48x48" in table
+    assert "| cnn-base | 486,539 | 87.12 M |" in table  # a flatten head grows with the input area
+    assert "| resnet20 | 276,187 | 91.83 M |" in table  # global pooling keeps the parameters as at 32x32

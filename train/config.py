@@ -21,4 +21,5 @@ class TrainConfig:
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
     val_fraction: float = field(default=0.1, metadata={"help": "fraction of each class's tracks held out for validation"})
     seed: int = field(default=0, metadata={"help": "seed for the split, initialization, shuffling and augmentation"})
+    list_models: bool = field(default=False, metadata={"help": "print the model zoo with parameters and MACs at the task's input size, and exit"})
     resume: bool = field(default=False, metadata={"help": "continue the interrupted run in --run-dir from its last checkpoint"})

@@ -103,10 +103,10 @@ def build_resnet20(height: int, width: int, num_classes: int) -> keras.Model:
 ARCHITECTURES = {
     arch.name: arch
     for arch in [
-        Architecture("cnn-small", "32-64-128 conv + separable 128, flatten head (~11 M MACs at 32x32)", build_cnn_small),
-        Architecture("cnn-base", "per-image standardization, VGG-style 2x(32-64-128) conv, flatten head (~39 M MACs at 32x32)",
+        Architecture("cnn-small", "32-64-128 conv + separable 128, flatten head", build_cnn_small),
+        Architecture("cnn-base", "per-image standardization, VGG-style 2x(32-64-128) conv, flatten head",
                      build_cnn_base),
-        Architecture("resnet20", "ResNet-20: per-image standardization, 3x3 residual blocks 16-32-64, global pooling (~41 M MACs at 32x32)",
+        Architecture("resnet20", "ResNet-20: per-image standardization, 3x3 residual blocks 16-32-64, global pooling",
                      build_resnet20),
     ]
 }
@@ -132,3 +132,12 @@ def count_macs(model: keras.Model) -> int:
         elif isinstance(layer, layers.Dense):
             total += layer.input.shape[-1] * layer.units
     return int(total)
+
+
+def zoo_table(height: int, width: int, num_classes: int) -> str:
+    """The architectures with their parameters and MACs at this input size, as a Markdown table."""
+    lines = [f"| model | parameters | MACs at {height}x{width} | description |", "|---|---|---|---|"]
+    for name, architecture in ARCHITECTURES.items():
+        model = architecture.build(height, width, num_classes)
+        lines.append(f"| {name} | {model.count_params():,} | {count_macs(model) / 1e6:.2f} M | {architecture.description} |")
+    return "\n".join(lines)

@@ -99,6 +99,13 @@ def train(config: TrainConfig) -> dict:
     Raises:
         TrainError, DatasetError: unusable options, run folder or data.
     """
+    if config.list_models:
+        from .models import zoo_table
+
+        task = get_task(config.task, config.data)
+        spec = input_spec(task, config)
+        print(zoo_table(spec.height, spec.width, len(task.labels)))
+        return {}
     run_dir, config, state = _prepare_run_dir(config)
     task = get_task(config.task, config.data)
     from .models import ARCHITECTURES
