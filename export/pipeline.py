@@ -50,6 +50,16 @@ def calibration_indices(labels: np.ndarray, allowed: np.ndarray, count: int, see
     return np.sort(np.concatenate([picked, top_up]))[:count]
 
 
+def calibration_images(run_config: dict, task, data: str, count: int, seed: int) -> np.ndarray:
+    """The int8 calibration set: preprocessed training-split images, never validation or test ones."""
+    spec = PreprocessSpec(**run_config["preprocess"])
+    train_regions: LabelledRegions = task.load(data, "train")
+    validation_groups = set(run_config["split"]["validation_groups"])
+    training_only = np.array([i for i, group in enumerate(train_regions.groups) if group not in validation_groups])
+    chosen = calibration_indices(train_regions.labels, training_only, count, seed)
+    return preprocess_regions(train_regions.subset(chosen), spec)
+
+
 def _provenance(source: Path) -> dict:
     import keras
     import onnx
@@ -91,13 +101,9 @@ def export_run(config: ExportConfig) -> dict:
     keras_model = keras.models.load_model(run_dir / "model.keras")
     fp32_proto = keras_to_onnx(keras_model, config.opset)
 
-    train_regions: LabelledRegions = task.load(data, "train")
     test_regions: LabelledRegions = task.load(data, "test")
     test_nhwc = preprocess_regions(test_regions, spec)
-    validation_groups = set(run_config["split"]["validation_groups"])
-    training_only = np.array([i for i, group in enumerate(train_regions.groups) if group not in validation_groups])
-    calibration = calibration_indices(train_regions.labels, training_only, config.calibration_images, config.seed)
-    calibration_nhwc = preprocess_regions(train_regions.subset(calibration), spec)
+    calibration_nhwc = calibration_images(run_config, task, data, config.calibration_images, config.seed)
 
     metadata = ModelMetadata(task=task.name, labels=tuple(run_config["labels"]), input_name="image", preprocess=spec,
                              provenance=_provenance(run_dir / "model.keras") | {"train_options": run_config["train"]})
@@ -121,7 +127,7 @@ def export_run(config: ExportConfig) -> dict:
     int8 = _measure(int8_proto, replace(metadata, quantization=quantization),
                     candidate_path, test_nhwc, test_regions.labels)
     drop_pp = (fp32.accuracy - int8.accuracy) * 100
-    quantization |= {"test_accuracy_drop_pp": round(drop_pp, 3)}
+    quantization |= {"calibration_seed": config.seed, "test_accuracy_drop_pp": round(drop_pp, 3)}
     int8_metadata = replace(metadata, metrics={"test_accuracy": int8.accuracy, "dataset": dataset_name},
                             quantization=quantization)
     save_model(stamp_metadata(int8_proto, int8_metadata), candidate_path)

@@ -1,6 +1,7 @@
 """Static int8 quantization with onnxruntime, every setting explicit (its defaults change between releases)."""
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +29,10 @@ class QuantizationSettings:
     calibration_method: str = "MinMax"
     # The softmax stays float so probabilities keep full resolution and rows sum to 1.
     keep_float_ops: tuple[str, ...] = ("Softmax",)
+    # Keras layers kept float by name: the input scaling and per-image standardization. Quantized,
+    # standardization becomes a dozen QLinear nodes that cost more than the first conv and round
+    # away the contrast of dark images; in float it is a few cheap passes over 3k values.
+    keep_float_layers: tuple[str, ...] = ("scale", "standardize")
 
 
 class _ArrayReader(CalibrationDataReader):
@@ -38,6 +43,12 @@ class _ArrayReader(CalibrationDataReader):
         return next(self._batches, None)
 
 
+def _kept_float(node: onnx.NodeProto, settings: QuantizationSettings) -> bool:
+    # tf2onnx names nodes after the Keras layer path, e.g. "functional_1/standardize_1/moments/mean".
+    layer_names = {re.sub(r"_\d+$", "", part) for part in node.name.split("/")}
+    return node.op_type in settings.keep_float_ops or bool(layer_names & set(settings.keep_float_layers))
+
+
 def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, settings: QuantizationSettings) -> tuple[onnx.ModelProto, dict]:
     """Quantize a float model; returns the int8 model and a JSON-ready description of what was done."""
     with tempfile.TemporaryDirectory(prefix="edgesight-quant-") as folder:
@@ -45,7 +56,7 @@ def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, set
         onnx.save(fp32_model, fp32_path)
         quant_pre_process(str(fp32_path), str(prepared_path), skip_symbolic_shape=False)
         prepared = onnx.load(prepared_path)
-        excluded = [node.name for node in prepared.graph.node if node.op_type in settings.keep_float_ops]
+        excluded = [node.name for node in prepared.graph.node if _kept_float(node, settings)]
         quantize_static(
             str(prepared_path),
             str(int8_path),
@@ -61,6 +72,7 @@ def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, set
     onnx.checker.check_model(int8_model, full_check=True)
     description = asdict(settings) | {
         "keep_float_ops": list(settings.keep_float_ops),
+        "keep_float_layers": list(settings.keep_float_layers),
         "excluded_nodes": excluded,
         "calibration_images": int(len(calibration_nhwc)),
     }

@@ -1,26 +1,104 @@
-"""`edgesight bench`: latency of model files on this machine, interleaved so they share its noise."""
+"""Timing on this machine: engines that classify one region of a frame, measured interleaved.
+
+An engine is anything with `label`, `path`, `spec` and `predict(batch_nhwc) -> probabilities`.
+The runtime tier provides onnxruntime and OpenCV DNN engines; `edgesight.export.peers` adds Keras
+and LiteRT ones for `edgesight bench`. Every engine is timed on the same per-region path — crop and
+resize with `crop_region`, inference at batch 1, top-1 — so rows differ only in the inference.
+"""
 from __future__ import annotations
 
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
 
 from .classifier import Classifier
-from .preprocess import center_box, crop_region
+from .preprocess import PreprocessSpec, center_box, crop_region
 from .shipped import resolve_model
 
+FRAME_SHAPE = (480, 640, 3)
+BOX_FRACTION = 0.2  # a 96×96 px box on a 640×480 frame: a sign or object a few metres away
 
-@dataclass(frozen=True)
-class BenchConfig:
-    models: list[str] = field(metadata={"help": "edgesight ONNX model files (or shipped model names) to time side by side"})
-    repeats: int = field(default=2000, metadata={"help": "timed runs per model and thread setting"})
-    warmup: int = field(default=200, metadata={"help": "untimed runs first"})
-    markdown: str | None = field(default=None, metadata={"help": "also write the table to this Markdown file"})
-    opencv: bool = field(default=False, metadata={"help": "also time OpenCV DNN on the same files (a peer runtime)"})
+
+class Engine(Protocol):
+    label: str
+    path: Path
+    spec: PreprocessSpec
+
+    def predict(self, batch_nhwc: np.ndarray) -> np.ndarray: ...
+
+
+class OnnxRuntimeEngine:
+    """The product path: `Classifier` on an edgesight ONNX file (fp32 or int8)."""
+
+    def __init__(self, path: str | os.PathLike, threads: int, label: str | None = None):
+        self.classifier = Classifier(path, threads=threads, max_batch=1024)
+        self.path, self.spec = self.classifier.path, self.classifier.spec
+        precision = "int8" if self.classifier.metadata.quantization else "fp32"
+        self.label = label or f"onnxruntime {precision}"
+        self.predict = self.classifier.probabilities
+
+    def region_timer(self, frame_bgr: np.ndarray, box) -> Callable[[], object]:
+        # Exactly what an application calls, result objects included.
+        return lambda: self.classifier.classify_boxes(frame_bgr, [box], 1)
+
+
+class OpenCvDnnEngine:
+    """OpenCV DNN running the same fp32 ONNX file: the peer a C++/OpenCV application would pick."""
+
+    def __init__(self, path: str | os.PathLike, threads: int, label: str = "opencv-dnn fp32"):
+        self.path, self.label = Path(path), label
+        self.spec = Classifier(path).spec
+        cv2.setNumThreads(threads or os.cpu_count())  # process-wide: bench runs each thread setting apart
+        try:
+            self.network = cv2.dnn.readNetFromONNX(str(path))
+            self.predict(np.zeros((1, self.spec.height, self.spec.width, 3), np.uint8))  # some models fail only here
+        except cv2.error as error:
+            raise RuntimeError(f"OpenCV {cv2.__version__} cannot run {Path(path).name}: "
+                               f"{str(error).strip().splitlines()[-1][:160]}") from None
+
+    def predict(self, batch_nhwc: np.ndarray) -> np.ndarray:
+        self.network.setInput(batch_nhwc)
+        return self.network.forward()
+
+
+def region_timer(engine, frame_bgr: np.ndarray, box) -> Callable[[], object]:
+    """One region through an engine: crop + resize, inference, top-1 (label and score)."""
+    if hasattr(engine, "region_timer"):
+        return engine.region_timer(frame_bgr, box)
+
+    def classify_region():
+        probabilities = engine.predict(crop_region(frame_bgr, engine.spec, box)[None])[0]
+        best = int(np.argmax(probabilities))
+        return best, float(probabilities[best])
+
+    return classify_region
+
+
+def bench_frame() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A camera-sized frame of noise and the box every engine classifies in it."""
+    frame_bgr = np.random.default_rng(0).integers(0, 256, FRAME_SHAPE, dtype=np.uint8)
+    return frame_bgr, center_box(frame_bgr.shape, BOX_FRACTION)
+
+
+def interleaved_latency(timers: dict, repeats: int, warmup: int, block: int = 50) -> dict:
+    """Microseconds per call of each timer; timers alternate in blocks so a noisy neighbour slows all alike."""
+    for timer in timers.values():
+        for _ in range(warmup):
+            timer()
+    samples: dict = {key: [] for key in timers}
+    for _ in range(max(1, repeats // block)):
+        for key, timer in timers.items():
+            for _ in range(block):
+                tic = time.perf_counter_ns()
+                timer()
+                samples[key].append((time.perf_counter_ns() - tic) / 1000.0)
+    return {key: {"runs": len(values), "median_us": float(np.median(values)), "p99_us": float(np.percentile(values, 99))}
+            for key, values in samples.items()}
 
 
 def machine_description() -> str:
@@ -33,96 +111,15 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}"
 
 
-def _timed(run_region) -> float:
-    tic = time.perf_counter_ns()
-    run_region()
-    return (time.perf_counter_ns() - tic) / 1000.0
-
-
-def _onnxruntime_region(path: str, threads: int, frame_bgr: np.ndarray, box):
-    classifier = Classifier(path, threads=threads)
-    return lambda: classifier.classify_boxes(frame_bgr, [box], 1)
-
-
-def _opencv_region(path: str, threads: int, frame_bgr: np.ndarray, box):
-    """The same region through OpenCV DNN: the runtime's preprocessing, OpenCV's inference, top-1."""
-    spec = Classifier(path).spec
-    try:
-        network = cv2.dnn.readNetFromONNX(path)
-    except cv2.error as error:
-        raise RuntimeError(str(error).strip().splitlines()[-1]) from None
-
-    def run_region():
-        cv2.setNumThreads(threads or os.cpu_count())
-        network.setInput(crop_region(frame_bgr, spec, box)[None])
-        return int(np.argmax(network.forward()))
-
-    try:
-        run_region()  # some models load but fail on the first forward pass
-    except cv2.error as error:
-        raise RuntimeError(str(error).strip().splitlines()[-1]) from None
-    return run_region
-
-
-def measure_latency(models: list[str], repeats: int = 2000, warmup: int = 200, opencv: bool = False) -> list[dict]:
-    """Median and p99 latency per region (crop + resize + inference + top-1), batch 1, one thread and all.
-
-    Runs of the models alternate in blocks so that a noisy neighbour slows all of them alike.
-    A model OpenCV DNN cannot load (QDQ int8) gets a row saying why instead of figures.
-    """
+def measure_latency(models: list[str], repeats: int = 2000, warmup: int = 200) -> list[dict]:
+    """onnxruntime latency per region of ONNX files (or shipped names), batch 1, one thread and all cores."""
     files = {str(resolve_model(model)): model for model in models}  # file -> the name the user gave
-    models = list(files)
-    rng = np.random.default_rng(0)
-    # A camera-sized frame with a sign-sized box: the real per-region path, preprocessing included.
-    frame_bgr = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    box = center_box(frame_bgr.shape, 0.2)
-    runtimes = {"onnxruntime": _onnxruntime_region} | ({"opencv-dnn": _opencv_region} if opencv else {})
+    frame_bgr, box = bench_frame()
     results = []
     for threads in (1, 0):
-        timers = {}
-        for runtime_name, make in runtimes.items():
-            for path in models:
-                try:
-                    timers[(runtime_name, path)] = make(path, threads, frame_bgr, box)
-                except RuntimeError as error:
-                    results.append({"model": files[path], "file": path, "runtime": runtime_name, "threads": threads or os.cpu_count(),
-                                    "error": str(error)[:160]})
-        for timer in timers.values():
-            for _ in range(warmup):
-                timer()
-        samples: dict[tuple[str, str], list[float]] = {key: [] for key in timers}
-        block = 50
-        for _ in range(max(1, repeats // block)):
-            for key, timer in timers.items():
-                samples[key].extend(_timed(timer) for _ in range(block))
-        for (runtime_name, path), values in samples.items():
-            results.append({
-                "model": files[path], "file": path, "runtime": runtime_name, "threads": threads or os.cpu_count(),
-                "runs": len(values),
-                "median_us": float(np.median(values)), "p99_us": float(np.percentile(values, 99)),
-                "bytes": os.path.getsize(path),
-            })
+        engines = {path: OnnxRuntimeEngine(path, threads) for path in files}
+        timers = {path: region_timer(engine, frame_bgr, box) for path, engine in engines.items()}
+        for path, stats in interleaved_latency(timers, repeats, warmup).items():
+            results.append({"model": files[path], "file": path, "engine": engines[path].label,
+                            "threads": threads or os.cpu_count(), "bytes": os.path.getsize(path)} | stats)
     return results
-
-
-def bench(config: BenchConfig) -> list[dict]:
-    """`edgesight bench`: print (and optionally write) the latency table of `measure_latency`."""
-    results = measure_latency(config.models, config.repeats, config.warmup, config.opencv)
-    table = format_table(results)
-    print(table)
-    if config.markdown:
-        from .files import write_text_atomic
-        write_text_atomic(config.markdown, table + "\n")
-    return results
-
-
-def format_table(results: list[dict]) -> str:
-    lines = [f"Machine: {machine_description()}", "",
-             "| model | runtime | threads | median µs / region | p99 µs | size KiB |", "|---|---|---|---|---|---|"]
-    for row in results:
-        if "error" in row:
-            lines.append(f"| {row['model']} | {row['runtime']} | {row['threads']} | cannot run: {row['error']} | | |")
-        else:
-            lines.append(f"| {row['model']} | {row['runtime']} | {row['threads']} | {row['median_us']:.1f} | "
-                         f"{row['p99_us']:.1f} | {row['bytes'] / 1024:.0f} |")
-    return "\n".join(lines)

@@ -117,3 +117,20 @@ def test_a_users_image_folder_dataset_trains_and_exports(tmp_path):
     metadata = Classifier(run_dir / "model.int8.onnx").metadata
     assert metadata.task == "shapes" and metadata.labels == ("round", "triangle")
     assert metadata.preprocess.crop == "full"
+
+
+def test_bench_compares_every_form_of_the_run_with_its_peers(exported_run, tmp_path):
+    run("bench", exported_run, "--repeats", 20, "--warmup", 2, "--batch", 8, "--out", tmp_path)
+    report = json.loads((tmp_path / "bench.json").read_text())
+    rows = {row["engine"]: row for row in report["rows"]}
+    assert set(rows) == {"keras fp32", "onnxruntime fp32", "onnxruntime int8", "litert float", "litert int8", "opencv-dnn fp32"}
+    for engine, row in rows.items():
+        assert 0 <= row["accuracy"] <= 1, engine
+        assert set(row["latency"]) == {"1", str(report["threads"][1])}
+        assert 0 < row["latency"]["1"]["median_us"] <= row["latency"]["1"]["p99_us"]
+        assert row["throughput_ips"]["1"] > 0 and row["load_ms"] > 0 and row["peak_rss_mib"] > 0 and row["bytes"] > 0
+    # Keras and ONNX fp32 are the same weights: same predictions, so the same accuracy.
+    assert rows["keras fp32"]["accuracy"] == rows["onnxruntime fp32"]["accuracy"]
+    assert {item["threads"] for item in report["speedups"]} == set(report["threads"])
+    assert (tmp_path / "bench.md").read_text().startswith("Machine: ")
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,7 +13,7 @@ HEAVY = ("tensorflow", "keras", "tf2onnx", "onnx")
 def test_runtime_and_demo_import_no_training_or_export_stack():
     code = (
         "import sys, edgesight.runtime, edgesight.camera_demo.loop, edgesight.runtime.sources, edgesight.runtime.predict, "
-        "edgesight.runtime.bench, edgesight.runtime.evaluate, edgesight.cli.main\n"
+        "edgesight.runtime.bench, edgesight.runtime.evaluate, edgesight.export.bench, edgesight.cli.main\n"
         "edgesight.cli.main.build_parser()\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
     )

@@ -1,15 +1,20 @@
-from edgesight.runtime.bench import BenchConfig, bench, measure_latency
+import os
+
+from edgesight.export.bench import BenchConfig, bench
+from edgesight.runtime.bench import measure_latency
 
 
-def test_bench_rows_cover_every_model_runtime_and_thread_setting(tiny_model, tmp_path):
-    rows = measure_latency([str(tiny_model)], repeats=50, warmup=5, opencv=True)
-    assert {(row["runtime"], row["threads"] == 1) for row in rows} == {
-        ("onnxruntime", True), ("onnxruntime", False), ("opencv-dnn", True), ("opencv-dnn", False)}
+def test_latency_rows_cover_every_model_and_thread_setting(tiny_model):
+    rows = measure_latency([str(tiny_model)], repeats=50, warmup=5)
+    assert {(row["engine"], row["threads"]) for row in rows} == {("onnxruntime fp32", 1), ("onnxruntime fp32", os.cpu_count())}
     for row in rows:
-        assert "error" in row or (row["runs"] == 50 and 0 < row["median_us"] <= row["p99_us"])
+        assert row["runs"] == 50 and 0 < row["median_us"] <= row["p99_us"]
 
 
-def test_bench_writes_a_markdown_table_naming_the_machine(tiny_model, tmp_path):
-    bench(BenchConfig(models=[str(tiny_model)], repeats=50, warmup=5, markdown=str(tmp_path / "bench.md")))
+def test_bench_of_an_onnx_file_times_onnxruntime_and_opencv_and_writes_the_table(tiny_model, tmp_path):
+    rows = bench(BenchConfig(models=[str(tiny_model)], repeats=50, warmup=5, batch=4, out=str(tmp_path)))
+    assert {row["engine"] for row in rows} == {"onnxruntime fp32", "opencv-dnn fp32"}
     text = (tmp_path / "bench.md").read_text()
-    assert text.startswith("Machine: ") and "| onnxruntime | 1 |" in text
+    assert text.startswith("Machine: ") and "| onnxruntime fp32 |" in text
+    assert not (tmp_path / "bench.png").exists()  # nothing was scored without --data
+    assert (tmp_path / "bench.json").is_file()

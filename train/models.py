@@ -39,6 +39,37 @@ def _input_and_scale(height: int, width: int):
     return inputs, layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
 
 
+def _standardized_input(height: int, width: int):
+    """uint8 input -> per-image standardization (zero mean, unit variance over all pixels).
+
+    Dark and washed-out frames look alike to the network afterwards, and the operation lives in the
+    graph, so no host code has to repeat it. The export keeps it in float (see export/quantize.py).
+    """
+    inputs, x = _input_and_scale(height, width)
+    return inputs, layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardize")(x)
+
+
+def build_cnn_tiny(height: int, width: int, num_classes: int) -> keras.Model:
+    """Four plain 3x3 convs (12-32-64-64) on a shrinking grid, flatten head: sized for <= 5 M MACs at 32x32.
+
+    Few, plain convolutions: at this size each graph node costs a runtime about as much as its
+    arithmetic, so depth is spent only where the grid is small.
+    """
+    inputs, x = _standardized_input(height, width)
+    x = _conv_bn_relu(x, 12, "stage1")
+    x = layers.MaxPooling2D(name="pool1")(x)
+    x = _conv_bn_relu(x, 32, "stage2")
+    x = layers.MaxPooling2D(name="pool2")(x)
+    x = _conv_bn_relu(x, 64, "stage3a")
+    x = _conv_bn_relu(x, 64, "stage3b")
+    x = layers.MaxPooling2D(name="pool3")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    probabilities = layers.Softmax(name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name="cnn_tiny")
+
+
 def build_cnn_small(height: int, width: int, num_classes: int) -> keras.Model:
     """Three conv stages (32-64-128) and a separable 128 stage; flatten keeps where a sign's arrow points."""
     inputs, x = _input_and_scale(height, width)
@@ -58,10 +89,7 @@ def build_cnn_small(height: int, width: int, num_classes: int) -> keras.Model:
 
 def build_cnn_base(height: int, width: int, num_classes: int) -> keras.Model:
     """VGG-style 2x(32-64-128) conv stages after per-image standardization; flatten head."""
-    inputs, x = _input_and_scale(height, width)
-    # Per-image standardization: dark and washed-out frames look alike to the network, and the
-    # operation lives in the graph, so no host code has to repeat it.
-    x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardize")(x)
+    inputs, x = _standardized_input(height, width)
     for stage, filters in enumerate((32, 64, 128), start=1):
         x = _conv_bn_relu(x, filters, f"stage{stage}a")
         x = _conv_bn_relu(x, filters, f"stage{stage}b")
@@ -88,8 +116,7 @@ def _residual_block(x, filters: int, stride: int, name: str):
 
 def build_resnet20(height: int, width: int, num_classes: int) -> keras.Model:
     """ResNet-20 (He et al. 2016, CIFAR variant): 16-32-64 channels, 3 stages of 3 basic blocks."""
-    inputs, x = _input_and_scale(height, width)
-    x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, name="standardize")(x)
+    inputs, x = _standardized_input(height, width)
     x = _conv_bn_relu(x, 16, "stem")
     for stage, filters in enumerate((16, 32, 64)):
         for block in range(3):
@@ -103,6 +130,7 @@ def build_resnet20(height: int, width: int, num_classes: int) -> keras.Model:
 ARCHITECTURES = {
     arch.name: arch
     for arch in [
+        Architecture("cnn-tiny", "per-image standardization, 3x3 convs 12-32-64-64, flatten head", build_cnn_tiny),
         Architecture("cnn-small", "32-64-128 conv + separable 128, flatten head", build_cnn_small),
         Architecture("cnn-base", "per-image standardization, VGG-style 2x(32-64-128) conv, flatten head",
                      build_cnn_base),

@@ -1,0 +1,353 @@
+"""`edgesight bench`: one trained model in every form it ships in, and in the peers' runtimes, on this machine.
+
+For a training run folder the engines are Keras, onnxruntime fp32 and int8 (the product), LiteRT
+float and int8 converted from the same weights, and OpenCV DNN on the fp32 ONNX file. For a bare
+ONNX file (or shipped model name) they are onnxruntime and OpenCV DNN.
+
+Each thread setting runs in a fresh process (TensorFlow fixes its thread pools at start), where all
+engines are loaded, warmed up and timed interleaved. Load time and peak memory are measured in one
+fresh process per engine, so no engine's memory counts against another's. Only the onnxruntime and
+OpenCV paths are imported here at module level; TensorFlow and LiteRT load when a run folder asks.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from edgesight.runtime.bench import (
+    OnnxRuntimeEngine,
+    OpenCvDnnEngine,
+    bench_frame,
+    interleaved_latency,
+    machine_description,
+    region_timer,
+)
+from edgesight.runtime.classifier import Classifier
+from edgesight.runtime.datasets import preprocess_regions
+from edgesight.runtime.errors import EdgesightError
+from edgesight.runtime.files import atomic_path, write_json_atomic, write_text_atomic
+from edgesight.runtime.preprocess import PreprocessSpec
+from edgesight.runtime.tasks import get_task
+
+from .config import ExportConfig
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    models: list[str] = field(metadata={"help": "training run folders (Keras, ONNX fp32/int8, LiteRT, OpenCV DNN) "
+                                                "or ONNX files / shipped model names (onnxruntime, OpenCV DNN)"})
+    data: str | None = field(default=None, metadata={"help": "dataset for accuracy; default: a run's own; "
+                                                             "ONNX files are scored only when this is given"})
+    limit: int | None = field(default=None, metadata={"help": "score only the first N official test images"})
+    repeats: int = field(default=2000, metadata={"help": "timed batch-1 runs per engine and thread setting"})
+    warmup: int = field(default=200, metadata={"help": "untimed runs per engine first"})
+    batch: int = field(default=256, metadata={"help": "batch size for the throughput figure"})
+    out: str | None = field(default=None, metadata={"help": "write bench.md, bench.json and bench.png to this folder"})
+    no_peers: bool = field(default=False, metadata={"help": "only the edgesight files (no Keras, LiteRT, OpenCV DNN)"})
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What a worker process needs to build one engine: picklable, no loaded state."""
+
+    model: str  # the name the user gave
+    kind: str  # onnxruntime | opencv-dnn | keras | litert
+    label: str
+    path: str
+    spec: PreprocessSpec
+
+
+@dataclass
+class Target:
+    model: str
+    engines: list[EngineSpec]
+    test_nhwc: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    dataset: str | None = None
+
+
+def build_engine(engine: EngineSpec, threads: int):
+    if engine.kind == "onnxruntime":
+        return OnnxRuntimeEngine(engine.path, threads, engine.label)
+    if engine.kind == "opencv-dnn":
+        return OpenCvDnnEngine(engine.path, threads, engine.label)
+    from .peers import KerasEngine, LiteRtEngine
+
+    if engine.kind == "keras":
+        return KerasEngine(Path(engine.path), engine.spec, threads, engine.label)
+    return LiteRtEngine(Path(engine.path), engine.spec, threads, engine.label)
+
+
+def _run_target(folder: Path, config: BenchConfig) -> Target:
+    """A training run: its Keras and ONNX files, LiteRT files converted now, its test split."""
+    missing = [name for name in ("config.json", "model.keras", "model.onnx", "model.int8.onnx") if not (folder / name).is_file()]
+    if missing:
+        raise EdgesightError(f"{folder}: {', '.join(missing)} missing; bench needs a trained and exported run "
+                             f"(`edgesight train`, then `edgesight export {folder}`).")
+    run_config = json.loads((folder / "config.json").read_text())
+    spec = PreprocessSpec(**run_config["preprocess"])
+    data = config.data or run_config["train"]["data"]
+    task = get_task(run_config["train"]["task"], data)
+    name = str(folder)
+    engines = [EngineSpec(name, "onnxruntime", "onnxruntime int8", str(folder / "model.int8.onnx"), spec),
+               EngineSpec(name, "onnxruntime", "onnxruntime fp32", str(folder / "model.onnx"), spec)]
+    if not config.no_peers:
+        litert_files = _litert_files(folder, run_config, task, data)
+        engines += [EngineSpec(name, "litert", label, str(path), spec) for label, path in litert_files.items()]
+        engines += [EngineSpec(name, "keras", "keras fp32", str(folder / "model.keras"), spec),
+                    EngineSpec(name, "opencv-dnn", "opencv-dnn fp32", str(folder / "model.onnx"), spec)]
+    return _with_test_split(Target(name, engines), task, data, spec, config.limit)
+
+
+def _litert_files(folder: Path, run_config: dict, task, data: str) -> dict[str, Path]:
+    """Convert with the calibration set the ONNX int8 model used (count and seed from its export report)."""
+    try:
+        from .peers import convert_to_litert
+        from .pipeline import calibration_images
+    except ImportError as error:
+        raise EdgesightError(f"bench of a run folder needs the [bench] extra ({error.name} missing): "
+                             "pip install 'edgesight[bench]'") from None
+    report_path = folder / "export_report.json"
+    quantization = json.loads(report_path.read_text())["quantization"] if report_path.is_file() else {}
+    count = quantization.get("calibration_images", ExportConfig.calibration_images)
+    seed = quantization.get("calibration_seed", ExportConfig.seed)
+    print(f"converting {folder / 'model.keras'} to LiteRT float and int8 ({count} calibration images)", file=sys.stderr)
+    return convert_to_litert(folder / "model.keras", calibration_images(run_config, task, data, count, seed), folder / "litert")
+
+
+def _file_target(model: str, config: BenchConfig) -> Target:
+    classifier = Classifier(model)
+    path, spec = str(classifier.path), classifier.spec
+    int8 = bool(classifier.metadata.quantization)
+    engines = [EngineSpec(model, "onnxruntime", f"onnxruntime {'int8' if int8 else 'fp32'}", path, spec)]
+    if not config.no_peers:
+        engines.append(EngineSpec(model, "opencv-dnn", f"opencv-dnn {'int8' if int8 else 'fp32'}", path, spec))
+    target = Target(model, engines)
+    if config.data is None:
+        return target
+    return _with_test_split(target, get_task(classifier.metadata.task, config.data), config.data, spec, config.limit)
+
+
+def _with_test_split(target: Target, task, data: str, spec: PreprocessSpec, limit: int | None) -> Target:
+    regions = task.load(data, "test")
+    count = len(regions.labels) if limit is None else min(limit, len(regions.labels))
+    target.test_nhwc = preprocess_regions(regions.subset(np.arange(count)), spec)
+    target.test_labels = regions.labels[:count]
+    target.dataset = f"{task.name} official test, {count} images" + (" (JPEG copy, lossy)" if task.name == "cifar10" else "")
+    return target
+
+
+def _accuracy(engine, images_nhwc: np.ndarray, labels: np.ndarray, batch: int) -> float:
+    predicted = np.concatenate([np.argmax(engine.predict(images_nhwc[start : start + batch]), axis=1)
+                                for start in range(0, len(images_nhwc), batch)])
+    return float(np.mean(predicted == labels))
+
+
+def _throughput(engines: dict, batch: int, rounds: int = 5) -> dict:
+    """Images per second at a large batch of random pixels, median of interleaved rounds after one warm-up."""
+    rng = np.random.default_rng(0)
+    batches = {key: rng.integers(0, 256, (batch, engine.spec.height, engine.spec.width, 3), dtype=np.uint8)
+               for key, engine in engines.items()}
+    seconds: dict = {key: [] for key in engines}
+    for _ in range(rounds + 1):
+        for key, engine in engines.items():
+            tic = time.perf_counter()
+            engine.predict(batches[key])
+            seconds[key].append(time.perf_counter() - tic)
+    return {key: batch / float(np.median(values[1:])) for key, values in seconds.items()}
+
+
+def measure_round(engines: list[EngineSpec], threads: int, config: BenchConfig, test_sets: dict) -> dict:
+    """In a fresh process: build every engine at this thread count, score, time interleaved, throughput."""
+    cv2.setNumThreads(threads or os.cpu_count())  # preprocessing shares the setting
+    built, results = {}, {}
+    for engine in engines:
+        key = (engine.model, engine.label)
+        try:
+            built[key] = build_engine(engine, threads)
+        except (RuntimeError, EdgesightError) as error:
+            results[key] = {"error": str(error)[:200]}
+    for key, engine in built.items():
+        results[key] = {}
+        if key[0] in test_sets:
+            images, labels = test_sets[key[0]]
+            results[key]["accuracy"] = _accuracy(engine, images, labels, config.batch)
+    frame_bgr, box = bench_frame()
+    timers = {key: region_timer(engine, frame_bgr, box) for key, engine in built.items()}
+    latency = interleaved_latency(timers, config.repeats, config.warmup)
+    throughput = _throughput(built, config.batch)
+    for key in built:
+        results[key].update(latency=latency[key], throughput_ips=throughput[key])
+    return results
+
+
+def _memory_kib(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="utf-8") as handle:
+            return next((int(line.split()[1]) for line in handle if line.startswith(field_name + ":")), None)
+    except OSError:
+        return None
+
+
+FRAMEWORK_MODULES = {"onnxruntime": "onnxruntime", "opencv-dnn": "cv2", "keras": "keras", "litert": "ai_edge_litert.interpreter"}
+
+
+def measure_load(engine: EngineSpec, batch: int) -> dict:
+    """In a fresh process: load time, and peak memory over loading and a batch-1 and a large-batch run.
+
+    The framework is imported before the clock starts: load time is the model's, not the library's.
+    """
+    import importlib
+
+    importlib.import_module(FRAMEWORK_MODULES[engine.kind])
+    resident_before = _memory_kib("VmRSS")
+    tic = time.perf_counter()
+    built = build_engine(engine, 0)
+    load_ms = (time.perf_counter() - tic) * 1000
+    shape = (engine.spec.height, engine.spec.width, 3)
+    built.predict(np.zeros((1, *shape), np.uint8))
+    built.predict(np.zeros((batch, *shape), np.uint8))
+    peak = _memory_kib("VmHWM")
+    if peak is None or resident_before is None:
+        return {"load_ms": load_ms}
+    return {"load_ms": load_ms, "peak_rss_mib": peak / 1024, "model_rss_mib": (peak - resident_before) / 1024}
+
+
+def _in_fresh_process(function, *arguments):
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, arguments)
+
+
+def bench(config: BenchConfig) -> list[dict]:
+    """Measure every engine of every model; print the table and write it where `out` says."""
+    for name in ("repeats", "batch"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1. Received: {name}={getattr(config, name)}")
+    targets = [_run_target(Path(model), config) if Path(model).is_dir() else _file_target(model, config)
+               for model in config.models]
+    engines = [engine for target in targets for engine in target.engines]
+    test_sets = {t.model: (t.test_nhwc, t.test_labels) for t in targets if t.test_nhwc is not None}
+    rows = {(e.model, e.label): {"model": e.model, "engine": e.label, "file": e.path, "bytes": os.path.getsize(e.path)}
+            for e in engines}
+    for target in targets:
+        for engine in target.engines:
+            rows[(engine.model, engine.label)]["dataset"] = target.dataset
+    thread_settings = (1, os.cpu_count())
+    for threads in thread_settings:
+        print(f"timing {len(engines)} engines interleaved, {threads} thread(s)", file=sys.stderr)
+        scored = test_sets if threads == os.cpu_count() else {}
+        for key, result in _in_fresh_process(measure_round, engines, threads, config, scored).items():
+            row = rows[key]
+            if "error" in result:
+                row["error"] = result["error"]
+                continue
+            if "accuracy" in result:
+                row["accuracy"] = result["accuracy"]
+            row.setdefault("latency", {})[str(threads)] = result["latency"]
+            row.setdefault("throughput_ips", {})[str(threads)] = result["throughput_ips"]
+    for engine in engines:
+        row = rows[(engine.model, engine.label)]
+        if "error" not in row:
+            print(f"load time and memory: {engine.label}", file=sys.stderr)
+            row.update(_in_fresh_process(measure_load, engine, config.batch))
+    results = list(rows.values())
+    report = {"machine": machine_description(), "threads": list(thread_settings), "batch": config.batch,
+              "repeats": config.repeats, "warmup": config.warmup, "rows": results,
+              "speedups": speedups(results)}
+    table = format_table(report)
+    print(table)
+    if config.out:
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "bench.json", report)
+        write_text_atomic(out / "bench.md", table + "\n")
+        plot_accuracy_latency(report, out / "bench.png")
+    return results
+
+
+def speedups(rows: list[dict]) -> list[dict]:
+    """onnxruntime int8 against LiteRT int8 per model: median per-region latency ratio at each thread setting."""
+    by_key = {(row["model"], row["engine"]): row for row in rows if "latency" in row}
+    found = []
+    for (model, engine), ours in by_key.items():
+        peer = by_key.get((model, "litert int8"))
+        if engine != "onnxruntime int8" or peer is None:
+            continue
+        for threads, stats in ours["latency"].items():
+            found.append({"model": model, "threads": int(threads), "onnxruntime_int8_us": stats["median_us"],
+                          "litert_int8_us": peer["latency"][threads]["median_us"],
+                          "ratio": peer["latency"][threads]["median_us"] / stats["median_us"]})
+    return found
+
+
+def _figure(value, pattern: str) -> str:
+    return "—" if value is None else pattern.format(value)
+
+
+def format_table(report: dict) -> str:
+    one, many = (str(t) for t in report["threads"])
+    lines = [
+        f"Machine: {report['machine']}.",
+        f"Latency: one region (96×96 px) of a 640×480 frame (crop, resize, inference, top-1), batch 1, "
+        f"median and p99 of {report['repeats']} interleaved runs after {report['warmup']} warm-up runs. "
+        f"Throughput: batch {report['batch']}, {many} threads.", "",
+        f"| model | engine | top-1 | size KiB | load ms | peak RSS MiB (model) | µs p50 / p99, {one} thread "
+        f"| µs p50 / p99, {many} threads | images/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        head = f"| {row['model']} | {row['engine']} |"
+        if "error" in row:
+            lines.append(f"{head} cannot run: {row['error']} | {row['bytes'] / 1024:.0f} | | | | | |")
+            continue
+        latency = row["latency"]
+        memory = "—" if "peak_rss_mib" not in row else f"{row['peak_rss_mib']:.0f} ({row['model_rss_mib']:.1f})"
+        lines.append(
+            f"{head} {_figure(row.get('accuracy'), '{:.2%}')} | {row['bytes'] / 1024:.0f} | {row['load_ms']:.1f} | {memory} | "
+            f"{latency[one]['median_us']:.1f} / {latency[one]['p99_us']:.1f} | "
+            f"{latency[many]['median_us']:.1f} / {latency[many]['p99_us']:.1f} | {row['throughput_ips'][many]:,.0f} |")
+    datasets = sorted({row["dataset"] for row in report["rows"] if row.get("dataset")})
+    if datasets:
+        lines += ["", "Top-1 on: " + "; ".join(datasets) + "."]
+    for item in report["speedups"]:
+        lines.append(f"- {item['model']}, {item['threads']} thread(s): onnxruntime int8 {item['onnxruntime_int8_us']:.1f} µs, "
+                     f"LiteRT int8 {item['litert_int8_us']:.1f} µs per region: onnxruntime is {item['ratio']:.2f}× as fast.")
+    return "\n".join(lines)
+
+
+def plot_accuracy_latency(report: dict, path: Path) -> None:
+    """Accuracy against one-thread median latency, one point per engine."""
+    rows = [row for row in report["rows"] if "accuracy" in row and "latency" in row]
+    if not rows:
+        print(f"{path}: not drawn, no engine was scored on a dataset (give --data)", file=sys.stderr)
+        return
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"{path}: not drawn, matplotlib is not installed (pip install 'edgesight[bench]')", file=sys.stderr)
+        return
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    one = str(report["threads"][0])
+    figure, axes = pyplot.subplots(figsize=(7, 4.5))
+    for row in rows:
+        x, y = row["latency"][one]["median_us"], row["accuracy"] * 100
+        axes.scatter(x, y)
+        axes.annotate(f"{Path(row['model']).name}: {row['engine']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    axes.set_xscale("log")
+    axes.set_xlabel(f"median latency per region, µs ({one} thread, log scale)")
+    axes.set_ylabel("top-1 accuracy, %")
+    axes.set_title(report["machine"], fontsize=8)
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
+    pyplot.close(figure)
