@@ -22,6 +22,7 @@ from edgesight.runtime.tasks import get_task
 from .config import ExportConfig
 from .convert import keras_to_onnx, save_model, stamp_metadata
 from .quantize import QuantizationSettings, quantize_int8
+from .simplify import simplify
 
 
 class ExportError(EdgesightError, RuntimeError):
@@ -100,6 +101,7 @@ def export_run(config: ExportConfig) -> dict:
     print(f"converting {run_dir / 'model.keras'} to ONNX (opset {config.opset})", file=sys.stderr)
     keras_model = keras.models.load_model(run_dir / "model.keras")
     fp32_proto = keras_to_onnx(keras_model, config.opset)
+    simplifications = simplify(fp32_proto, keras_model)
 
     test_regions: LabelledRegions = task.load(data, "test")
     test_nhwc = preprocess_regions(test_regions, spec)
@@ -141,7 +143,7 @@ def export_run(config: ExportConfig) -> dict:
         "keras_vs_onnx_fp32_max_abs_difference": max_difference, "parity_images": int(len(parity_nhwc)),
         "argmax_agreement_fp32_int8": float(np.mean(fp32.predicted == int8.predicted)),
         "int8_probability_max_abs_difference": float(np.max(np.abs(fp32.probabilities - int8.probabilities))),
-        "quantization": quantization, "opset": config.opset,
+        "quantization": quantization, "opset": config.opset, "graph_simplifications": simplifications,
         "export_seconds": round(time.monotonic() - started, 1),
     }
     if report["gate_passed"]:
@@ -192,6 +194,7 @@ def _markdown(report: dict) -> str:
         f"weights {quantization['weight_type']}, per-channel {quantization['per_channel']}, "
         f"{quantization['calibration_method']} calibration on {quantization['calibration_images']} training-split images; "
         f"kept in float: {', '.join(quantization['excluded_nodes']) or 'nothing'}",
+        f"- Graph simplifications: {'; '.join(report['graph_simplifications']) or 'none'}",
         f"- Export took {report['export_seconds']} s.",
     ]
     return "\n".join(lines) + "\n"

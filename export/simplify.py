@@ -1,0 +1,125 @@
+"""Graph rewrites of the tf2onnx output that leave its arithmetic alone but cut its node count.
+
+At 32×32 a node costs onnxruntime about as much as the arithmetic of a small conv (≈0.45 µs each,
+TOOLCHAIN_NOTES.md), and tf2onnx spells two simple things with many nodes:
+
+- per-image standardization (Keras `LayerNormalization` over H, W, C after the 1/255 `Rescaling`)
+  becomes a dozen elementwise nodes; ONNX has one `LayerNormalization` op for it;
+- `Flatten` reshapes to a shape computed at run time from the batch size (Shape, Gather, Slice,
+  Concat, Cast…), although everything but the batch is known.
+
+Each rewrite checks its pattern and leaves the graph untouched when it does not match; the export's
+Keras-vs-ONNX parity check then proves the rewritten graph computes the same function.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+
+def _layer_of(node: onnx.NodeProto) -> set[str]:
+    """Keras layer names in a tf2onnx node name, e.g. {"cnn_tiny_1", "standardize_1", ...} without suffixes."""
+    return {part.rsplit("_", 1)[0] if part.rsplit("_", 1)[-1].isdigit() else part for part in node.name.split("/")}
+
+
+def fuse_standardization(model: onnx.ModelProto, epsilon: float, input_scale: float) -> bool:
+    """Replace the nodes of the `scale` and `standardize` layers by one ONNX LayerNormalization.
+
+    Standardization ignores a constant scale a and offset b except through epsilon:
+    LN(a·x + b, eps) = LN(x, eps / a²). Returns whether the graph changed.
+    """
+    graph = model.graph
+    region = [node for node in graph.node if _layer_of(node) & {"scale", "standardize"}]
+    if not any("standardize" in _layer_of(node) for node in region):
+        return False
+    produced_inside = {output for node in region for output in node.output}
+    constants = {initializer.name for initializer in graph.initializer}
+    constants |= {output for node in graph.node if node.op_type == "Constant" for output in node.output}
+    inputs = {name for node in region for name in node.input if name not in produced_inside and name not in constants}
+    outside = [node for node in graph.node if node not in region]
+    outputs = {name for node in outside for name in node.input if name in produced_inside}
+    outputs |= {output.name for output in graph.output if output.name in produced_inside}
+    shape = _static_shape(model, next(iter(inputs))) if len(inputs) == 1 else None
+    if len(outputs) != 1 or shape is None:
+        return False
+    (source,), (result,) = inputs, outputs
+    ones = numpy_helper.from_array(np.ones(shape[1:], np.float32), name="standardize/unit_scale")
+    fused = helper.make_node("LayerNormalization", [source, ones.name], [result], name="standardize/LayerNormalization",
+                             axis=1, epsilon=float(epsilon / input_scale**2))
+    position = min(list(graph.node).index(node) for node in region)
+    kept = [node for node in graph.node if node not in region]
+    del graph.node[:]
+    graph.node.extend(kept[:position] + [fused] + kept[position:])
+    graph.initializer.append(ones)
+    _drop_dead_nodes(graph)
+    return True
+
+
+def static_flatten(model: onnx.ModelProto) -> int:
+    """Give Reshape nodes to rank 2 whose input has static non-batch dims a constant [-1, n] shape.
+
+    Returns how many were rewritten; the run-time shape computation feeding them is then dropped.
+    """
+    graph = model.graph
+    initializers = {initializer.name for initializer in graph.initializer}
+    rewritten = 0
+    for node in graph.node:
+        if node.op_type != "Reshape" or node.input[1] in initializers:
+            continue
+        shape = _static_shape(model, node.input[0])
+        target = _static_shape(model, node.output[0])
+        if shape is None or target is None or len(target) != 2 or any(d is None for d in shape[1:]):
+            continue
+        constant = numpy_helper.from_array(np.array([-1, int(np.prod(shape[1:]))], np.int64), name=f"{node.name}/static_shape")
+        graph.initializer.append(constant)
+        node.input[1] = constant.name
+        rewritten += 1
+    if rewritten:
+        _drop_dead_nodes(graph)
+    return rewritten
+
+
+def _static_shape(model: onnx.ModelProto, tensor: str) -> list[int | None] | None:
+    """Shape of a tensor from ONNX shape inference; None for the batch (or any symbolic) dim."""
+    inferred = shape_inference.infer_shapes(model)
+    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        if value.name == tensor and value.type.tensor_type.HasField("shape"):
+            return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+    return None
+
+
+def _drop_dead_nodes(graph: onnx.GraphProto) -> None:
+    needed = {output.name for output in graph.output}
+    alive = []
+    for node in reversed(graph.node):
+        if any(output in needed for output in node.output):
+            alive.append(node)
+            needed.update(node.input)
+    alive.reverse()
+    del graph.node[:]
+    graph.node.extend(alive)
+    _drop_unused_initializers(graph)
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = {name for node in graph.node for name in node.input}
+    kept = [initializer for initializer in graph.initializer if initializer.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def simplify(model: onnx.ModelProto, keras_model) -> list[str]:
+    """Apply the rewrites that match this model; returns what was done, for the export report."""
+    done = []
+    layers = {layer.name: layer for layer in keras_model.layers}
+    standardize, scale = layers.get("standardize"), layers.get("scale")
+    # A scalar offset drops out of standardization; a per-channel scale would not.
+    if standardize is not None and scale is not None and np.ndim(scale.scale) == 0 and np.ndim(scale.offset) == 0:
+        if fuse_standardization(model, standardize.epsilon, float(scale.scale)):
+            done.append("standardization fused into one LayerNormalization node")
+    flattened = static_flatten(model)
+    if flattened:
+        done.append(f"{flattened} flatten reshape(s) given a static shape")
+    onnx.checker.check_model(model, full_check=True)
+    return done

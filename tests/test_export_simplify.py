@@ -1,0 +1,30 @@
+"""The graph rewrites keep the Keras model's function and remove the nodes they promise to."""
+import numpy as np
+import pytest
+
+pytest.importorskip("tf2onnx", reason="needs the [export] extra")
+
+
+@pytest.mark.parametrize("architecture, expected", [
+    ("cnn-tiny", ["standardization fused into one LayerNormalization node", "1 flatten reshape(s) given a static shape"]),
+    ("cnn-small", ["1 flatten reshape(s) given a static shape"]),  # no standardization layer: left alone
+])
+def test_simplified_graph_computes_what_keras_computes_at_any_batch(architecture, expected):
+    import onnxruntime as ort
+    from edgesight.export.convert import keras_to_onnx
+    from edgesight.export.simplify import simplify
+    from edgesight.train.models import build_model
+
+    model = build_model(architecture, 32, 32, 43)
+    images = np.random.default_rng(0).integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
+    images[0] = 0
+    images[0, 0, 0, 0] = 1  # almost flat: its variance is far below epsilon, so a wrongly scaled epsilon would show
+    proto = keras_to_onnx(model)
+    before = len(proto.graph.node)
+    assert simplify(proto, model) == expected
+    assert len(proto.graph.node) < before
+    operators = [node.op_type for node in proto.graph.node]
+    assert "Shape" not in operators and ("LayerNormalization" in operators) == (architecture == "cnn-tiny")
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in (images[:1], images):
+        np.testing.assert_allclose(session.run(None, {"image": batch})[0], model.predict(batch, verbose=0), atol=1e-5)
