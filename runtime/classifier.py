@@ -115,7 +115,8 @@ class Classifier:
     def top_k(self, probabilities: np.ndarray, k: int) -> list[list[Prediction]]:
         """The k most probable classes of each row, best first."""
         k = max(1, min(k, probabilities.shape[1]))
-        best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        # argmax for the common k=1: a full sort costs more than a tiny model's inference step.
+        best = probabilities.argmax(axis=1)[:, None] if k == 1 else np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
         return [
             [Prediction(self.labels[class_id], int(class_id), float(row[class_id])) for class_id in order]
             for row, order in zip(probabilities, best)
@@ -136,4 +137,6 @@ class Classifier:
         """Classify several inclusive pixel boxes of one frame in one batch."""
         if not boxes_xyxy:
             return []
+        if len(boxes_xyxy) == 1:  # the per-region path of a live loop: no batch to assemble
+            return self.top_k(self.probabilities(crop_region(frame_bgr, self.spec, boxes_xyxy[0])[None]), top_k)
         return self.top_k(self.probabilities(crop_regions(frame_bgr, self.spec, list(boxes_xyxy))), top_k)

@@ -88,3 +88,13 @@ def test_list_models_reports_parameters_and_macs_at_the_input_size(capsys):
     assert "MACs at 48x48" in table
     assert "| cnn-base | 486,539 | 87.12 M |" in table  # a flatten head grows with the input area
     assert "| resnet20 | 276,187 | 91.83 M |" in table  # global pooling keeps the parameters as at 32x32
+
+
+def test_resize_option_reaches_the_run_and_is_checked(tmp_path):
+    from edgesight.runtime.tasks import TASKS
+    from edgesight.train.trainer import input_spec
+
+    assert input_spec(TASKS["gtsrb"], TrainConfig(resize="linear")).resize == "linear"
+    assert input_spec(TASKS["gtsrb"], TrainConfig()).resize == TASKS["gtsrb"].preprocess.resize
+    with pytest.raises(TrainError, match="resize must be one of area, linear, cubic. Received: resize='nearest'"):
+        input_spec(TASKS["gtsrb"], TrainConfig(resize="nearest"))

@@ -13,8 +13,10 @@ class TrainConfig:
                                                              "a new run, taken from the run with --resume"})
     task: str = field(default="gtsrb", metadata={"help": "gtsrb, cifar10, or a name of your own for an image-folder dataset given with --data"})
     run_dir: str | None = field(default=None, metadata={"help": "output folder for the model, checkpoints and reports (default: runs/TASK)"})
-    model: str = field(default="cnn-base", metadata={"help": "architecture from the model zoo: cnn-small, cnn-base, resnet20"})
+    model: str = field(default="cnn-base", metadata={"help": "architecture from the model zoo (see --list-models)"})
     input_size: int | None = field(default=None, metadata={"help": "input height and width in pixels (default: the task's, 32)"})
+    resize: str | None = field(default=None, metadata={"help": "resize of a region to the input: area (best downscaling), "
+                                                               "linear (about 5x faster at runtime), cubic (default: the task's, area)"})
     epochs: int = field(default=35, metadata={"help": "training epochs"})
     batch_size: int = field(default=128, metadata={"help": "images per training step"})
     learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate (cosine decay after 1 warm-up epoch)"})

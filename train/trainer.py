@@ -11,6 +11,7 @@ import numpy as np
 from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import atomic_path, write_json_atomic
+from edgesight.runtime.preprocess import RESIZE_MODES
 from edgesight.runtime.tasks import get_task
 
 from .config import TrainConfig
@@ -43,12 +44,17 @@ def split_by_group(groups: list[str], labels: np.ndarray, val_fraction: float, s
 
 
 def input_spec(task, config: TrainConfig):
-    """The task's preprocessing at the run's input size."""
-    if config.input_size is None:
-        return task.preprocess
-    if not 8 <= config.input_size <= 512:
-        raise TrainError(f"input_size must be 8..512 pixels. Received: input_size={config.input_size}")
-    return dataclasses.replace(task.preprocess, height=config.input_size, width=config.input_size)
+    """The task's preprocessing at the run's input size and resize mode."""
+    spec = task.preprocess
+    if config.input_size is not None:
+        if not 8 <= config.input_size <= 512:
+            raise TrainError(f"input_size must be 8..512 pixels. Received: input_size={config.input_size}")
+        spec = dataclasses.replace(spec, height=config.input_size, width=config.input_size)
+    if config.resize is not None:
+        if config.resize not in RESIZE_MODES:
+            raise TrainError(f"resize must be one of {', '.join(RESIZE_MODES)}. Received: resize={config.resize!r}")
+        spec = dataclasses.replace(spec, resize=config.resize)
+    return spec
 
 
 def _progress(stage: str):
