@@ -50,6 +50,7 @@ class BenchConfig:
     warmup: int = field(default=200, metadata={"help": "untimed runs per engine first"})
     batch: int = field(default=256, metadata={"help": "batch size for the throughput figure"})
     out: str | None = field(default=None, metadata={"help": "write bench.md, bench.json and bench.png to this folder"})
+    skip_bad_images: bool = field(default=False, metadata={"help": "drop test images that do not decode, naming each (a run's own setting wins)"})
     no_peers: bool = field(default=False, metadata={"help": "only the edgesight files (no Keras, LiteRT, OpenCV DNN)"})
 
 
@@ -103,7 +104,8 @@ def _run_target(folder: Path, config: BenchConfig) -> Target:
         engines += [EngineSpec(name, "litert", label, str(path), spec) for label, path in litert_files.items()]
         engines += [EngineSpec(name, "keras", "keras fp32", str(folder / "model.keras"), spec),
                     EngineSpec(name, "opencv-dnn", "opencv-dnn fp32", str(folder / "model.onnx"), spec)]
-    return _with_test_split(Target(name, engines), task, data, spec, config.limit)
+    skip_bad = run_config["train"].get("skip_bad_images", False) or config.skip_bad_images
+    return _with_test_split(Target(name, engines), task, data, spec, config.limit, skip_bad)
 
 
 def _litert_files(folder: Path, run_config: dict, task, data: str) -> dict[str, Path]:
@@ -132,11 +134,12 @@ def _file_target(model: str, config: BenchConfig) -> Target:
     target = Target(model, engines)
     if config.data is None:
         return target
-    return _with_test_split(target, get_task(classifier.metadata.task, config.data), config.data, spec, config.limit)
+    task = get_task(classifier.metadata.task, config.data)
+    return _with_test_split(target, task, config.data, spec, config.limit, config.skip_bad_images)
 
 
-def _with_test_split(target: Target, task, data: str, spec: PreprocessSpec, limit: int | None) -> Target:
-    regions = task.load(data, "test")
+def _with_test_split(target: Target, task, data: str, spec: PreprocessSpec, limit: int | None, skip_bad: bool) -> Target:
+    regions = task.load(data, "test", skip_bad_images=skip_bad)
     count = len(regions.labels) if limit is None else min(limit, len(regions.labels))
     target.test_nhwc = preprocess_regions(regions.subset(np.arange(count)), spec)
     target.test_labels = regions.labels[:count]

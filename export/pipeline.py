@@ -54,7 +54,7 @@ def calibration_indices(labels: np.ndarray, allowed: np.ndarray, count: int, see
 def calibration_images(run_config: dict, task, data: str, count: int, seed: int) -> np.ndarray:
     """The int8 calibration set: preprocessed training-split images, never validation or test ones."""
     spec = PreprocessSpec(**run_config["preprocess"])
-    train_regions: LabelledRegions = task.load(data, "train")
+    train_regions: LabelledRegions = task.load(data, "train", skip_bad_images=run_config["train"].get("skip_bad_images", False))
     validation_groups = set(run_config["split"]["validation_groups"])
     training_only = np.array([i for i, group in enumerate(train_regions.groups) if group not in validation_groups])
     chosen = calibration_indices(train_regions.labels, training_only, count, seed)
@@ -103,7 +103,7 @@ def export_run(config: ExportConfig) -> dict:
     fp32_proto = keras_to_onnx(keras_model, config.opset)
     simplifications = simplify(fp32_proto, keras_model)
 
-    test_regions: LabelledRegions = task.load(data, "test")
+    test_regions: LabelledRegions = task.load(data, "test", skip_bad_images=run_config["train"].get("skip_bad_images", False))
     test_nhwc = preprocess_regions(test_regions, spec)
     calibration_nhwc = calibration_images(run_config, task, data, config.calibration_images, config.seed)
 

@@ -116,9 +116,12 @@ def _regions(images, labels, names, where: str) -> LabelledRegions:
     return LabelledRegions(images, boxes, labels_array, list(names), list(names))
 
 
-def load_cifar10(data: str | Path, split: str, progress: Callable[[int, int], None] | None = None) -> LabelledRegions:
+def load_cifar10(data: str | Path, split: str, progress: Callable[[int, int], None] | None = None,
+                 skip_bad_images: bool = False) -> LabelledRegions:
     """CIFAR-10 from cifar-10-python.tar.gz, cifar-10-binary.tar.gz, an image-folder tree/.zip/.tgz,
     or a folder holding one of those archives (official ones first).
+
+    `skip_bad_images` applies to image-folder trees; the official archives hold raw pixels, not files.
     """
     if split not in BATCHES:
         raise ValueError(f"split must be one of {tuple(BATCHES)}. Received: split={split!r}")
@@ -132,4 +135,4 @@ def load_cifar10(data: str | Path, split: str, progress: Callable[[int, int], No
         return _load_python(path, split)
     if path.name == BINARY_ARCHIVE:
         return _load_binary(path, split)
-    return load_image_folder(path, split, CIFAR10_CLASS_NAMES, progress)
+    return load_image_folder(path, split, CIFAR10_CLASS_NAMES, progress, skip_bad_images)

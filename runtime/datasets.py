@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -136,19 +137,37 @@ def _int_field(row: dict[str, str], key: str, where: str) -> int:
         raise DatasetError(f"{where}: field {key} must be an integer. Received: {row[key]!r}") from None
 
 
-def decode_images(encoded: list[bytes], names: list[str], progress: Callable[[int, int], None] | None) -> list[np.ndarray]:
-    """Decode in parallel threads (cv2.imdecode releases the GIL); an image that fails is named."""
+SKIP_OPTION = "--skip-bad-images"
+
+
+def report(message: str) -> None:
+    """A dataset notice the user must see (a skipped or ignored file), on stderr, one line each."""
+    print(f"edgesight: {message}", file=sys.stderr)
+
+
+def decode_images(encoded: list[bytes], names: list[str], progress: Callable[[int, int], None] | None,
+                  skip_bad: bool = False) -> list[np.ndarray | None]:
+    """Decode in parallel threads (cv2.imdecode releases the GIL).
+
+    An image that fails is refused, naming it; with `skip_bad` it is reported by name and its slot
+    is None instead, for the caller to drop with its labels.
+    """
+    def decode_or_none(data: bytes, name: str) -> np.ndarray | None:
+        try:
+            return decode_image(data, name)
+        except DatasetError as error:
+            if not skip_bad:
+                raise DatasetError(f"{error} Pass {SKIP_OPTION} to skip such files (each is reported).") from None
+            report(f"skipped {error}")
+            return None
+
     with ThreadPoolExecutor() as pool:
         images = []
-        for done, image in enumerate(pool.map(decode_image, encoded, names, chunksize=256), start=1):
+        for done, image in enumerate(pool.map(decode_or_none, encoded, names, chunksize=256), start=1):
             images.append(image)
             if progress and (done % 10000 == 0 or done == len(encoded)):
                 progress(done, len(encoded))
     return images
-
-
-def _decode_all(tree: FileTree, inner_paths: list[str], progress: Callable[[int, int], None] | None) -> list[np.ndarray]:
-    return decode_images([tree.read(path) for path in inner_paths], [tree.describe(path) for path in inner_paths], progress)
 
 
 def _gtsrb_tree(data_dir: Path, archive: str, extracted_marker: str) -> FileTree:
@@ -186,14 +205,17 @@ def _read_labelled_rows(tree: FileTree, folder: str, csv_tree: FileTree, csv_nam
     return rows
 
 
-def _rows_to_regions(tree: FileTree, rows: list[_Row], progress) -> LabelledRegions:
+def _rows_to_regions(tree: FileTree, rows: list[_Row], progress, skip_bad: bool) -> LabelledRegions:
     boxes = []
     for row in rows:
         x1, y1, x2, y2 = (_int_field(row.fields, key, row.where) for key in ("Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2"))
         if x2 < x1 or y2 < y1 or x1 < 0 or y1 < 0:
             raise DatasetError(f"{row.where}: ROI must have 0 <= X1 <= X2 and 0 <= Y1 <= Y2. Received: {(x1, y1, x2, y2)}")
         boxes.append((x1, y1, x2, y2))
-    images = _decode_all(tree, [row.image_path for row in rows], progress)
+    images = decode_images([tree.read(row.image_path) for row in rows], [tree.describe(row.image_path) for row in rows],
+                           progress, skip_bad)
+    kept = [index for index, image in enumerate(images) if image is not None]
+    images, boxes, rows = [images[i] for i in kept], [boxes[i] for i in kept], [rows[i] for i in kept]
     for image, box, row in zip(images, boxes, rows):
         if box[2] >= image.shape[1] or box[3] >= image.shape[0]:
             raise DatasetError(f"{row.where}: ROI {box} lies outside the {image.shape[1]}x{image.shape[0]} image {row.image_path}.")
@@ -203,7 +225,8 @@ def _rows_to_regions(tree: FileTree, rows: list[_Row], progress) -> LabelledRegi
     )
 
 
-def load_gtsrb(data_dir: str | Path, split: str, progress: Callable[[int, int], None] | None = None) -> LabelledRegions:
+def load_gtsrb(data_dir: str | Path, split: str, progress: Callable[[int, int], None] | None = None,
+               skip_bad_images: bool = False) -> LabelledRegions:
     """Read the GTSRB training or official test set from the official archives or their extracted folders.
 
     Args:
@@ -211,14 +234,15 @@ def load_gtsrb(data_dir: str | Path, split: str, progress: Callable[[int, int], 
             GTSRB_Final_Test_GT.zip, or what they extract to.
         split: "train" (39,209 images in tracks) or "test" (12,630 images).
         progress: called with (done, total) while images decode.
+        skip_bad_images: drop (and report) images that do not decode instead of refusing the dataset.
     Raises:
         DatasetError: an archive, CSV row or image is missing or malformed.
     """
     data_dir = Path(data_dir)
     if split == "train":
-        return _load_gtsrb_train(data_dir, progress)
+        return _load_gtsrb_train(data_dir, progress, skip_bad_images)
     if split == "test":
-        return _load_gtsrb_test(data_dir, progress)
+        return _load_gtsrb_test(data_dir, progress, skip_bad_images)
     raise ValueError(f"split must be 'train' or 'test'. Received: split={split!r}")
 
 
@@ -227,7 +251,7 @@ def _track_of(file_name: str, label: int) -> str:
     return f"{label}/{PurePosixPath(file_name).stem.split('_')[0]}"
 
 
-def _load_gtsrb_train(data_dir: Path, progress) -> LabelledRegions:
+def _load_gtsrb_train(data_dir: Path, progress, skip_bad: bool) -> LabelledRegions:
     tree = _gtsrb_tree(data_dir, GTSRB_TRAIN_ARCHIVE, GTSRB_TRAIN_DIR)
     class_folders = [name for name in tree.list_dir(GTSRB_TRAIN_DIR) if name.isdigit()]
     if not class_folders:
@@ -239,13 +263,13 @@ def _load_gtsrb_train(data_dir: Path, progress) -> LabelledRegions:
         if not tree.exists(csv_name):
             raise DatasetError(f"{tree.describe(csv_name)}: annotation CSV missing for class folder {folder_name}.")
         rows += _read_labelled_rows(tree, folder, tree, csv_name, _track_of)
-    return _rows_to_regions(tree, rows, progress)
+    return _rows_to_regions(tree, rows, progress, skip_bad)
 
 
-def _load_gtsrb_test(data_dir: Path, progress) -> LabelledRegions:
+def _load_gtsrb_test(data_dir: Path, progress, skip_bad: bool) -> LabelledRegions:
     tree = _gtsrb_tree(data_dir, GTSRB_TEST_ARCHIVE, GTSRB_TEST_DIR)
     gt_tree = _gtsrb_tree(data_dir, GTSRB_TEST_GT_ARCHIVE, GTSRB_TEST_GT_CSV)
-    return _rows_to_regions(tree, _read_labelled_rows(tree, GTSRB_TEST_DIR, gt_tree, GTSRB_TEST_GT_CSV), progress)
+    return _rows_to_regions(tree, _read_labelled_rows(tree, GTSRB_TEST_DIR, gt_tree, GTSRB_TEST_GT_CSV), progress, skip_bad)
 
 
 def preprocess_regions(regions: LabelledRegions, spec: PreprocessSpec) -> np.ndarray:

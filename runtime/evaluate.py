@@ -32,6 +32,7 @@ class EvalConfig:
     data: str = field(metadata={"help": "folder with the task's official archives (the task comes from the model)"})
     split: str = field(default="test", metadata={"help": "which split to score: test or train"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
+    skip_bad_images: bool = field(default=False, metadata={"help": "drop images that do not decode, naming each, instead of stopping"})
 
 
 def evaluate(config: EvalConfig) -> Evaluation:
@@ -41,7 +42,7 @@ def evaluate(config: EvalConfig) -> Evaluation:
     task = get_task(classifier.metadata.task, config.data)
     if tuple(classifier.labels) != task.labels:
         raise ModelFileError(f"{model}: its labels differ from the {task.name} task's; cannot score it on {task.name} data.")
-    regions = task.load(config.data, config.split)
+    regions = task.load(config.data, config.split, skip_bad_images=config.skip_bad_images)
     result = evaluate_batch(classifier, preprocess_regions(regions, classifier.spec), regions.labels)
     print(f"{model}: accuracy {result.accuracy:.4f} on {result.images} {task.name} {config.split} images", file=sys.stdout)
     return result

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .datasets import LabelledRegions, decode_images
+from .datasets import LabelledRegions, decode_images, report
 from .errors import DatasetError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
@@ -21,12 +21,20 @@ SPLITS = ("train", "test")
 TEST_ONE_IN = 5
 
 
+def _is_image_name(inner: str) -> bool:
+    return PurePosixPath(inner).suffix.lower() in IMAGE_SUFFIXES
+
+
 def _archive_files(data: Path, read: bool = True) -> Iterator[tuple[str, bytes | None]]:
-    """(inner POSIX path, bytes or None) of every image file, in one pass (a .tgz allows no random access)."""
+    """(inner POSIX path, bytes or None) of every file, in one pass (a .tgz allows no random access).
+
+    Non-image files are yielded too, with None for their bytes, so the caller can name them.
+    """
     if data.is_dir():
         for path in sorted(data.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                yield path.relative_to(data).as_posix(), path.read_bytes() if read else None
+            if path.is_file():
+                inner = path.relative_to(data).as_posix()
+                yield inner, path.read_bytes() if read and _is_image_name(inner) else None
         return
     if not data.is_file():
         raise DatasetError(f"{data}: no such folder or archive.")
@@ -35,13 +43,14 @@ def _archive_files(data: Path, read: bool = True) -> Iterator[tuple[str, bytes |
         if name.endswith(".zip"):
             with zipfile.ZipFile(data) as bundle:
                 for member in sorted(bundle.namelist()):
-                    if PurePosixPath(member).suffix.lower() in IMAGE_SUFFIXES:
-                        yield member, bundle.read(member) if read else None
+                    if not member.endswith("/"):
+                        yield member, bundle.read(member) if read and _is_image_name(member) else None
         elif name.endswith((".tar", ".tgz", ".tar.gz")):
             with tarfile.open(data, "r:*") as bundle:
                 for member in bundle:
-                    if member.isfile() and PurePosixPath(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                        yield member.name, bundle.extractfile(member).read() if read else None
+                    if member.isfile():
+                        content = bundle.extractfile(member).read() if read and _is_image_name(member.name) else None
+                        yield member.name, content
         else:
             raise DatasetError(f"{data}: expected a folder, .zip, .tar or .tgz image-folder archive.")
     except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as error:
@@ -67,7 +76,8 @@ def held_out_for_test(inner: str) -> bool:
 
 def discover_labels(data: str | Path) -> tuple[str, ...]:
     """Class names of an image-folder dataset: its class folder names, sorted."""
-    names = sorted({_class_and_split(inner)[1] for inner, _ in _archive_files(Path(data), read=False)} - {""})
+    names = sorted({_class_and_split(inner)[1] for inner, _ in _archive_files(Path(data), read=False)
+                    if _is_image_name(inner)} - {""})
     if len(names) < 2:
         raise DatasetError(f"{data}: an image-folder dataset needs at least two class folders. Received: {names}")
     return tuple(names)
@@ -78,6 +88,7 @@ def load_image_folder(
     split: str,
     labels: tuple[str, ...],
     progress: Callable[[int, int], None] | None = None,
+    skip_bad_images: bool = False,
 ) -> LabelledRegions:
     """Images of one split whose class is their folder name; the whole image is the labelled region.
 
@@ -86,6 +97,8 @@ def load_image_folder(
             folders alone (then one image in five is the test split, see `held_out_for_test`).
         split: "train" or "test".
         labels: class names in output order; a class folder not among them is an error.
+        skip_bad_images: drop images that do not decode, reporting each, instead of refusing the dataset.
+            Files that are not images by their extension are never read; they are reported by name.
     Raises:
         DatasetError: unreadable archive, unknown class folder, split missing, or an image that does not decode.
     """
@@ -95,7 +108,11 @@ def load_image_folder(
     index_of = {label: index for index, label in enumerate(labels)}
     paths, encoded, classes = [], [], []
     has_split_folders = None
+    not_images = []
     for inner, content in _archive_files(data):
+        if not _is_image_name(inner):
+            not_images.append(inner)
+            continue
         found_split, class_name = _class_and_split(inner)
         if has_split_folders is None:
             has_split_folders = found_split is not None
@@ -109,9 +126,16 @@ def load_image_folder(
         paths.append(inner)
         encoded.append(content)
         classes.append(index_of[class_name])
+    if not_images:
+        shown = ", ".join(not_images[:5]) + (f" and {len(not_images) - 5} more" if len(not_images) > 5 else "")
+        report(f"{data}: ignored {len(not_images)} file(s) that are not images by their extension: {shown}")
     if not paths:
         raise DatasetError(f"{data}: no images under a {split}/<class name>/ folder.")
-    images = decode_images(encoded, [f"{data}:{p}" for p in paths], progress)
+    images = decode_images(encoded, [f"{data}:{p}" for p in paths], progress, skip_bad_images)
+    kept = [index for index, image in enumerate(images) if image is not None]
+    images, paths, classes = [images[i] for i in kept], [paths[i] for i in kept], [classes[i] for i in kept]
+    if not images:
+        raise DatasetError(f"{data}: none of the {split} images decode.")
     boxes = np.array([(0, 0, image.shape[1] - 1, image.shape[0] - 1) for image in images], np.int32).reshape(-1, 4)
     # Each image is its own group: image folders carry no tracks to keep together.
     return LabelledRegions(images, boxes, np.array(classes, np.int64), list(paths), [f"{data}:{p}" for p in paths])

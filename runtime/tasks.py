@@ -20,7 +20,7 @@ class Task:
     name: str
     labels: tuple[str, ...]
     preprocess: PreprocessSpec
-    load: Callable[..., LabelledRegions]  # (data_dir, split, progress=None)
+    load: Callable[..., LabelledRegions]  # (data_dir, split, progress=None, skip_bad_images=False)
     augmentation: str  # the training augmentation profile: "signs" (never mirrored) or "objects"
     description: str
 

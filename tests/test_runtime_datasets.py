@@ -55,6 +55,10 @@ def test_corrupt_image_is_named(data_copy):
     _replace_member(data_copy / "GTSRB_Final_Test_Images.zip", "GTSRB/Final_Test/Images/00003.png", b"garbage")
     with pytest.raises(DatasetError, match=r"GTSRB_Final_Test_Images\.zip:GTSRB/Final_Test/Images/00003\.png: not a decodable image"):
         load_gtsrb(data_copy, "test")
+    complete = 24  # the fake test set's size
+    kept = load_gtsrb(data_copy, "test", skip_bad_images=True)
+    assert len(kept) == complete - 1 and not any(name.endswith("00003.png") for name in kept.names)
+    assert len(kept.boxes_xyxy) == len(kept.labels) == len(kept.images_bgr)
 
 
 def test_bad_csv_row_is_named_with_its_line(data_copy):

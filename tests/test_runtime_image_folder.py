@@ -46,8 +46,20 @@ def test_unknown_class_folder_and_bad_image_are_named(tmp_path):
     with pytest.raises(DatasetError, match="class folder 'dog' is not one of the task's classes"):
         load_image_folder(tree, "train", ("cat",))
     (tree / "pets" / "test" / "cat" / "0001.png").write_bytes(b"broken")
-    with pytest.raises(DatasetError, match=r"test/cat/0001\.png: not a decodable image"):
+    with pytest.raises(DatasetError, match=r"test/cat/0001\.png: not a decodable image .* Pass --skip-bad-images"):
         load_image_folder(tree, "test", LABELS)
+
+
+def test_bad_images_are_skipped_on_request_and_other_files_ignored_each_named(tmp_path, capsys):
+    tree = _write_tree(tmp_path / "tree")
+    (tree / "pets" / "test" / "cat" / "0001.png").write_bytes(b"broken")
+    (tree / "pets" / "test" / "dog" / "notes.txt").write_text("taken in the garden")
+    result = load_image_folder(tree, "test", LABELS, skip_bad_images=True)
+    assert len(result) == 5 and result.labels.tolist() == [0, 0, 1, 1, 1]
+    assert not any(name.endswith("cat/0001.png") for name in result.names)
+    notices = capsys.readouterr().err
+    assert "skipped " in notices and "test/cat/0001.png: not a decodable image" in notices
+    assert "ignored 1 file(s) that are not images by their extension: pets/test/dog/notes.txt" in notices
 
 
 def test_missing_split_and_unknown_archive(tmp_path):

@@ -122,7 +122,7 @@ def train(config: TrainConfig) -> dict:
         raise TrainError(f"epochs and batch_size must be >= 1. Received: epochs={config.epochs}, batch_size={config.batch_size}")
 
     print(f"reading {task.name} training data from {config.data}", file=sys.stderr, flush=True)
-    regions = task.load(config.data, "train", progress=_progress("decoded"))
+    regions = task.load(config.data, "train", progress=_progress("decoded"), skip_bad_images=config.skip_bad_images)
     train_index, val_index = split_by_group(regions.groups, regions.labels, config.val_fraction, config.seed)
     spec = input_spec(task, config)
     images_nhwc = preprocess_regions(regions, spec)
@@ -198,7 +198,7 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
 
     # The official test set is read once, here, after training: nothing above may look at it.
     print(f"reading {task.name} test data", file=sys.stderr, flush=True)
-    test: LabelledRegions = task.load(config.data, "test", progress=_progress("decoded"))
+    test: LabelledRegions = task.load(config.data, "test", progress=_progress("decoded"), skip_bad_images=config.skip_bad_images)
     test_nhwc = preprocess_regions(test, input_spec(task, config))
     predicted = np.argmax(model.predict(test_nhwc, batch_size=512, verbose=0), axis=1)
     matrix = confusion_matrix(test.labels, predicted, len(task.labels))
