@@ -34,7 +34,7 @@ from edgesight.runtime.datasets import preprocess_regions
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import atomic_path, write_json_atomic, write_text_atomic
 from edgesight.runtime.preprocess import PreprocessSpec
-from edgesight.runtime.tasks import get_task
+from edgesight.runtime.tasks import get_task, test_set_name
 
 from .config import ExportConfig
 
@@ -143,7 +143,7 @@ def _with_test_split(target: Target, task, data: str, spec: PreprocessSpec, limi
     count = len(regions.labels) if limit is None else min(limit, len(regions.labels))
     target.test_nhwc = preprocess_regions(regions.subset(np.arange(count)), spec)
     target.test_labels = regions.labels[:count]
-    target.dataset = f"{task.name} official test, {count} images" + (" (JPEG copy, lossy)" if task.name == "cifar10" else "")
+    target.dataset = test_set_name(task, data, count)
     return target
 
 

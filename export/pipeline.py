@@ -17,7 +17,7 @@ from edgesight.runtime.evaluate import evaluate_batch
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.metadata import ModelMetadata
 from edgesight.runtime.preprocess import PreprocessSpec
-from edgesight.runtime.tasks import get_task
+from edgesight.runtime.tasks import get_task, test_set_name
 
 from .config import ExportConfig
 from .convert import keras_to_onnx, save_model, stamp_metadata
@@ -118,7 +118,7 @@ def export_run(config: ExportConfig) -> dict:
     max_difference = float(np.max(np.abs(fp32.probabilities[: len(parity_nhwc)] - keras_probabilities)))
     if max_difference > 1e-4:
         raise ExportError(f"{fp32_path}: ONNX fp32 differs from Keras by {max_difference:.2e} (> 1e-4) on test images.")
-    dataset_name = f"{task.name} official test, {fp32.images} images"
+    dataset_name = test_set_name(task, data, fp32.images)
     fp32_metadata = replace(metadata, metrics={"test_accuracy": fp32.accuracy, "dataset": dataset_name})
     save_model(stamp_metadata(fp32_proto, fp32_metadata), fp32_path)
 

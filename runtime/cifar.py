@@ -116,6 +116,20 @@ def _regions(images, labels, names, where: str) -> LabelledRegions:
     return LabelledRegions(images, boxes, labels_array, list(names), list(names))
 
 
+def _resolve(data: str | Path) -> Path:
+    path = Path(data)
+    if path.is_dir():
+        for archive in (PYTHON_ARCHIVE, BINARY_ARCHIVE, IMAGE_FOLDER_ARCHIVE):
+            if (path / archive).is_file():
+                return path / archive
+    return path
+
+
+def is_lossless_cifar10(data: str | Path) -> bool:
+    """Whether `data` resolves to an official archive (raw pixels) rather than a re-encoded image folder."""
+    return _resolve(data).name in (PYTHON_ARCHIVE, BINARY_ARCHIVE)
+
+
 def load_cifar10(data: str | Path, split: str, progress: Callable[[int, int], None] | None = None,
                  skip_bad_images: bool = False) -> LabelledRegions:
     """CIFAR-10 from cifar-10-python.tar.gz, cifar-10-binary.tar.gz, an image-folder tree/.zip/.tgz,
@@ -125,12 +139,7 @@ def load_cifar10(data: str | Path, split: str, progress: Callable[[int, int], No
     """
     if split not in BATCHES:
         raise ValueError(f"split must be one of {tuple(BATCHES)}. Received: split={split!r}")
-    path = Path(data)
-    if path.is_dir():
-        for archive in (PYTHON_ARCHIVE, BINARY_ARCHIVE, IMAGE_FOLDER_ARCHIVE):
-            if (path / archive).is_file():
-                path = path / archive
-                break
+    path = _resolve(data)
     if path.name == PYTHON_ARCHIVE:
         return _load_python(path, split)
     if path.name == BINARY_ARCHIVE:

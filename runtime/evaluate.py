@@ -9,7 +9,7 @@ import numpy as np
 from .classifier import Classifier
 from .datasets import preprocess_regions
 from .errors import ModelFileError
-from .tasks import get_task
+from .tasks import get_task, test_set_name
 
 
 @dataclass(frozen=True)
@@ -44,5 +44,6 @@ def evaluate(config: EvalConfig) -> Evaluation:
         raise ModelFileError(f"{model}: its labels differ from the {task.name} task's; cannot score it on {task.name} data.")
     regions = task.load(config.data, config.split, skip_bad_images=config.skip_bad_images)
     result = evaluate_batch(classifier, preprocess_regions(regions, classifier.spec), regions.labels)
-    print(f"{model}: accuracy {result.accuracy:.4f} on {result.images} {task.name} {config.split} images", file=sys.stdout)
+    scored = test_set_name(task, config.data, result.images) if config.split == "test" else f"{result.images} {task.name} train images"
+    print(f"{model}: accuracy {result.accuracy:.4f} on {scored}", file=sys.stdout)
     return result

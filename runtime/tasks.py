@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
-from .cifar import CIFAR10_CLASS_NAMES, load_cifar10
+from .cifar import CIFAR10_CLASS_NAMES, is_lossless_cifar10, load_cifar10
 from .datasets import GTSRB_CLASS_NAMES, LabelledRegions, load_gtsrb
 from .image_folder import discover_labels, load_image_folder
 from .preprocess import PreprocessSpec
@@ -45,6 +45,16 @@ TASKS = {
         description="CIFAR-10, 10 object classes: official python or binary archive, or an image-folder tree",
     ),
 }
+
+
+def test_set_name(task: Task, data: str, images: int) -> str:
+    """How a test score's data is named wherever the score is shown; a lossy copy says so."""
+    if task.name not in TASKS:
+        return f"{task.name} test split, {images} images"
+    name = f"{task.name} official test, {images} images"
+    if task.name == "cifar10" and not is_lossless_cifar10(data):
+        name += " (lossy JPEG copy: scores run below published CIFAR-10 figures)"
+    return name
 
 
 def get_task(name: str, data: str | None = None) -> Task:

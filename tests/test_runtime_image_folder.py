@@ -103,3 +103,13 @@ def test_user_task_takes_its_classes_from_the_folders(tmp_path):
     assert task.labels == LABELS and task.augmentation == "objects" and task.preprocess.crop == "full"
     with pytest.raises(ValueError, match="any other name needs the image-folder dataset"):
         get_task("pets")
+
+
+def test_scores_on_the_lossy_cifar_copy_say_so(tmp_path):
+    from edgesight.runtime.tasks import TASKS, test_set_name
+
+    (tmp_path / "cifar10_jpg.tgz").write_bytes(b"")
+    assert "lossy JPEG copy" in test_set_name(TASKS["cifar10"], str(tmp_path), 10000)
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"")
+    assert test_set_name(TASKS["cifar10"], str(tmp_path), 10000) == "cifar10 official test, 10000 images"
+    assert test_set_name(TASKS["gtsrb"], "anywhere", 5) == "gtsrb official test, 5 images"

@@ -12,7 +12,7 @@ from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import atomic_path, write_json_atomic
 from edgesight.runtime.preprocess import RESIZE_MODES
-from edgesight.runtime.tasks import get_task
+from edgesight.runtime.tasks import get_task, test_set_name
 
 from .config import TrainConfig
 
@@ -203,8 +203,8 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
     predicted = np.argmax(model.predict(test_nhwc, batch_size=512, verbose=0), axis=1)
     matrix = confusion_matrix(test.labels, predicted, len(task.labels))
     accuracy = float(np.mean(predicted == test.labels))
-    save_confusion_matrix(matrix, task.labels, run_dir / "confusion_matrix.png",
-                          f"{task.name} official test, accuracy {accuracy:.4f}")
+    test_dataset = test_set_name(task, config.data, len(test))
+    save_confusion_matrix(matrix, task.labels, run_dir / "confusion_matrix.png", f"{test_dataset}: accuracy {accuracy:.4f}")
     write_per_class_csv(matrix, task.labels, run_dir / "per_class_accuracy.csv")
     per_class = per_class_accuracy(matrix)
     report = {
@@ -218,12 +218,12 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
         "final_validation_accuracy": history.get("val_accuracy", [None])[-1],
         "test_accuracy": accuracy,
         "test_images": int(len(test)),
-        "test_dataset": f"{task.name} official test, {len(test)} images",
+        "test_dataset": test_dataset,
         "worst_classes": [
             {"class_id": int(i), "label": task.labels[i], "accuracy": float(per_class[i])}
             for i in np.argsort(per_class)[:5]
         ],
     }
     write_json_atomic(run_dir / "report.json", report)
-    print(f"test accuracy {accuracy:.4f} on {len(test)} official test images; run folder {run_dir}")
+    print(f"test accuracy {accuracy:.4f} on {test_dataset}; run folder {run_dir}")
     return report
