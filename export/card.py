@@ -8,6 +8,7 @@ from edgesight.runtime.bench import machine_description, measure_latency
 from edgesight.runtime.files import write_text_atomic
 
 CITATIONS = {
+    "cifar10": 'A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009.',
     "gtsrb": ('J. Stallkamp, M. Schlipsing, J. Salmen, C. Igel, "Man vs. computer: Benchmarking machine learning '
               'algorithms for traffic sign recognition", Neural Networks 32, 2012.'),
 }
@@ -44,17 +45,19 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"| ONNX fp32 test accuracy (`{fp32_path.name}`, {export_report['fp32']['bytes'] / 1024:.0f} KiB) | {export_report['fp32']['test_accuracy'] * 100:.2f}% |",
         f"| ONNX int8 test accuracy (`{int8_path.name}`, {export_report['int8']['bytes'] / 1024:.0f} KiB) | {export_report['int8']['test_accuracy'] * 100:.2f}% |",
         f"| int8 drop | {export_report['int8_drop_pp']:.2f} percentage points |",
-        f"| training | {options['epochs']} epochs, {minutes:.0f} min on the machine below, validation split by track |",
+        f"| training wall time | {minutes:.0f} min for {options['epochs']} epochs on the machine below (2 cores, no GPU), "
+        f"including any other work sharing it; validation split by {'track' if options['task'] == 'gtsrb' else 'image'} |",
         "",
         "## Latency on this machine", "",
-        f"Machine: {machine_description()}. Per region of a 640×480 frame: crop, resize, inference, top-1; batch 1; "
+        f"Machine: {machine_description()}. Per 96×96 region of a 640×480 frame: crop, resize, inference, top-1; batch 1; "
         "median and p99 of 2,000 interleaved runs after warm-up (`edgesight bench`).", "",
         "| file | threads | median µs | p99 µs |", "|---|---|---|---|", *latency_rows, "",
         "## Reproduce", "",
         "```", training_command(options), f"edgesight export {shlex.quote(str(run_dir))}", "```", "",
         f"Quantization: {export_report['quantization']['format']}, activations {export_report['quantization']['activation_type']}, "
         f"weights {export_report['quantization']['weight_type']}, per-channel, {export_report['quantization']['calibration_method']} "
-        f"calibration on {export_report['quantization']['calibration_images']} training-split images; the softmax stays float.", "",
+        f"calibration on {export_report['quantization']['calibration_images']} training-split images; "
+        f"kept in float: {', '.join(export_report['quantization']['excluded_nodes']) or 'nothing'}.", "",
         "## Data", "",
         CITATIONS.get(options["task"], options["task"]), "",
     ]
