@@ -165,7 +165,7 @@ def decode_images(encoded: list[bytes], names: list[str], progress: Callable[[in
         images = []
         for done, image in enumerate(pool.map(decode_or_none, encoded, names, chunksize=256), start=1):
             images.append(image)
-            if progress and (done % 10000 == 0 or done == len(encoded)):
+            if progress and (done % 2500 == 0 or done == len(encoded)):
                 progress(done, len(encoded))
     return images
 

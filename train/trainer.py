@@ -58,8 +58,14 @@ def input_spec(task, config: TrainConfig):
 
 
 def _progress(stage: str):
+    """A bar redrawn in place on a terminal; a line per step in a log file."""
     def report(done: int, total: int) -> None:
-        print(f"  {stage}: {done}/{total} images", file=sys.stderr, flush=True)
+        if sys.stderr.isatty():
+            filled = round(30 * done / total)
+            end = "\n" if done == total else ""
+            print(f"\r  {stage}: [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} images", end=end, file=sys.stderr, flush=True)
+        else:
+            print(f"  {stage}: {done}/{total} images", file=sys.stderr, flush=True)
     return report
 
 
