@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -95,6 +96,15 @@ class Classifier:
                 f"{len(self.metadata.labels)} labels. Received: {tensor_out.shape}"
             )
         self._input_name, self._output_name = tensor_in.name, tensor_out.name
+        # One region at a time is the live loop's path: its input and output buffers are bound once,
+        # which saves onnxruntime's per-call feed dictionary and output allocation (~3 µs of ~50).
+        self._single_input = np.empty((1, spec.height, spec.width, 3), np.uint8)
+        self._single_output = np.empty((1, len(self.metadata.labels)), np.float32)
+        self._single_binding = self.session.io_binding()
+        self._single_binding.bind_cpu_input(self._input_name, self._single_input)
+        self._single_binding.bind_output(self._output_name, "cpu", 0, np.float32, list(self._single_output.shape),
+                                         self._single_output.ctypes.data)
+        self._single_lock = threading.Lock()  # the bound buffers are shared: one single-region call at a time
 
     def probabilities(self, batch_nhwc: np.ndarray) -> np.ndarray:
         """Class probabilities (N, num_classes) float32 for preprocessed RGB uint8 inputs."""
@@ -104,6 +114,11 @@ class Classifier:
                 f"expected a uint8 batch of shape (N, {expected[0]}, {expected[1]}, 3). "
                 f"Received: shape={batch_nhwc.shape}, dtype={batch_nhwc.dtype}"
             )
+        if len(batch_nhwc) == 1:
+            with self._single_lock:
+                self._single_input[...] = batch_nhwc
+                self.session.run_with_iobinding(self._single_binding)
+                return self._single_output.copy()
         if len(batch_nhwc) <= self.max_batch:
             return self.session.run([self._output_name], {self._input_name: batch_nhwc})[0]
         chunks = [

@@ -84,3 +84,17 @@ def test_input_size_must_match_metadata(tmp_path):
 def test_wrong_batch_shape_is_refused(tiny_model):
     with pytest.raises(ValueError, match="expected a uint8 batch"):
         Classifier(tiny_model).probabilities(np.zeros((1, 8, 8, 3), np.float32))
+
+
+def test_single_region_path_returns_what_a_batch_returns_in_its_own_array(tiny_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    classifier = Classifier(tiny_model, threads=1)
+    batch = np.random.default_rng(3).integers(0, 256, (8, 8, 8, 3), dtype=np.uint8)
+    together = classifier.probabilities(batch)
+    one_by_one = [classifier.probabilities(image[None]) for image in batch]
+    np.testing.assert_allclose(np.concatenate(one_by_one), together, rtol=1e-6)
+    assert one_by_one[0] is not one_by_one[1] and not np.shares_memory(one_by_one[0], one_by_one[1])
+    with ThreadPoolExecutor(4) as pool:  # the bound buffers are shared; results must not mix
+        concurrent = list(pool.map(lambda index: classifier.probabilities(batch[index : index + 1]), [i % 8 for i in range(400)]))
+    np.testing.assert_allclose(np.concatenate(concurrent), together[[i % 8 for i in range(400)]], rtol=1e-6)
