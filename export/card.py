@@ -1,6 +1,7 @@
 """MODEL_CARD.md for an exported run, written from what train and export measured."""
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -15,9 +16,24 @@ CITATIONS = {
 
 
 def training_command(options: dict) -> str:
-    arguments = ["edgesight", "train", "--task", options["task"], "--data", options["data"], "--model", options["model"],
-                 "--epochs", options["epochs"], "--batch-size", options["batch_size"], "--seed", options["seed"]]
+    arguments = ["edgesight", "train", "--task", options["task"], "--data", options["data"], "--run-dir", options["run_dir"],
+                 "--model", options["model"], "--epochs", options["epochs"], "--batch-size", options["batch_size"],
+                 "--learning-rate", options["learning_rate"], "--weight-decay", options["weight_decay"],
+                 "--val-fraction", options["val_fraction"], "--seed", options["seed"]]
+    for option in ("resize", "input_size", "init_from"):
+        if options.get(option) is not None:
+            arguments += [f"--{option.replace('_', '-')}", options[option]]
     return " ".join(shlex.quote(str(a)) for a in arguments)
+
+
+def training_commands(run_config: dict) -> list[str]:
+    """The commands that made this run, the runs it started from first."""
+    options = run_config["train"]
+    source = options.get("init_from")
+    earlier = []
+    if source and (Path(source) / "config.json").is_file():
+        earlier = training_commands(json.loads((Path(source) / "config.json").read_text()))
+    return earlier + [training_command(options)]
 
 
 def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export_report: dict) -> Path:
@@ -31,7 +47,8 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"| {name} | {threads} | {latency[(name, threads)]['median_us']:.0f} | {latency[(name, threads)]['p99_us']:.0f} |"
         for name in (fp32_path.name, int8_path.name) for threads in thread_counts
     ]
-    minutes = train_report.get("train_seconds", 0) / 60
+    minutes = train_report.get("train_seconds_total", train_report.get("train_seconds", 0)) / 60
+    chain = " (this run and the run it started from)" if train_report.get("init_from") else ""
     lines = [
         f"# Model card: {options['task']} / {options['model']}", "",
         f"{train_report.get('architecture', options['model'])}. Input: RGB uint8 {spec['height']}×{spec['width']} NHWC (scaling inside the graph); "
@@ -45,7 +62,7 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"| ONNX fp32 test accuracy (`{fp32_path.name}`, {export_report['fp32']['bytes'] / 1024:.0f} KiB) | {export_report['fp32']['test_accuracy'] * 100:.2f}% |",
         f"| ONNX int8 test accuracy (`{int8_path.name}`, {export_report['int8']['bytes'] / 1024:.0f} KiB) | {export_report['int8']['test_accuracy'] * 100:.2f}% |",
         f"| int8 drop | {export_report['int8_drop_pp']:.2f} percentage points |",
-        f"| training wall time | {minutes:.0f} min for {options['epochs']} epochs on the machine below (2 cores, no GPU), "
+        f"| training wall time | {minutes:.0f} min{chain} on the machine below (2 cores, no GPU), "
         f"including any other work sharing it; validation split by {'track' if options['task'] == 'gtsrb' else 'image'} |",
         "",
         "## Latency on this machine", "",
@@ -53,7 +70,7 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         "median and p99 of 2,000 interleaved runs after warm-up (`edgesight bench`).", "",
         "| file | threads | median µs | p99 µs |", "|---|---|---|---|", *latency_rows, "",
         "## Reproduce", "",
-        "```", training_command(options), f"edgesight export {shlex.quote(str(run_dir))}", "```", "",
+        "```", *training_commands(run_config), f"edgesight export {shlex.quote(str(run_dir))}", "```", "",
         f"Quantization: {export_report['quantization']['format']}, activations {export_report['quantization']['activation_type']}, "
         f"weights {export_report['quantization']['weight_type']}, per-channel, {export_report['quantization']['calibration_method']} "
         f"calibration on {export_report['quantization']['calibration_images']} training-split images; "

@@ -98,3 +98,24 @@ def test_resize_option_reaches_the_run_and_is_checked(tmp_path):
     assert input_spec(TASKS["gtsrb"], TrainConfig()).resize == TASKS["gtsrb"].preprocess.resize
     with pytest.raises(TrainError, match="resize must be one of area, linear, cubic. Received: resize='nearest'"):
         input_spec(TASKS["gtsrb"], TrainConfig(resize="nearest"))
+
+
+def test_a_run_can_start_from_another_runs_weights(tiny_gtsrb, tmp_path):
+    import keras
+    from edgesight.train.trainer import train
+
+    first = train(_config(tiny_gtsrb, tmp_path / "first", epochs=1, model="cnn-tiny", resize="linear"))
+    second = train(_config(tiny_gtsrb, tmp_path / "second", epochs=1, init_from=str(tmp_path / "first"), learning_rate=1e-3))
+    saved = json.loads((tmp_path / "second" / "config.json").read_text())
+    assert saved["train"]["model"] == "cnn-tiny" and saved["preprocess"]["resize"] == "linear"  # taken from the source run
+    assert second["init_from"] == str(tmp_path / "first")
+    assert second["train_seconds_total"] == pytest.approx(first["train_seconds_total"] + second["train_seconds"], abs=0.2)
+    # It really started from the first run's weights: one gentle epoch stays near them.
+    start, end = (keras.models.load_model(tmp_path / name / "model.keras").get_weights() for name in ("first", "second"))
+    fresh = keras.models.clone_model(keras.models.load_model(tmp_path / "first" / "model.keras")).get_weights()
+    distance = sum(float(np.abs(a - b).sum()) for a, b in zip(start, end))
+    assert distance < sum(float(np.abs(a - b).sum()) for a, b in zip(start, fresh))
+    with pytest.raises(TrainError, match="was trained at 32x32 with resize linear"):
+        train(_config(tiny_gtsrb, tmp_path / "third", init_from=str(tmp_path / "first"), resize="area"))
+    with pytest.raises(TrainError, match="needs a finished run folder"):
+        train(_config(tiny_gtsrb, tmp_path / "fourth", init_from=str(tmp_path / "nowhere")))

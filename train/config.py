@@ -18,6 +18,8 @@ class TrainConfig:
     resize: str | None = field(default=None, metadata={"help": "resize of a region to the input: area (best downscaling), "
                                                                "linear (about 5x faster at runtime), cubic (default: the task's, area)"})
     skip_bad_images: bool = field(default=False, metadata={"help": "drop images that do not decode, naming each, instead of stopping"})
+    init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task "
+                                                                   "(its architecture and preprocessing are used) with a fresh schedule"})
     epochs: int = field(default=35, metadata={"help": "training epochs"})
     batch_size: int = field(default=128, metadata={"help": "images per training step"})
     learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate (cosine decay after 1 warm-up epoch)"})

@@ -88,6 +88,21 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, TrainConfig, dict | Non
     return run_dir, dataclasses.replace(config, run_dir=str(run_dir)), None
 
 
+def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
+    """Options of a run started from another run's weights: its architecture and input, checked against the task."""
+    source = Path(config.init_from)
+    if not all((source / name).is_file() for name in ("model.keras", CONFIG_FILE, "report.json")):
+        raise TrainError(f"{source}: --init-from needs a finished run folder (model.keras, {CONFIG_FILE}, report.json).")
+    saved = json.loads((source / CONFIG_FILE).read_text())
+    if tuple(saved["labels"]) != task.labels:
+        raise TrainError(f"{source}: its classes differ from the {task.name} task's; --init-from needs the same classes.")
+    spec = saved["preprocess"]
+    if config.input_size not in (None, spec["height"]) or config.resize not in (None, spec["resize"]):
+        raise TrainError(f"{source}: was trained at {spec['height']}x{spec['width']} with resize {spec['resize']}; "
+                         f"--input-size and --resize must match it or be left out.")
+    return dataclasses.replace(config, model=saved["train"]["model"], input_size=spec["height"], resize=spec["resize"])
+
+
 def _compile(model, config: TrainConfig, steps_per_epoch: int):
     import keras
 
@@ -120,6 +135,8 @@ def train(config: TrainConfig) -> dict:
         return {}
     run_dir, config, state = _prepare_run_dir(config)
     task = get_task(config.task, config.data)
+    if config.init_from and state is None:
+        config = _adopt_source_run(config, task)
     from .models import ARCHITECTURES
 
     if config.model not in ARCHITECTURES:
@@ -171,6 +188,10 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     if state:
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
+    elif config.init_from:
+        print(f"starting from the weights of {config.init_from}", file=sys.stderr)
+        model = keras.models.load_model(Path(config.init_from) / "model.keras")
+        _compile(model, config, steps_per_epoch)  # a fresh optimizer and schedule
     else:
         spec = input_spec(task, config)
         model = build_model(config.model, spec.height, spec.width, len(task.labels))
@@ -187,6 +208,13 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         model.save(temporary)
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
     return model, history, checkpoint.train_seconds
+
+
+def _source_seconds(config: TrainConfig) -> float:
+    if not config.init_from:
+        return 0.0
+    source_report = json.loads((Path(config.init_from) / "report.json").read_text())
+    return source_report.get("train_seconds_total", source_report["train_seconds"])
 
 
 def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, train_seconds: float) -> dict:
@@ -221,6 +249,9 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
         "macs": count_macs(model),
         "epochs": config.epochs,
         "train_seconds": round(train_seconds, 1),
+        # With --init-from, the wall time of every run in the chain: what the model cost to make.
+        "train_seconds_total": round(train_seconds + _source_seconds(config), 1),
+        "init_from": config.init_from,
         "final_validation_accuracy": history.get("val_accuracy", [None])[-1],
         "test_accuracy": accuracy,
         "test_images": int(len(test)),
