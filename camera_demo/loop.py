@@ -24,7 +24,7 @@ WINDOW_TITLE = "edgesight"
 
 @dataclass(frozen=True)
 class DemoConfig:
-    model: str = field(default="gtsrb", metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-fp32)"})
+    model: str = field(default="gtsrb", metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, cifar10; -fp32 for float)"})
     source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file or image folder"})
     region: str = field(default="center", metadata={"help": "center: classify the box drawn in the middle; full: the whole frame"})
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})

@@ -28,7 +28,7 @@ def evaluate_batch(classifier: Classifier, images_nhwc: np.ndarray, labels: np.n
 
 @dataclass(frozen=True)
 class EvalConfig:
-    model: str = field(metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-fp32)"})
+    model: str = field(metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, cifar10; -fp32 for float)"})
     data: str = field(metadata={"help": "folder with the task's official archives (the task comes from the model)"})
     split: str = field(default="test", metadata={"help": "which split to score: test or train"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})

@@ -16,7 +16,7 @@ from .results import JsonLinesWriter, detection, frame_record
 
 @dataclass(frozen=True)
 class PredictConfig:
-    model: str = field(metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-fp32)"})
+    model: str = field(metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, cifar10; -fp32 for float)"})
     images: list[str] = field(metadata={"help": "image files to classify"})
     top_k: int = field(default=3, metadata={"help": "classes printed per image"})
     jsonl: bool = field(default=False, metadata={"help": "print JSON lines (the predictions contract) instead of text"})

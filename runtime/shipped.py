@@ -8,6 +8,10 @@ from pathlib import Path
 SHIPPED_MODELS = {
     "gtsrb": ("gtsrb", "model.int8.onnx"),
     "gtsrb-fp32": ("gtsrb", "model.onnx"),
+    "gtsrb-tiny": ("gtsrb-tiny", "model.int8.onnx"),
+    "gtsrb-tiny-fp32": ("gtsrb-tiny", "model.onnx"),
+    "cifar10": ("cifar10", "model.int8.onnx"),
+    "cifar10-fp32": ("cifar10", "model.onnx"),
 }
 
 
@@ -24,7 +28,7 @@ def shipped_model_path(name: str) -> Path | None:
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
-    """A model file path as given, or the file of a shipped model name ("gtsrb", "gtsrb-fp32")."""
+    """A model file path as given, or the file of a shipped model name ("gtsrb", "cifar10-fp32", ...)."""
     path = Path(model)
     if path.exists():
         return path

@@ -1,4 +1,4 @@
-"""The shipped GTSRB models follow the contract, do what their cards say, and read the shipped clip right."""
+"""The shipped models follow the contract, do what their cards say, and the sign models read the shipped clip right."""
 import json
 from collections import Counter
 from pathlib import Path
@@ -7,30 +7,40 @@ import pytest
 from conftest import require_shared_dataset
 from edgesight.camera_demo.loop import DemoConfig, run_demo
 from edgesight.runtime import Classifier
-from edgesight.runtime.datasets import GTSRB_CLASS_NAMES
+from edgesight.runtime.shipped import SHIPPED_MODELS
+from edgesight.runtime.tasks import TASKS
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-MODELS = REPOSITORY / "models" / "gtsrb"
 CLIP = REPOSITORY / "samples" / "gtsdb_drive.mp4"
+# folder -> (task, the test set stamped in the files, the least test accuracy the card may claim)
+FOLDERS = {
+    "gtsrb": ("gtsrb", "gtsrb official test, 12630 images", 0.99),
+    "gtsrb-tiny": ("gtsrb", "gtsrb official test, 12630 images", 0.98),
+    "cifar10": ("cifar10", "cifar10 official test, 10000 images (lossy JPEG copy: scores run below published CIFAR-10 figures)", 0.80),
+}
 
 
+@pytest.mark.parametrize("folder", FOLDERS)
 @pytest.mark.parametrize("name", ["model.onnx", "model.int8.onnx"])
-def test_shipped_model_follows_the_contract(name):
-    classifier = Classifier(MODELS / name)
-    metadata = classifier.metadata
-    assert metadata.task == "gtsrb" and metadata.labels == GTSRB_CLASS_NAMES
-    assert metadata.metrics["dataset"] == "gtsrb official test, 12630 images"
-    assert metadata.metrics["test_accuracy"] >= 0.99
+def test_shipped_model_follows_the_contract(folder, name):
+    task, dataset, least_accuracy = FOLDERS[folder]
+    path = REPOSITORY / "models" / folder / name
+    metadata = Classifier(path).metadata
+    assert metadata.task == task and metadata.labels == TASKS[task].labels
+    assert metadata.metrics["dataset"] == dataset
+    assert metadata.metrics["test_accuracy"] >= least_accuracy
     assert {"keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime", "source_sha256"} <= set(metadata.provenance)
     assert (metadata.quantization is not None) == (name == "model.int8.onnx")
-    assert name in (MODELS / "MODEL_CARD.md").read_text()
+    card = (path.parent / "MODEL_CARD.md").read_text()
+    assert name in card and f"{metadata.metrics['test_accuracy'] * 100:.2f}%" in card and "training wall time" in card
 
 
-def test_int8_model_reads_the_signs_held_in_the_centre_box_of_the_sample_clip(tmp_path):
+@pytest.mark.parametrize("folder, least_read_right", [("gtsrb", 6), ("gtsrb-tiny", 5)])
+def test_int8_sign_model_reads_the_signs_held_in_the_centre_box_of_the_sample_clip(folder, least_read_right, tmp_path):
     truth = json.loads(CLIP.with_suffix(".json").read_text())
     jsonl = tmp_path / "clip.jsonl"
-    run_demo(DemoConfig(model=str(MODELS / "model.int8.onnx"), source=str(CLIP), no_window=True, jsonl=str(jsonl),
-                        box_fraction=truth["centre_box_fraction"]))
+    run_demo(DemoConfig(model=str(REPOSITORY / "models" / folder / "model.int8.onnx"), source=str(CLIP), no_window=True,
+                        jsonl=str(jsonl), box_fraction=truth["centre_box_fraction"]))
     predicted = [json.loads(line)["detections"][0]["class_id"] for line in jsonl.read_text().splitlines()]
     assert len(predicted) == truth["frames"]
     read_right = []
@@ -38,23 +48,24 @@ def test_int8_model_reads_the_signs_held_in_the_centre_box_of_the_sample_clip(tm
         held = predicted[segment["hold_first_frame"] : segment["last_frame"] + 1]
         label, count = Counter(held).most_common(1)[0]
         read_right.append(label == segment["class_id"] and count >= 0.8 * len(held))
-    # Two of the eight are hard real frames: a backlit "snow" triangle whose flake looks like the priority
-    # cross at 32 px (the shipped model misreads it), and an over-exposed "restriction ends (overtaking)"
-    # (read right by the shipped model, not by every model we trained); the rest must be right.
-    assert sum(read_right) >= 6, read_right
+    # Some of the eight are hard real frames: a backlit "snow" triangle whose flake looks like the priority
+    # cross at 32 px (the shipped models misread it), and an over-exposed "restriction ends (overtaking)"
+    # (read right by the base model, not by every model we trained); the rest must be right.
+    assert sum(read_right) >= least_read_right, read_right
 
 
 @pytest.mark.slow
-def test_shipped_int8_accuracy_reproduces_on_the_official_test_set():
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_shipped_int8_accuracy_reproduces_on_the_official_test_set(folder):
     from edgesight.runtime.evaluate import EvalConfig, evaluate
 
-    data = require_shared_dataset("gtsrb")
-    result = evaluate(EvalConfig(model=str(MODELS / "model.int8.onnx"), data=str(data)))
-    stamped = Classifier(MODELS / "model.int8.onnx").metadata.metrics["test_accuracy"]
-    assert result.images == 12630
-    assert result.accuracy == pytest.approx(stamped, abs=1e-9) and result.accuracy >= 0.99
+    task, _, least_accuracy = FOLDERS[folder]
+    path = REPOSITORY / "models" / folder / "model.int8.onnx"
+    result = evaluate(EvalConfig(model=str(path), data=str(require_shared_dataset(task))))
+    assert result.accuracy == pytest.approx(Classifier(path).metadata.metrics["test_accuracy"], abs=1e-9)
+    assert result.accuracy >= least_accuracy
 
 
 def test_shipped_models_are_found_by_name_from_the_installed_package():
-    assert Classifier("gtsrb").path.samefile(MODELS / "model.int8.onnx")
-    assert Classifier("gtsrb-fp32").path.samefile(MODELS / "model.onnx")
+    for name, (folder, file_name) in SHIPPED_MODELS.items():
+        assert Classifier(name).path.samefile(REPOSITORY / "models" / folder / file_name), name

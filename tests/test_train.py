@@ -119,3 +119,15 @@ def test_a_run_can_start_from_another_runs_weights(tiny_gtsrb, tmp_path):
         train(_config(tiny_gtsrb, tmp_path / "third", init_from=str(tmp_path / "first"), resize="area"))
     with pytest.raises(TrainError, match="needs a finished run folder"):
         train(_config(tiny_gtsrb, tmp_path / "fourth", init_from=str(tmp_path / "nowhere")))
+
+
+def test_sgd_trains_and_an_unknown_optimizer_is_refused(tiny_gtsrb, tmp_path):
+    import keras
+    from edgesight.train.trainer import train
+
+    report = train(_config(tiny_gtsrb, tmp_path / "sgd", epochs=1, optimizer="sgd", learning_rate=0.05, weight_decay=5e-4))
+    assert 0.0 <= report["test_accuracy"] <= 1.0
+    optimizer = keras.models.load_model(tmp_path / "sgd" / "model.keras").optimizer
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.nesterov
+    with pytest.raises(TrainError, match="optimizer must be adamw or sgd. Received: optimizer='adam'"):
+        train(_config(tiny_gtsrb, tmp_path / "other", optimizer="adam"))

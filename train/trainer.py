@@ -113,11 +113,11 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int):
         warmup_target=config.learning_rate,
         warmup_steps=warmup_steps,
     )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    else:
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
 def train(config: TrainConfig) -> dict:
@@ -141,6 +141,8 @@ def train(config: TrainConfig) -> dict:
 
     if config.model not in ARCHITECTURES:
         raise TrainError(f"unknown model {config.model!r}; expected one of {sorted(ARCHITECTURES)}.")
+    if config.optimizer not in ("adamw", "sgd"):
+        raise TrainError(f"optimizer must be adamw or sgd. Received: optimizer={config.optimizer!r}")
     if config.epochs < 1 or config.batch_size < 1:
         raise TrainError(f"epochs and batch_size must be >= 1. Received: epochs={config.epochs}, batch_size={config.batch_size}")
 
