@@ -130,12 +130,13 @@ class Classifier:
     def top_k(self, probabilities: np.ndarray, k: int) -> list[list[Prediction]]:
         """The k most probable classes of each row, best first."""
         k = max(1, min(k, probabilities.shape[1]))
-        # argmax for the common k=1: a full sort costs more than a tiny model's inference step.
-        best = probabilities.argmax(axis=1)[:, None] if k == 1 else np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        return [
-            [Prediction(self.labels[class_id], int(class_id), float(row[class_id])) for class_id in order]
-            for row, order in zip(probabilities, best)
-        ]
+        if k == 1:  # the live loop's case: an argmax per row, no sort (it costs as much as a tiny model's layer)
+            best = probabilities.argmax(axis=1).tolist()
+            return [[Prediction(self.labels[class_id], class_id, float(row[class_id]))]
+                    for row, class_id in zip(probabilities, best)]
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k].tolist()
+        return [[Prediction(self.labels[class_id], class_id, float(row[class_id])) for class_id in row_order]
+                for row, row_order in zip(probabilities, order)]
 
     def classify(self, frame_bgr: np.ndarray, top_k: int = 1) -> list[Prediction]:
         """Classify one frame's region as the model's crop mode defines it (centre or full frame)."""

@@ -78,7 +78,7 @@ def region_box(
 ) -> tuple[int, int, int, int]:
     """The region of the frame a model classifies, before the margin: the given box or the crop mode's."""
     if box_xyxy is not None:
-        return tuple(int(v) for v in box_xyxy)  # type: ignore[return-value]
+        return tuple(map(int, box_xyxy))  # type: ignore[return-value]
     if spec.crop == "center":
         return center_box(frame_shape)
     return full_box(frame_shape)
