@@ -290,6 +290,11 @@ def speedups(rows: list[dict]) -> list[dict]:
     return found
 
 
+def display_name(model: str) -> str:
+    """A run folder or file by its last path part; a shipped model by its name."""
+    return Path(model).name or model
+
+
 def _figure(value, pattern: str) -> str:
     return "—" if value is None else pattern.format(value)
 
@@ -306,7 +311,7 @@ def format_table(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
-        head = f"| {row['model']} | {row['engine']} |"
+        head = f"| {display_name(row['model'])} | {row['engine']} |"
         if "error" in row:
             lines.append(f"{head} cannot run: {row['error']} | {row['bytes'] / 1024:.0f} | | | | | |")
             continue
@@ -320,7 +325,7 @@ def format_table(report: dict) -> str:
     if datasets:
         lines += ["", "Top-1 on: " + "; ".join(datasets) + "."]
     for item in report["speedups"]:
-        lines.append(f"- {item['model']}, {item['threads']} thread(s): onnxruntime int8 {item['onnxruntime_int8_us']:.1f} µs, "
+        lines.append(f"- {display_name(item['model'])}, {item['threads']} thread(s): onnxruntime int8 {item['onnxruntime_int8_us']:.1f} µs, "
                      f"LiteRT int8 {item['litert_int8_us']:.1f} µs per region: onnxruntime is {item['ratio']:.2f}× as fast.")
     return "\n".join(lines)
 
@@ -344,7 +349,7 @@ def plot_accuracy_latency(report: dict, path: Path) -> None:
     for row in rows:
         x, y = row["latency"][one]["median_us"], row["accuracy"] * 100
         axes.scatter(x, y)
-        axes.annotate(f"{Path(row['model']).name}: {row['engine']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        axes.annotate(f"{display_name(row['model'])}: {row['engine']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     axes.set_xscale("log")
     axes.set_xlabel(f"median latency per region, µs ({one} thread, log scale)")
     axes.set_ylabel("top-1 accuracy, %")
