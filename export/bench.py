@@ -343,19 +343,28 @@ def plot_accuracy_latency(report: dict, path: Path) -> None:
         return
     matplotlib.use("Agg")
     from matplotlib import pyplot
+    from matplotlib.ticker import NullFormatter
 
     one = str(report["threads"][0])
-    figure, axes = pyplot.subplots(figsize=(7, 4.5))
-    for row in rows:
-        x, y = row["latency"][one]["median_us"], row["accuracy"] * 100
-        axes.scatter(x, y)
-        axes.annotate(f"{display_name(row['model'])}: {row['engine']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    axes.set_xscale("log")
-    axes.set_xlabel(f"median latency per region, µs ({one} thread, log scale)")
-    axes.set_ylabel("top-1 accuracy, %")
-    axes.set_title(report["machine"], fontsize=8)
-    axes.grid(True, which="both", alpha=0.3)
-    figure.tight_layout()
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    engines = list(dict.fromkeys(row["engine"] for row in rows))
+    colours = {engine: pyplot.get_cmap("tab10")(index % 10) for index, engine in enumerate(engines)}
+    # One panel per model: accuracies of different tasks do not share a scale.
+    figure, panels = pyplot.subplots(1, len(models), figsize=(4.2 * len(models), 4), squeeze=False)
+    for panel, model in zip(panels[0], models):
+        for row in (row for row in rows if row["model"] == model):
+            panel.scatter(row["latency"][one]["median_us"], row["accuracy"] * 100, color=colours[row["engine"]], s=40,
+                          label=row["engine"])
+        panel.set_xscale("log")
+        panel.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a log axis overprint each other
+        panel.set_title(display_name(model), fontsize=10)
+        panel.set_xlabel(f"median µs per region, {one} thread (log)")
+        panel.grid(True, which="both", alpha=0.3)
+    panels[0][0].set_ylabel("top-1 accuracy, %")
+    handles = [pyplot.Line2D([], [], marker="o", linestyle="", color=colours[engine], label=engine) for engine in engines]
+    figure.legend(handles=handles, loc="lower center", ncol=min(6, len(engines)), fontsize=8, frameon=False)
+    figure.suptitle(report["machine"], fontsize=9)
+    figure.tight_layout(rect=(0, 0.08, 1, 0.95))
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=120, format="png")
     pyplot.close(figure)
