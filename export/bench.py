@@ -177,6 +177,8 @@ def measure_round(engines: list[EngineSpec], threads: int, config: BenchConfig, 
             built[key] = build_engine(engine, threads)
         except (RuntimeError, EdgesightError) as error:
             results[key] = {"error": str(error)[:200]}
+        except ImportError as error:  # a peer's package is not installed: that row says so, the others run
+            results[key] = {"error": f"{error.name} is not installed (pip install 'edgesight[bench]')"}
     for key, engine in built.items():
         results[key] = {}
         if key[0] in test_sets:
@@ -230,9 +232,11 @@ def _in_fresh_process(function, *arguments):
 
 def bench(config: BenchConfig) -> list[dict]:
     """Measure every engine of every model; print the table and write it where `out` says."""
-    for name in ("repeats", "batch"):
-        if getattr(config, name) < 1:
+    for name in ("repeats", "batch", "limit"):
+        if getattr(config, name) is not None and getattr(config, name) < 1:
             raise ValueError(f"{name} must be at least 1. Received: {name}={getattr(config, name)}")
+    if config.warmup < 0:
+        raise ValueError(f"warmup must be at least 0. Received: warmup={config.warmup}")
     targets = [_run_target(Path(model), config) if Path(model).is_dir() else _file_target(model, config)
                for model in config.models]
     engines = [engine for target in targets for engine in target.engines]

@@ -18,3 +18,26 @@ def test_bench_of_an_onnx_file_times_onnxruntime_and_opencv_and_writes_the_table
     assert text.startswith("Machine: ") and "| onnxruntime fp32 |" in text
     assert not (tmp_path / "bench.png").exists()  # nothing was scored without --data
     assert (tmp_path / "bench.json").is_file()
+
+
+def test_bench_options_are_checked_before_any_work(tiny_model):
+    import pytest
+
+    for option, value in (("repeats", 0), ("batch", 0), ("limit", 0), ("warmup", -1)):
+        with pytest.raises(ValueError, match=f"{option} must be at least"):
+            bench(BenchConfig(models=[str(tiny_model)], **{option: value}))
+
+
+def test_a_peer_whose_package_is_missing_gets_a_row_saying_so(tiny_model, monkeypatch):
+    import sys
+
+    from edgesight.export.bench import EngineSpec, measure_round
+    from edgesight.runtime import Classifier
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # importing it now fails
+    spec = Classifier(tiny_model).spec
+    engines = [EngineSpec("m", "litert", "litert int8", "model.int8.tflite", spec),
+               EngineSpec("m", "onnxruntime", "onnxruntime fp32", str(tiny_model), spec)]
+    results = measure_round(engines, 1, BenchConfig(models=["m"], repeats=50, warmup=5, batch=4), {})
+    assert results[("m", "litert int8")] == {"error": "ai_edge_litert.interpreter is not installed (pip install 'edgesight[bench]')"}
+    assert results[("m", "onnxruntime fp32")]["latency"]["runs"] == 50
