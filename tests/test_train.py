@@ -131,3 +131,20 @@ def test_sgd_trains_and_an_unknown_optimizer_is_refused(tiny_gtsrb, tmp_path):
     assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.nesterov
     with pytest.raises(TrainError, match="optimizer must be adamw or sgd. Received: optimizer='adam'"):
         train(_config(tiny_gtsrb, tmp_path / "other", optimizer="adam"))
+
+
+def test_random_shadow_darkens_one_side_of_a_straight_edge_and_only_in_training():
+    import tensorflow as tf
+    from edgesight.train.augment import RandomShadow
+
+    images = tf.constant(np.full((64, 32, 32, 3), 200.0, np.float32))
+    shadowed = RandomShadow(1.0, darkest=0.3, seed=1)(images, training=True).numpy()
+    assert shadowed.max() == 200.0 and shadowed.min() >= 0.3 * 200.0 - 1e-3
+    darkened = shadowed < 199.0
+    assert 0.2 < darkened.mean() < 0.8  # about half of each image on average
+    for image in darkened[..., 0]:  # a half-plane: every row's shadow is one run of columns touching an edge
+        for row in image:
+            runs = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+            assert len(runs) in (0, 2) and (not len(runs) or runs[0] == 0 or runs[1] == 32)
+    np.testing.assert_array_equal(RandomShadow(0.0, seed=1)(images, training=True).numpy(), images.numpy())
+    np.testing.assert_array_equal(RandomShadow(1.0, seed=1)(images, training=False).numpy(), images.numpy())
