@@ -19,8 +19,8 @@ class Architecture:
     build: Callable[[int, int, int], keras.Model]  # (height, width, num_classes) -> model
 
 
-def _conv_bn_relu(x, filters: int, name: str):
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn_relu(x, filters: int, name: str, kernel: int = 3, strides: int = 1):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
@@ -32,6 +32,14 @@ def _separable_bn_relu(x, filters: int, name: str):
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
     x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
     return layers.ReLU(name=f"{name}_pw_relu")(x)
+
+
+def _flatten_head(inputs, x, dropout: float, num_classes: int, name: str) -> keras.Model:
+    """Flatten (keeps where in the image a feature is: which way an arrow points), dropout, softmax classifier."""
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, layers.Softmax(name="probabilities")(logits), name=name)
 
 
 def _input_and_scale(height: int, width: int):
@@ -57,19 +65,13 @@ def build_cnn_tiny(height: int, width: int, num_classes: int) -> keras.Model:
     channels at full resolution ran 2-3x slower in onnxruntime than the stem's 4x4 patches.
     """
     inputs, x = _standardized_input(height, width)
-    x = layers.Conv2D(24, 4, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.ReLU(name="stem_relu")(x)
+    x = _conv_bn_relu(x, 24, "stem", kernel=4, strides=2)
     x = _conv_bn_relu(x, 32, "stage1")
     x = layers.MaxPooling2D(name="pool1")(x)
     x = _conv_bn_relu(x, 56, "stage2a")
     x = _conv_bn_relu(x, 56, "stage2b")
     x = layers.MaxPooling2D(name="pool2")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(0.3, name="dropout")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    probabilities = layers.Softmax(name="probabilities")(logits)
-    return keras.Model(inputs, probabilities, name="cnn_tiny")
+    return _flatten_head(inputs, x, 0.3, num_classes, "cnn_tiny")
 
 
 def build_cnn_small(height: int, width: int, num_classes: int) -> keras.Model:
@@ -82,11 +84,7 @@ def build_cnn_small(height: int, width: int, num_classes: int) -> keras.Model:
     x = _conv_bn_relu(x, 128, "stage3")
     x = _separable_bn_relu(x, 128, "stage4")
     x = layers.MaxPooling2D(name="pool3")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(0.4, name="dropout")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    probabilities = layers.Softmax(name="probabilities")(logits)
-    return keras.Model(inputs, probabilities, name="cnn_small")
+    return _flatten_head(inputs, x, 0.4, num_classes, "cnn_small")
 
 
 def build_cnn_base(height: int, width: int, num_classes: int) -> keras.Model:
@@ -96,11 +94,7 @@ def build_cnn_base(height: int, width: int, num_classes: int) -> keras.Model:
         x = _conv_bn_relu(x, filters, f"stage{stage}a")
         x = _conv_bn_relu(x, filters, f"stage{stage}b")
         x = layers.MaxPooling2D(name=f"pool{stage}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(0.5, name="dropout")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    probabilities = layers.Softmax(name="probabilities")(logits)
-    return keras.Model(inputs, probabilities, name="cnn_base")
+    return _flatten_head(inputs, x, 0.5, num_classes, "cnn_base")
 
 
 def _residual_block(x, filters: int, stride: int, name: str):
