@@ -40,7 +40,7 @@ def fuse_standardization(model: onnx.ModelProto, epsilon: float, input_scale: fl
     outside = [node for node in graph.node if node not in region]
     outputs = {name for node in outside for name in node.input if name in produced_inside}
     outputs |= {output.name for output in graph.output if output.name in produced_inside}
-    shape = _static_shape(model, next(iter(inputs))) if len(inputs) == 1 else None
+    shape = _static_shapes(model).get(next(iter(inputs))) if len(inputs) == 1 else None
     if len(outputs) != 1 or shape is None:
         return False
     (source,), (result,) = inputs, outputs
@@ -63,12 +63,12 @@ def static_flatten(model: onnx.ModelProto) -> int:
     """
     graph = model.graph
     initializers = {initializer.name for initializer in graph.initializer}
+    shapes = _static_shapes(model)  # rewriting a Reshape's shape input changes no tensor's shape
     rewritten = 0
     for node in graph.node:
         if node.op_type != "Reshape" or node.input[1] in initializers:
             continue
-        shape = _static_shape(model, node.input[0])
-        target = _static_shape(model, node.output[0])
+        shape, target = shapes.get(node.input[0]), shapes.get(node.output[0])
         if shape is None or target is None or len(target) != 2 or any(d is None for d in shape[1:]):
             continue
         constant = numpy_helper.from_array(np.array([-1, int(np.prod(shape[1:]))], np.int64), name=f"{node.name}/static_shape")
@@ -80,13 +80,12 @@ def static_flatten(model: onnx.ModelProto) -> int:
     return rewritten
 
 
-def _static_shape(model: onnx.ModelProto, tensor: str) -> list[int | None] | None:
-    """Shape of a tensor from ONNX shape inference; None for the batch (or any symbolic) dim."""
+def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
+    """Tensor shapes from one ONNX shape inference; None for the batch (or any symbolic) dim."""
     inferred = shape_inference.infer_shapes(model)
-    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        if value.name == tensor and value.type.tensor_type.HasField("shape"):
-            return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
-    return None
+    return {value.name: [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+            for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+            if value.type.tensor_type.HasField("shape")}
 
 
 def _drop_dead_nodes(graph: onnx.GraphProto) -> None:
