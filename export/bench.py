@@ -241,11 +241,9 @@ def bench(config: BenchConfig) -> list[dict]:
                for model in config.models]
     engines = [engine for target in targets for engine in target.engines]
     test_sets = {t.model: (t.test_nhwc, t.test_labels) for t in targets if t.test_nhwc is not None}
-    rows = {(e.model, e.label): {"model": e.model, "engine": e.label, "file": e.path, "bytes": os.path.getsize(e.path)}
-            for e in engines}
-    for target in targets:
-        for engine in target.engines:
-            rows[(engine.model, engine.label)]["dataset"] = target.dataset
+    rows = {(e.model, e.label): {"model": e.model, "engine": e.label, "file": e.path, "bytes": os.path.getsize(e.path),
+                                 "dataset": target.dataset}
+            for target in targets for e in target.engines}
     thread_settings = (1, os.cpu_count())
     for threads in thread_settings:
         print(f"timing {len(engines)} engines interleaved, {threads} thread(s)", file=sys.stderr)
