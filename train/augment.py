@@ -17,6 +17,7 @@ class Augmentation:
     contrast: float
     mirror: bool  # never for signs: a mirrored "keep left" is "keep right"
     shadow: float = 0.0  # chance that a straight-edged shadow darkens part of the image
+    erasing: float = 0.0  # chance that a random patch is replaced by noise (Cutout / Random Erasing)
 
 
 class RandomShadow(layers.Layer):
@@ -50,7 +51,9 @@ AUGMENTATIONS = {
     "signs": Augmentation(rotation_degrees=12, translate=0.08, zoom=0.15, brightness=0.3, contrast=0.35, mirror=False,
                           shadow=0.3),
     # Objects: mirror images are the same class; shifted crops as in the usual CIFAR recipe.
-    "objects": Augmentation(rotation_degrees=0, translate=0.125, zoom=0.1, brightness=0.2, contrast=0.2, mirror=True),
+    # Erased patches teach the net to use the whole object, not its one most telling part (occlusion).
+    "objects": Augmentation(rotation_degrees=0, translate=0.125, zoom=0.1, brightness=0.2, contrast=0.2, mirror=True,
+                            erasing=0.5),
 }
 
 
@@ -70,6 +73,10 @@ def build_augmenter(name: str, seed: int) -> keras.Sequential:
     ]
     if settings.shadow:
         steps.append(RandomShadow(settings.shadow, seed=seed + 6))
+    if settings.erasing:
+        # A (p, p) factor: a single float would draw each image's probability from [0, p].
+        steps.append(layers.RandomErasing(factor=(settings.erasing, settings.erasing), scale=(0.02, 0.25),
+                                          value_range=(0, 255), seed=seed + 7))
     return keras.Sequential(steps, name="augment")
 
 
