@@ -21,6 +21,7 @@ from edgesight.runtime.tasks import get_task, test_set_name
 
 from .config import ExportConfig
 from .convert import keras_to_onnx, save_model, stamp_metadata
+from .parity import parity, parity_markdown
 from .quantize import QuantizationSettings, quantize_int8
 from .simplify import simplify
 
@@ -110,12 +111,11 @@ def export_run(config: ExportConfig) -> dict:
     metadata = ModelMetadata(task=task.name, labels=tuple(run_config["labels"]), input_name="image", preprocess=spec,
                              provenance=_provenance(run_dir / "model.keras") | {"train_options": run_config["train"]})
     fp32_path, int8_path = run_dir / "model.onnx", run_dir / "model.int8.onnx"
-    parity_nhwc = test_nhwc[: config.parity_images]
-    keras_probabilities = keras_model.predict(parity_nhwc, batch_size=256, verbose=0)
+    keras_probabilities = keras_model.predict(test_nhwc, batch_size=256, verbose=0)
 
     # Measure each file after writing it, then write it again with its own figures in the metadata.
     fp32 = _measure(fp32_proto, metadata, fp32_path, test_nhwc, test_regions.labels)
-    max_difference = float(np.max(np.abs(fp32.probabilities[: len(parity_nhwc)] - keras_probabilities)))
+    max_difference = float(np.max(np.abs(fp32.probabilities - keras_probabilities)))
     if max_difference > 1e-4:
         raise ExportError(f"{fp32_path}: ONNX fp32 differs from Keras by {max_difference:.2e} (> 1e-4) on test images.")
     dataset_name = test_set_name(task, data, fp32.images)
@@ -134,15 +134,15 @@ def export_run(config: ExportConfig) -> dict:
                             quantization=quantization)
     save_model(stamp_metadata(int8_proto, int8_metadata), candidate_path)
 
+    parity_section = parity(tuple(run_config["labels"]), test_regions.labels, keras_probabilities,
+                            fp32.probabilities, int8.probabilities)
     report = {
         "run_dir": str(run_dir), "task": task.name, "test_dataset": dataset_name,
-        "keras_test_accuracy": train_report.get("test_accuracy"),
+        "keras_test_accuracy": parity_section["top1"]["keras"],
         "fp32": {"file": fp32_path.name, "test_accuracy": fp32.accuracy, "bytes": fp32_path.stat().st_size},
         "int8": {"file": int8_path.name, "test_accuracy": int8.accuracy, "bytes": candidate_path.stat().st_size},
         "int8_drop_pp": round(drop_pp, 3), "gate_pp": config.gate_pp, "gate_passed": drop_pp <= config.gate_pp,
-        "keras_vs_onnx_fp32_max_abs_difference": max_difference, "parity_images": int(len(parity_nhwc)),
-        "argmax_agreement_fp32_int8": float(np.mean(fp32.predicted == int8.predicted)),
-        "int8_probability_max_abs_difference": float(np.max(np.abs(fp32.probabilities - int8.probabilities))),
+        "keras_vs_onnx_fp32_max_abs_difference": max_difference, "parity": parity_section,
         "quantization": quantization, "opset": config.opset, "graph_simplifications": simplifications,
         "export_seconds": round(time.monotonic() - started, 1),
     }
@@ -186,15 +186,11 @@ def _markdown(report: dict) -> str:
         "",
         f"- int8 drop: {report['int8_drop_pp']:.3f} percentage points (gate {report['gate_pp']}): "
         f"{'passed' if report['gate_passed'] else 'FAILED'}",
-        f"- Keras vs ONNX fp32, max abs difference of probabilities on {report['parity_images']} test images: "
-        f"{report['keras_vs_onnx_fp32_max_abs_difference']:.2e}",
-        f"- fp32 vs int8 argmax agreement: {report['argmax_agreement_fp32_int8'] * 100:.2f}%; "
-        f"max abs probability difference {report['int8_probability_max_abs_difference']:.3f}",
         f"- Quantization: {quantization['format']}, activations {quantization['activation_type']}, "
         f"weights {quantization['weight_type']}, per-channel {quantization['per_channel']}, "
         f"{quantization['calibration_method']} calibration on {quantization['calibration_images']} training-split images; "
         f"kept in float: {', '.join(quantization['excluded_nodes']) or 'nothing'}",
         f"- Graph simplifications: {'; '.join(report['graph_simplifications']) or 'none'}",
-        f"- Export took {report['export_seconds']} s.",
-    ]
+        f"- Export took {report['export_seconds']} s.", "",
+    ] + parity_markdown(report["parity"])
     return "\n".join(lines) + "\n"

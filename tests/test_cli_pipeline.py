@@ -24,7 +24,7 @@ def exported_run(tiny_gtsrb, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("pipeline") / "run with spaces"
     run("train", "--data", tiny_gtsrb, "--run-dir", run_dir, "--epochs", 4, "--batch-size", 16, "--val-fraction", 0.34)
     # 24 test images: one image is 4 points, so the default 0.3-point gate means nothing here.
-    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, "--parity-images", 24)
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40)
     return run_dir
 
 
@@ -45,7 +45,23 @@ def test_export_writes_contract_models_and_reports(exported_run):
     quantization = json.loads(next(p.value for p in int8.metadata_props if p.key == "edgesight.quantization"))
     assert quantization["format"] == "QDQ" and quantization["activation_type"] == "QUInt8"
     assert sum(node.op_type == "QuantizeLinear" for node in int8.graph.node) >= 5
-    assert int8.graph.node[-1].op_type == "Softmax"  # kept in float: probabilities sum to 1
+    softmax = int8.graph.node[-1]
+    assert softmax.op_type == "Softmax"  # kept in float: probabilities sum to 1
+    # ... and fed float logits, not logits rounded to 8 bits by a Quantize/Dequantize pair
+    producer = next(node for node in int8.graph.node if softmax.input[0] in node.output)
+    assert producer.op_type == "Gemm" and quantization["float_inputs_kept"] == [softmax.input[0]]
+
+
+def test_export_report_compares_keras_fp32_and_int8_per_class(exported_run):
+    report = json.loads((exported_run / "export_report.json").read_text())
+    parity = report["parity"]
+    assert parity["images"] == 24
+    assert parity["top1"]["onnx_int8"] == pytest.approx(report["int8"]["test_accuracy"])
+    assert parity["top1"]["keras"] == pytest.approx(parity["top1"]["onnx_fp32"])
+    assert parity["argmax_agreement"]["keras_onnx_fp32"] == 1.0
+    assert parity["output_difference"]["onnx_fp32_int8"]["row_sum_max_deviation"] < 1e-5
+    assert sum(entry["images"] for entry in parity["per_class"]) == 24
+    assert "## Parity on 24 test images" in (exported_run / "export_report.md").read_text()
 
 
 def test_int8_probabilities_still_sum_to_one(exported_run):
@@ -81,7 +97,7 @@ def test_int8_below_the_gate_is_not_installed(exported_run, tmp_path):
     shutil.copytree(exported_run, run_dir)
     (run_dir / "model.int8.onnx").unlink()
     with pytest.raises(ExportError, match="more than the gate of -1.0 points"):
-        export_run(ExportConfig(run_dir=str(run_dir), gate_pp=-1.0, calibration_images=40, parity_images=24))
+        export_run(ExportConfig(run_dir=str(run_dir), gate_pp=-1.0, calibration_images=40))
     assert not (run_dir / "model.int8.onnx").exists()
     assert (run_dir / "model.int8.candidate.onnx").is_file()
     assert json.loads((run_dir / "export_report.json").read_text())["gate_passed"] is False
@@ -111,7 +127,7 @@ def test_a_users_image_folder_dataset_trains_and_exports(tmp_path):
     run_dir = tmp_path / "run"
     run("train", "--task", "shapes", "--data", tmp_path / "shapes", "--run-dir", run_dir, "--model", "cnn-small",
         "--epochs", 2, "--batch-size", 8, "--val-fraction", 0.2)
-    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 16, "--parity-images", 8)
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 16)
     from edgesight.runtime import Classifier
 
     metadata = Classifier(run_dir / "model.int8.onnx").metadata
