@@ -42,6 +42,9 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
     latency = {(Path(row["file"]).name, row["threads"]): row for row in measure_latency([str(fp32_path), str(int8_path)], 2000, 200)}
     options = run_config["train"]
     spec = run_config["preprocess"]
+    parity = export_report["parity"]
+    int8_difference = parity["output_difference"]["onnx_fp32_int8"]
+    ort_files = ", ".join(f"`{name}`" for name in export_report["ort_format"]["files"])
     thread_counts = sorted({threads for _, threads in latency})
     latency_rows = [
         f"| {name} | {threads} | {latency[(name, threads)]['median_us']:.0f} | {latency[(name, threads)]['p99_us']:.0f} |"
@@ -62,6 +65,9 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"| ONNX fp32 test accuracy (`{fp32_path.name}`, {export_report['fp32']['bytes'] / 1024:.0f} KiB) | {export_report['fp32']['test_accuracy'] * 100:.2f}% |",
         f"| ONNX int8 test accuracy (`{int8_path.name}`, {export_report['int8']['bytes'] / 1024:.0f} KiB) | {export_report['int8']['test_accuracy'] * 100:.2f}% |",
         f"| int8 drop | {export_report['int8_drop_pp']:.2f} percentage points |",
+        f"| int8 vs fp32 outputs | same top-1 on {parity['argmax_agreement']['onnx_fp32_int8'] * 100:.2f}% of test images; "
+        f"largest probability difference per image {int8_difference['p99_image_max_abs']:.3f} at the 99th percentile, "
+        f"{int8_difference['max_abs']:.3f} at most |",
         f"| training wall time | {minutes:.0f} min{chain} on the machine below (2 cores, no GPU), "
         f"including any other work sharing it; validation split by {'track' if options['task'] == 'gtsrb' else 'image'} |",
         "",
@@ -74,7 +80,9 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"Quantization: {export_report['quantization']['format']}, activations {export_report['quantization']['activation_type']}, "
         f"weights {export_report['quantization']['weight_type']}, per-channel, {export_report['quantization']['calibration_method']} "
         f"calibration on {export_report['quantization']['calibration_images']} training-split images; "
-        f"kept in float: {', '.join(export_report['quantization']['excluded_nodes']) or 'nothing'}.", "",
+        f"kept in float: {', '.join(export_report['quantization']['excluded_nodes']) or 'nothing'}, and the logits the softmax reads.", "",
+        f"For onnxruntime minimal and mobile builds: {ort_files} (ORT format, same outputs), and "
+        f"`{export_report['ort_format']['operators_config']}` for a build reduced to the operators these models use.", "",
         "## Data", "",
         CITATIONS.get(options["task"], options["task"]), "",
     ]

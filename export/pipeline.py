@@ -21,6 +21,7 @@ from edgesight.runtime.tasks import get_task, test_set_name
 
 from .config import ExportConfig
 from .convert import keras_to_onnx, save_model, stamp_metadata
+from .ort_format import write_ort_models
 from .parity import parity, parity_markdown
 from .quantize import QuantizationSettings, quantize_int8
 from .simplify import simplify
@@ -144,12 +145,14 @@ def export_run(config: ExportConfig) -> dict:
         "int8_drop_pp": round(drop_pp, 3), "gate_pp": config.gate_pp, "gate_passed": drop_pp <= config.gate_pp,
         "keras_vs_onnx_fp32_max_abs_difference": max_difference, "parity": parity_section,
         "quantization": quantization, "opset": config.opset, "graph_simplifications": simplifications,
-        "export_seconds": round(time.monotonic() - started, 1),
     }
     if report["gate_passed"]:
         candidate_path.replace(int8_path)
+        print("writing ORT-format copies for onnxruntime minimal builds", file=sys.stderr)
+        report["ort_format"] = write_ort_models([fp32_path, int8_path], test_nhwc)
     else:
         report["int8"]["file"] = candidate_path.name
+    report["export_seconds"] = round(time.monotonic() - started, 1)
     write_json_atomic(run_dir / "export_report.json", report)
     write_text_atomic(run_dir / "export_report.md", _markdown(report))
     if not report["gate_passed"]:
@@ -191,6 +194,11 @@ def _markdown(report: dict) -> str:
         f"{quantization['calibration_method']} calibration on {quantization['calibration_images']} training-split images; "
         f"kept in float: {', '.join(quantization['excluded_nodes']) or 'nothing'}",
         f"- Graph simplifications: {'; '.join(report['graph_simplifications']) or 'none'}",
+        f"- ORT format (onnxruntime minimal and mobile builds): " + (
+            ", ".join(f"`{name}` ({entry['bytes'] / 1024:.0f} KiB, outputs within {entry['max_abs_difference_from_onnx']:.0e} "
+                      f"of its ONNX file)" for name, entry in report["ort_format"]["files"].items())
+            + f"; operators for a reduced build: `{report['ort_format']['operators_config']}`"
+            if "ort_format" in report else "not written (int8 failed the gate)"),
         f"- Export took {report['export_seconds']} s.", "",
     ] + parity_markdown(report["parity"])
     return "\n".join(lines) + "\n"

@@ -150,3 +150,17 @@ def test_bench_compares_every_form_of_the_run_with_its_peers(exported_run, tmp_p
     assert {item["threads"] for item in report["speedups"]} == set(report["threads"])
     assert (tmp_path / "bench.md").read_text().startswith("Machine: ")
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_writes_ort_format_copies_that_give_the_same_outputs(exported_run):
+    from edgesight.runtime import Classifier
+
+    report = json.loads((exported_run / "export_report.json").read_text())["ort_format"]
+    assert set(report["files"]) == {"model.ort", "model.int8.ort"}
+    batch = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    for name in report["files"]:
+        ort_model, onnx_model = Classifier(exported_run / name), Classifier(exported_run / name.replace(".ort", ".onnx"))
+        assert ort_model.labels == onnx_model.labels  # the edgesight metadata travels with the file
+        np.testing.assert_allclose(ort_model.probabilities(batch), onnx_model.probabilities(batch), atol=1e-6)
+    operators = (exported_run / "required_operators.config").read_text()
+    assert "QLinearConv" in operators and "model.int8.ort" in operators and "edgesight-ort-" not in operators
