@@ -30,6 +30,7 @@ from edgesight.runtime.bench import (
     region_timer,
 )
 from edgesight.runtime.classifier import Classifier
+from edgesight.runtime.cpu import int8_outlook
 from edgesight.runtime.datasets import preprocess_regions
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import atomic_path, write_json_atomic, write_text_atomic
@@ -69,6 +70,7 @@ class EngineSpec:
 class Target:
     model: str
     engines: list[EngineSpec]
+    weights: str  # the trained weights behind the files: fp32 and int8 files with the same are compared
     test_nhwc: np.ndarray | None = None
     test_labels: np.ndarray | None = None
     dataset: str | None = None
@@ -105,7 +107,7 @@ def _run_target(folder: Path, config: BenchConfig) -> Target:
         engines += [EngineSpec(name, "keras", "keras fp32", str(folder / "model.keras"), spec),
                     EngineSpec(name, "opencv-dnn", "opencv-dnn fp32", str(folder / "model.onnx"), spec)]
     skip_bad = run_config["train"].get("skip_bad_images", False) or config.skip_bad_images
-    return _with_test_split(Target(name, engines), task, data, spec, config.limit, skip_bad)
+    return _with_test_split(Target(name, engines, name), task, data, spec, config.limit, skip_bad)
 
 
 def _litert_files(folder: Path, run_config: dict, task, data: str) -> dict[str, Path]:
@@ -131,7 +133,7 @@ def _file_target(model: str, config: BenchConfig) -> Target:
     engines = [EngineSpec(model, "onnxruntime", f"onnxruntime {'int8' if int8 else 'fp32'}", path, spec)]
     if not config.no_peers:
         engines.append(EngineSpec(model, "opencv-dnn", f"opencv-dnn {'int8' if int8 else 'fp32'}", path, spec))
-    target = Target(model, engines)
+    target = Target(model, engines, classifier.metadata.provenance.get("source_sha256", path))
     if config.data is None:
         return target
     task = get_task(classifier.metadata.task, config.data)
@@ -242,7 +244,7 @@ def bench(config: BenchConfig) -> list[dict]:
     engines = [engine for target in targets for engine in target.engines]
     test_sets = {t.model: (t.test_nhwc, t.test_labels) for t in targets if t.test_nhwc is not None}
     rows = {(e.model, e.label): {"model": e.model, "engine": e.label, "file": e.path, "bytes": os.path.getsize(e.path),
-                                 "dataset": target.dataset}
+                                 "dataset": target.dataset, "weights": target.weights}
             for target in targets for e in target.engines}
     thread_settings = (1, os.cpu_count())
     for threads in thread_settings:
@@ -263,9 +265,10 @@ def bench(config: BenchConfig) -> list[dict]:
             print(f"load time and memory: {engine.label}", file=sys.stderr)
             row.update(_in_fresh_process(measure_load, engine, config.batch))
     results = list(rows.values())
-    report = {"machine": machine_description(), "threads": list(thread_settings), "batch": config.batch,
-              "repeats": config.repeats, "warmup": config.warmup, "rows": results,
-              "speedups": speedups(results)}
+    report = {"machine": machine_description(), "int8_outlook": int8_outlook().to_json(), "threads": list(thread_settings),
+              "batch": config.batch, "repeats": config.repeats, "warmup": config.warmup, "rows": results,
+              "against_litert": latency_ratios(results, "onnxruntime int8", "litert int8"),
+              "int8_against_fp32": latency_ratios(results, "onnxruntime int8", "onnxruntime fp32")}
     table = format_table(report)
     print(table)
     if config.out:
@@ -277,19 +280,25 @@ def bench(config: BenchConfig) -> list[dict]:
     return results
 
 
-def speedups(rows: list[dict]) -> list[dict]:
-    """onnxruntime int8 against LiteRT int8 per model: median per-region latency ratio at each thread setting."""
-    by_key = {(row["model"], row["engine"]): row for row in rows if "latency" in row}
+def latency_ratios(rows: list[dict], engine: str, reference: str) -> list[dict]:
+    """How many times as fast `engine` is as `reference` on the same trained weights: median per-region
+    latency ratio at each thread setting."""
+    by_key = {(row["weights"], row["engine"]): row for row in rows if "latency" in row}
     found = []
-    for (model, engine), ours in by_key.items():
-        peer = by_key.get((model, "litert int8"))
-        if engine != "onnxruntime int8" or peer is None:
+    for (weights, label), ours in by_key.items():
+        other = by_key.get((weights, reference))
+        if label != engine or other is None:
             continue
         for threads, stats in ours["latency"].items():
-            found.append({"model": model, "threads": int(threads), "onnxruntime_int8_us": stats["median_us"],
-                          "litert_int8_us": peer["latency"][threads]["median_us"],
-                          "ratio": peer["latency"][threads]["median_us"] / stats["median_us"]})
+            found.append({"model": ours["model"], "threads": int(threads), "engine": engine, "reference": reference,
+                          "engine_us": stats["median_us"], "reference_us": other["latency"][threads]["median_us"],
+                          "ratio": other["latency"][threads]["median_us"] / stats["median_us"]})
     return found
+
+
+def _int8_verdict(ratio: float) -> str:
+    # Below 1.1x the int8 file's lower accuracy buys too little time to be worth it.
+    return "int8 pays off here" if ratio >= 1.1 else "int8 does not pay off here: use the fp32 file for speed"
 
 
 def display_name(model: str) -> str:
@@ -326,9 +335,14 @@ def format_table(report: dict) -> str:
     datasets = sorted({row["dataset"] for row in report["rows"] if row.get("dataset")})
     if datasets:
         lines += ["", "Top-1 on: " + "; ".join(datasets) + "."]
-    for item in report["speedups"]:
-        lines.append(f"- {display_name(item['model'])}, {item['threads']} thread(s): onnxruntime int8 {item['onnxruntime_int8_us']:.1f} µs, "
-                     f"LiteRT int8 {item['litert_int8_us']:.1f} µs per region: onnxruntime is {item['ratio']:.2f}× as fast.")
+    for item in report["against_litert"]:
+        lines.append(f"- {display_name(item['model'])}, {item['threads']} thread(s): onnxruntime int8 {item['engine_us']:.1f} µs, "
+                     f"LiteRT int8 {item['reference_us']:.1f} µs per region: onnxruntime is {item['ratio']:.2f}× as fast.")
+    outlook = report["int8_outlook"]
+    lines += ["", f"int8 on this CPU ({outlook['machine']}): {outlook['expectation']}."]
+    for item in report["int8_against_fp32"]:
+        lines.append(f"- {display_name(item['model'])}, {item['threads']} thread(s): onnxruntime int8 {item['engine_us']:.1f} µs, "
+                     f"fp32 {item['reference_us']:.1f} µs per region: {item['ratio']:.2f}× as fast; {_int8_verdict(item['ratio'])}.")
     return "\n".join(lines)
 
 

@@ -194,7 +194,7 @@ def _markdown(report: dict) -> str:
         f"{quantization['calibration_method']} calibration on {quantization['calibration_images']} training-split images; "
         f"kept in float: {', '.join(quantization['excluded_nodes']) or 'nothing'}",
         f"- Graph simplifications: {'; '.join(report['graph_simplifications']) or 'none'}",
-        f"- ORT format (onnxruntime minimal and mobile builds): " + (
+        "- ORT format (onnxruntime minimal and mobile builds): " + (
             ", ".join(f"`{name}` ({entry['bytes'] / 1024:.0f} KiB, outputs within {entry['max_abs_difference_from_onnx']:.0e} "
                       f"of its ONNX file)" for name, entry in report["ort_format"]["files"].items())
             + f"; operators for a reduced build: `{report['ort_format']['operators_config']}`"

@@ -147,7 +147,12 @@ def test_bench_compares_every_form_of_the_run_with_its_peers(exported_run, tmp_p
         assert row["throughput_ips"]["1"] > 0 and row["load_ms"] > 0 and row["peak_rss_mib"] > 0 and row["bytes"] > 0
     # Keras and ONNX fp32 are the same weights: same predictions, so the same accuracy.
     assert rows["keras fp32"]["accuracy"] == rows["onnxruntime fp32"]["accuracy"]
-    assert {item["threads"] for item in report["speedups"]} == set(report["threads"])
+    assert {item["threads"] for item in report["against_litert"]} == set(report["threads"])
+    int8_against_fp32 = report["int8_against_fp32"]
+    assert {item["threads"] for item in int8_against_fp32} == set(report["threads"])
+    for item in int8_against_fp32:
+        assert item["ratio"] == pytest.approx(rows["onnxruntime fp32"]["latency"][str(item["threads"])]["median_us"] / item["engine_us"])
+    assert report["int8_outlook"]["expectation"]
     assert (tmp_path / "bench.md").read_text().startswith("Machine: ")
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,6 @@
+import json
 import os
+import re
 
 from edgesight.export.bench import BenchConfig, bench
 from edgesight.runtime.bench import measure_latency
@@ -41,3 +43,14 @@ def test_a_peer_whose_package_is_missing_gets_a_row_saying_so(tiny_model, monkey
     results = measure_round(engines, 1, BenchConfig(models=["m"], repeats=50, warmup=5, batch=4), {})
     assert results[("m", "litert int8")] == {"error": "ai_edge_litert.interpreter is not installed (pip install 'edgesight[bench]')"}
     assert results[("m", "onnxruntime fp32")]["latency"]["runs"] == 50
+
+
+def test_bench_compares_int8_with_fp32_files_of_the_same_trained_weights(tmp_path):
+    bench(BenchConfig(models=["gtsrb-tiny", "gtsrb-tiny-fp32", "gtsrb-fp32"], repeats=20, warmup=2, batch=2,
+                      out=str(tmp_path), no_peers=True))
+    report = json.loads((tmp_path / "bench.json").read_text())
+    pairs = {(item["model"], item["threads"]) for item in report["int8_against_fp32"]}
+    assert pairs == {("gtsrb-tiny", threads) for threads in report["threads"]}  # not against the other model's fp32 file
+    text = (tmp_path / "bench.md").read_text()
+    assert f"int8 on this CPU ({report['int8_outlook']['machine']})" in text
+    assert re.search(r"×[^\n]*(int8 pays off here|int8 does not pay off here)", text)

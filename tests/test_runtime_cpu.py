@@ -1,0 +1,31 @@
+from edgesight.runtime.cpu import int8_outlook
+
+XEON_FLAGS = "processor\t: 0\nmodel name\t: Intel Xeon\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni amx_int8\n"
+HASWELL_FLAGS = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+CORTEX_A72 = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU part\t: 0xd08\n"
+CORTEX_A76 = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull crc32 atomics asimdrdm lrcpc dcpop asimddp\n"
+
+
+def test_x86_with_vnni_and_amx_expects_int8_to_pay_off():
+    outlook = int8_outlook(XEON_FLAGS, "x86_64")
+    assert outlook.dot_product is True
+    assert outlook.int8_features[:2] == ("AMX int8 tiles", "AVX-512 VNNI")
+    assert "well ahead of fp32" in outlook.expectation
+
+
+def test_cpus_without_dot_product_are_told_int8_may_not_pay_off():
+    for text, widening in ((HASWELL_FLAGS, "AVX2"), (CORTEX_A72, "Arm NEON")):
+        outlook = int8_outlook(text, "x")
+        assert outlook.dot_product is False
+        assert f"only {widening}" in outlook.expectation and "measure before choosing" in outlook.expectation
+
+
+def test_arm_with_dot_product_expects_int8_to_pay_off():
+    outlook = int8_outlook(CORTEX_A76, "aarch64")
+    assert outlook.dot_product is True and outlook.int8_features[0] == "Arm dot product (SDOT/UDOT)"
+
+
+def test_an_os_that_lists_no_features_says_so_instead_of_guessing():
+    outlook = int8_outlook("", "arm64")
+    assert outlook.dot_product is None and "measured" in outlook.expectation
+    assert outlook.to_json()["int8_features"] == []
