@@ -122,8 +122,10 @@ def _litert_files(folder: Path, run_config: dict, task, data: str) -> dict[str, 
     quantization = json.loads(report_path.read_text())["quantization"] if report_path.is_file() else {}
     count = quantization.get("calibration_images", ExportConfig.calibration_images)
     seed = quantization.get("calibration_seed", ExportConfig.seed)
+    balanced = quantization.get("calibration_balance", ExportConfig.calibration_balance) == "balanced"
     print(f"converting {folder / 'model.keras'} to LiteRT float and int8 ({count} calibration images)", file=sys.stderr)
-    return convert_to_litert(folder / "model.keras", calibration_images(run_config, task, data, count, seed), folder / "litert")
+    calibration = calibration_images(run_config, task, data, count, seed, balanced)
+    return convert_to_litert(folder / "model.keras", calibration, folder / "litert")
 
 
 def _file_target(model: str, config: BenchConfig) -> Target:

@@ -23,7 +23,7 @@ from .config import ExportConfig
 from .convert import keras_to_onnx, save_model, stamp_metadata
 from .ort_format import write_ort_models
 from .parity import parity, parity_markdown
-from .quantize import QuantizationSettings, quantize_int8
+from .quantize import quantize_int8, settings_from_choices
 from .simplify import simplify
 
 
@@ -41,9 +41,11 @@ def _read_run(run_dir: Path) -> tuple[dict, dict]:
     return config, train_report
 
 
-def calibration_indices(labels: np.ndarray, allowed: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """A class-balanced, seeded sample of `count` indices drawn from `allowed`."""
+def calibration_indices(labels: np.ndarray, allowed: np.ndarray, count: int, seed: int, balanced: bool = True) -> np.ndarray:
+    """A seeded sample of `count` indices drawn from `allowed`: class-balanced, or plainly random."""
     rng = np.random.default_rng(seed)
+    if not balanced:
+        return np.sort(rng.permutation(allowed)[:count])
     classes = np.unique(labels[allowed])
     per_class = max(1, count // len(classes))
     chosen = [rng.permutation(allowed[labels[allowed] == c])[:per_class] for c in classes]
@@ -53,13 +55,13 @@ def calibration_indices(labels: np.ndarray, allowed: np.ndarray, count: int, see
     return np.sort(np.concatenate([picked, top_up]))[:count]
 
 
-def calibration_images(run_config: dict, task, data: str, count: int, seed: int) -> np.ndarray:
+def calibration_images(run_config: dict, task, data: str, count: int, seed: int, balanced: bool = True) -> np.ndarray:
     """The int8 calibration set: preprocessed training-split images, never validation or test ones."""
     spec = PreprocessSpec(**run_config["preprocess"])
     train_regions: LabelledRegions = task.load(data, "train", skip_bad_images=run_config["train"].get("skip_bad_images", False))
     validation_groups = set(run_config["split"]["validation_groups"])
     training_only = np.array([i for i, group in enumerate(train_regions.groups) if group not in validation_groups])
-    chosen = calibration_indices(train_regions.labels, training_only, count, seed)
+    chosen = calibration_indices(train_regions.labels, training_only, count, seed, balanced)
     return preprocess_regions(train_regions.subset(chosen), spec)
 
 
@@ -94,6 +96,12 @@ def export_run(config: ExportConfig) -> dict:
     import keras
 
     run_dir = Path(config.run_dir)
+    try:
+        settings = settings_from_choices(config.calibration_method, config.quant_format, config.int8_types, config.per_tensor)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
+    if config.calibration_balance not in ("balanced", "random"):
+        raise ExportError(f"--calibration-balance must be balanced or random. Received: {config.calibration_balance!r}")
     run_config, train_report = _read_run(run_dir)
     data = config.data or run_config["train"]["data"]
     task = get_task(run_config["train"]["task"], data)
@@ -107,7 +115,8 @@ def export_run(config: ExportConfig) -> dict:
 
     test_regions: LabelledRegions = task.load(data, "test", skip_bad_images=run_config["train"].get("skip_bad_images", False))
     test_nhwc = preprocess_regions(test_regions, spec)
-    calibration_nhwc = calibration_images(run_config, task, data, config.calibration_images, config.seed)
+    calibration_nhwc = calibration_images(run_config, task, data, config.calibration_images, config.seed,
+                                          balanced=config.calibration_balance == "balanced")
 
     metadata = ModelMetadata(task=task.name, labels=tuple(run_config["labels"]), input_name="image", preprocess=spec,
                              provenance=_provenance(run_dir / "model.keras") | {"train_options": run_config["train"]})
@@ -124,13 +133,13 @@ def export_run(config: ExportConfig) -> dict:
     save_model(stamp_metadata(fp32_proto, fp32_metadata), fp32_path)
 
     print(f"quantizing with {len(calibration_nhwc)} calibration images from the training split", file=sys.stderr)
-    settings = QuantizationSettings()
     int8_proto, quantization = quantize_int8(fp32_proto, calibration_nhwc, settings)
     candidate_path = run_dir / "model.int8.candidate.onnx"
     int8 = _measure(int8_proto, replace(metadata, quantization=quantization),
                     candidate_path, test_nhwc, test_regions.labels)
     drop_pp = (fp32.accuracy - int8.accuracy) * 100
-    quantization |= {"calibration_seed": config.seed, "test_accuracy_drop_pp": round(drop_pp, 3)}
+    quantization |= {"calibration_seed": config.seed, "calibration_balance": config.calibration_balance,
+                     "test_accuracy_drop_pp": round(drop_pp, 3)}
     int8_metadata = replace(metadata, metrics={"test_accuracy": int8.accuracy, "dataset": dataset_name},
                             quantization=quantization)
     save_model(stamp_metadata(int8_proto, int8_metadata), candidate_path)

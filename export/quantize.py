@@ -34,11 +34,36 @@ class QuantizationSettings:
     # standardization becomes a dozen QLinear nodes that cost more than the first conv and round
     # away the contrast of dark images; in float it is a few cheap passes over 3k values.
     keep_float_layers: tuple[str, ...] = ("scale", "standardize")
+    # ONNX nodes kept float by name: those the accuracy-aware search found most sensitive.
+    keep_float_nodes: tuple[str, ...] = ()
+
+
+CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
+QUANT_FORMATS = ("QDQ", "QOperator")
+INT8_TYPES = {"U8S8": ("QUInt8", "QInt8"), "S8S8": ("QInt8", "QInt8")}  # activations, weights
+
+
+def settings_from_choices(calibration_method: str, quant_format: str, int8_types: str, per_tensor: bool) -> QuantizationSettings:
+    """Settings from the export options, each checked against what onnxruntime offers.
+
+    Raises:
+        ValueError: an option outside its choices, named with what was expected.
+    """
+    for option, value, choices in (("calibration-method", calibration_method, CALIBRATION_METHODS),
+                                   ("quant-format", quant_format, QUANT_FORMATS), ("int8-types", int8_types, tuple(INT8_TYPES))):
+        if value not in choices:
+            raise ValueError(f"--{option} must be one of {', '.join(choices)}. Received: {value!r}")
+    activations, weights = INT8_TYPES[int8_types]
+    return QuantizationSettings(format=quant_format, activation_type=activations, weight_type=weights,
+                                per_channel=not per_tensor, calibration_method=calibration_method)
 
 
 class _ArrayReader(CalibrationDataReader):
-    def __init__(self, input_name: str, images_nhwc: np.ndarray, batch_size: int = 32):
-        self._batches = iter([{input_name: images_nhwc[i : i + batch_size]} for i in range(0, len(images_nhwc), batch_size)])
+    def __init__(self, input_name: str, images_nhwc: np.ndarray, most_per_batch: int = 32):
+        # Equal batches: the Entropy and Percentile collectors stack every batch's activations into one
+        # array and fail on a short last batch.
+        size = next(size for size in range(min(most_per_batch, len(images_nhwc)), 0, -1) if len(images_nhwc) % size == 0)
+        self._batches = iter([{input_name: images_nhwc[i : i + size]} for i in range(0, len(images_nhwc), size)])
 
     def get_next(self):
         return next(self._batches, None)
@@ -47,7 +72,8 @@ class _ArrayReader(CalibrationDataReader):
 def _kept_float(node: onnx.NodeProto, settings: QuantizationSettings) -> bool:
     # tf2onnx names nodes after the Keras layer path, e.g. "functional_1/standardize_1/moments/mean".
     layer_names = {re.sub(r"_\d+$", "", part) for part in node.name.split("/")}
-    return node.op_type in settings.keep_float_ops or bool(layer_names & set(settings.keep_float_layers))
+    return (node.op_type in settings.keep_float_ops or node.name in settings.keep_float_nodes
+            or bool(layer_names & set(settings.keep_float_layers)))
 
 
 def _unround_inputs_of_float_ops(model: onnx.ModelProto, settings: QuantizationSettings) -> list[str]:
@@ -107,6 +133,7 @@ def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, set
     description = asdict(settings) | {
         "keep_float_ops": list(settings.keep_float_ops),
         "keep_float_layers": list(settings.keep_float_layers),
+        "keep_float_nodes": list(settings.keep_float_nodes),
         "excluded_nodes": excluded,
         "float_inputs_kept": unrounded,
         "calibration_images": int(len(calibration_nhwc)),

@@ -169,3 +169,20 @@ def test_export_writes_ort_format_copies_that_give_the_same_outputs(exported_run
         np.testing.assert_allclose(ort_model.probabilities(batch), onnx_model.probabilities(batch), atol=1e-6)
     operators = (exported_run / "required_operators.config").read_text()
     assert "QLinearConv" in operators and "model.int8.ort" in operators and "edgesight-ort-" not in operators
+
+
+def test_export_quantization_choices_are_applied_and_recorded(exported_run, tmp_path):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(exported_run, run_dir)
+    # 40 images come in batches of 20: the Entropy collector fails on a short last batch.
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, "--calibration-method", "Entropy",
+        "--calibration-balance", "random", "--int8-types", "S8S8", "--per-tensor", "--quant-format", "QOperator")
+    quantization = json.loads((run_dir / "export_report.json").read_text())["quantization"]
+    assert {key: quantization[key] for key in ("calibration_method", "calibration_balance", "activation_type", "per_channel", "format")} == {
+        "calibration_method": "Entropy", "calibration_balance": "random", "activation_type": "QInt8", "per_channel": False, "format": "QOperator"}
+    assert any(node.op_type == "QLinearConv" for node in onnx.load(run_dir / "model.int8.onnx").graph.node)
+
+
+def test_export_names_an_unknown_quantization_choice(exported_run):
+    result = run("export", exported_run, "--int8-types", "U8U8", expect=2)
+    assert "--int8-types must be one of U8S8, S8S8. Received: 'U8U8'" in result.stderr and "Traceback" not in result.stderr
