@@ -17,4 +17,7 @@ class ExportConfig:
     calibration_balance: str = field(default="balanced", metadata={"help": "calibration images: balanced (as many of each class) or random"})
     quant_format: str = field(default="QDQ", metadata={"help": "QDQ (Quantize/Dequantize pairs around float ops) or QOperator (QLinear ops)"})
     int8_types: str = field(default="U8S8", metadata={"help": "activation/weight types: U8S8 (uint8 activations, int8 weights) or S8S8"})
+    max_float_nodes: int = field(default=4, metadata={"help": "accuracy-aware quantization: when int8 fails the gate, keep up to "
+                                                              "this many of the most quantization-sensitive nodes in float, one "
+                                                              "at a time, until it passes (0: off)"})
     per_tensor: bool = field(default=False, metadata={"help": "one weight scale per tensor instead of one per output channel"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -39,6 +40,11 @@ def _read_run(run_dir: Path) -> tuple[dict, dict]:
     train_report_path = run_dir / "report.json"
     train_report = json.loads(train_report_path.read_text()) if train_report_path.is_file() else {}
     return config, train_report
+
+
+# Calibration images on which per-node sensitivity is ranked: enough for stable SQNR figures, few
+# enough that every intermediate tensor of both models fits in memory.
+SENSITIVITY_IMAGES = 64
 
 
 def calibration_indices(labels: np.ndarray, allowed: np.ndarray, count: int, seed: int, balanced: bool = True) -> np.ndarray:
@@ -81,6 +87,42 @@ def _provenance(source: Path) -> dict:
     }
 
 
+def _keep_sensitive_nodes_float(fp32_proto, first: tuple, settings, calibration_nhwc: np.ndarray, quantize_and_measure,
+                                fp32_accuracy: float, config: ExportConfig) -> tuple:
+    """Accuracy-aware quantization: keep the most sensitive nodes float, one more at a time, until the gate holds.
+
+    `first` is the all-int8 attempt: (model, description, evaluation). Sensitivity is measured on
+    calibration images, never test images; the test set decides only where to stop, as the gate
+    itself does. Returns the last attempt and a JSON-ready account of the search with its latency cost.
+    """
+    from edgesight.runtime.bench import measure_latency
+
+    from .sensitivity import rank_nodes
+
+    if settings.format != "QDQ":
+        return first, {"skipped": "per-node sensitivity needs --quant-format QDQ"}
+    print("int8 fails the gate: ranking nodes by quantization sensitivity", file=sys.stderr)
+    ranking_images = calibration_nhwc[:SENSITIVITY_IMAGES]
+    ranking = rank_nodes(fp32_proto, first[0], ranking_images)
+    attempt, steps, kept = first, [], []
+    for entry in ranking[: config.max_float_nodes]:
+        kept.append(entry["node"])
+        print(f"keeping {', '.join(kept)} in float", file=sys.stderr)
+        attempt = quantize_and_measure(replace(settings, keep_float_nodes=tuple(kept)))
+        drop = (fp32_accuracy - attempt[2].accuracy) * 100
+        steps.append({"kept_float": list(kept), "test_accuracy": attempt[2].accuracy, "drop_pp": round(drop, 3)})
+        if drop <= config.gate_pp:
+            break
+    with tempfile.TemporaryDirectory(prefix="edgesight-accuracy-aware-") as scratch:
+        paths = [Path(scratch) / "all-int8.onnx", Path(scratch) / "with-float-nodes.onnx"]
+        save_model(first[0], paths[0])
+        save_model(attempt[0], paths[1])
+        median_us = {Path(row["file"]).name: row["median_us"] for row in measure_latency([str(path) for path in paths], 1000, 100)
+                     if row["threads"] == 1}
+    return attempt, {"ranking_images": int(len(ranking_images)), "ranking": ranking, "steps": steps, "kept_float": kept,
+                     "latency_cost_us_1_thread": round(median_us["with-float-nodes.onnx"] - median_us["all-int8.onnx"], 1)}
+
+
 def _measure(model_proto, metadata: ModelMetadata, path: Path, test_nhwc: np.ndarray, labels: np.ndarray):
     """Save with metadata, load through the runtime as a user would, and score on the test set."""
     save_model(stamp_metadata(model_proto, metadata), path)
@@ -100,6 +142,8 @@ def export_run(config: ExportConfig) -> dict:
         settings = settings_from_choices(config.calibration_method, config.quant_format, config.int8_types, config.per_tensor)
     except ValueError as error:
         raise ExportError(str(error)) from None
+    if config.max_float_nodes < 0:
+        raise ExportError(f"--max-float-nodes must be 0 (off) or more. Received: {config.max_float_nodes}")
     if config.calibration_balance not in ("balanced", "random"):
         raise ExportError(f"--calibration-balance must be balanced or random. Received: {config.calibration_balance!r}")
     run_config, train_report = _read_run(run_dir)
@@ -132,12 +176,21 @@ def export_run(config: ExportConfig) -> dict:
     fp32_metadata = replace(metadata, metrics={"test_accuracy": fp32.accuracy, "dataset": dataset_name})
     save_model(stamp_metadata(fp32_proto, fp32_metadata), fp32_path)
 
-    print(f"quantizing with {len(calibration_nhwc)} calibration images from the training split", file=sys.stderr)
-    int8_proto, quantization = quantize_int8(fp32_proto, calibration_nhwc, settings)
     candidate_path = run_dir / "model.int8.candidate.onnx"
-    int8 = _measure(int8_proto, replace(metadata, quantization=quantization),
-                    candidate_path, test_nhwc, test_regions.labels)
+
+    def quantize_and_measure(with_settings):
+        proto, description = quantize_int8(fp32_proto, calibration_nhwc, with_settings)
+        return proto, description, _measure(proto, replace(metadata, quantization=description), candidate_path,
+                                            test_nhwc, test_regions.labels)
+
+    print(f"quantizing with {len(calibration_nhwc)} calibration images from the training split", file=sys.stderr)
+    int8_proto, quantization, int8 = quantize_and_measure(settings)
     drop_pp = (fp32.accuracy - int8.accuracy) * 100
+    if drop_pp > config.gate_pp and config.max_float_nodes > 0:
+        (int8_proto, quantization, int8), search = _keep_sensitive_nodes_float(
+            fp32_proto, (int8_proto, quantization, int8), settings, calibration_nhwc, quantize_and_measure, fp32.accuracy, config)
+        drop_pp = (fp32.accuracy - int8.accuracy) * 100
+        quantization["accuracy_aware"] = search
     quantization |= {"calibration_seed": config.seed, "calibration_balance": config.calibration_balance,
                      "test_accuracy_drop_pp": round(drop_pp, 3)}
     int8_metadata = replace(metadata, metrics={"test_accuracy": int8.accuracy, "dataset": dataset_name},
@@ -167,7 +220,9 @@ def export_run(config: ExportConfig) -> dict:
     if not report["gate_passed"]:
         raise ExportError(
             f"{candidate_path}: int8 test accuracy {int8.accuracy:.4f} is {drop_pp:.2f} points below fp32 "
-            f"{fp32.accuracy:.4f}, more than the gate of {config.gate_pp} points; kept as a candidate, not as {int8_path.name}."
+            f"{fp32.accuracy:.4f}, more than the gate of {config.gate_pp} points"
+            + (f" even with {len(kept)} node(s) kept float ({', '.join(kept)})" if (kept := quantization.get("accuracy_aware", {}).get("kept_float")) else "")
+            + f"; kept as a candidate, not as {int8_path.name}. See {run_dir / 'export_report.md'}."
         )
     from .card import write_model_card
 
@@ -175,6 +230,18 @@ def export_run(config: ExportConfig) -> dict:
     print(f"fp32 {fp32.accuracy:.4f}, int8 {int8.accuracy:.4f} (drop {drop_pp:.2f} pp) on {dataset_name}; "
           f"wrote {fp32_path} and {int8_path}")
     return report
+
+
+def _accuracy_aware_lines(search: dict | None) -> list[str]:
+    if search is None:
+        return []
+    if "skipped" in search:
+        return [f"- Accuracy-aware quantization skipped: {search['skipped']}"]
+    ranked = ", ".join(f"{entry['node']} ({entry['op_type']}, {entry['loss_db']:+.1f} dB)" for entry in search["ranking"][:5])
+    tried = "; ".join(f"{', '.join(step['kept_float'])} float: drop {step['drop_pp']:.2f} pp" for step in search["steps"])
+    return [f"- Accuracy-aware quantization: nodes ranked by the SQNR they lose on {search['ranking_images']} calibration "
+            f"images, most sensitive first: {ranked or 'none found'}. Tried: {tried or 'nothing'}. "
+            f"Latency cost of the float nodes: {search['latency_cost_us_1_thread']:+.1f} µs per region, 1 thread."]
 
 
 def _markdown(report: dict) -> str:
@@ -202,6 +269,7 @@ def _markdown(report: dict) -> str:
         f"weights {quantization['weight_type']}, per-channel {quantization['per_channel']}, "
         f"{quantization['calibration_method']} calibration on {quantization['calibration_images']} training-split images; "
         f"kept in float: {', '.join(quantization['excluded_nodes']) or 'nothing'}",
+        *_accuracy_aware_lines(quantization.get("accuracy_aware")),
         f"- Graph simplifications: {'; '.join(report['graph_simplifications']) or 'none'}",
         "- ORT format (onnxruntime minimal and mobile builds): " + (
             ", ".join(f"`{name}` ({entry['bytes'] / 1024:.0f} KiB, outputs within {entry['max_abs_difference_from_onnx']:.0e} "

@@ -97,7 +97,7 @@ def test_int8_below_the_gate_is_not_installed(exported_run, tmp_path):
     shutil.copytree(exported_run, run_dir)
     (run_dir / "model.int8.onnx").unlink()
     with pytest.raises(ExportError, match="more than the gate of -1.0 points"):
-        export_run(ExportConfig(run_dir=str(run_dir), gate_pp=-1.0, calibration_images=40))
+        export_run(ExportConfig(run_dir=str(run_dir), gate_pp=-1.0, calibration_images=40, max_float_nodes=0))
     assert not (run_dir / "model.int8.onnx").exists()
     assert (run_dir / "model.int8.candidate.onnx").is_file()
     assert json.loads((run_dir / "export_report.json").read_text())["gate_passed"] is False
@@ -186,3 +186,26 @@ def test_export_quantization_choices_are_applied_and_recorded(exported_run, tmp_
 def test_export_names_an_unknown_quantization_choice(exported_run):
     result = run("export", exported_run, "--int8-types", "U8U8", expect=2)
     assert "--int8-types must be one of U8S8, S8S8. Received: 'U8U8'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_accuracy_aware_quantization_keeps_the_most_sensitive_nodes_float_one_at_a_time(exported_run, tmp_path):
+    from edgesight.export.config import ExportConfig
+    from edgesight.export.pipeline import ExportError, export_run
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(exported_run, run_dir)
+    # A gate no model can pass: the search runs to its limit and says what it tried.
+    with pytest.raises(ExportError, match=r"even with 2 node\(s\) kept float"):
+        export_run(ExportConfig(run_dir=str(run_dir), gate_pp=-1.0, calibration_images=40, max_float_nodes=2))
+    search = json.loads((run_dir / "export_report.json").read_text())["quantization"]["accuracy_aware"]
+    ranking = search["ranking"]
+    assert {entry["op_type"] for entry in ranking} <= {"Conv", "Gemm", "Add", "MatMul"} and len(ranking) >= 3
+    assert [entry["loss_db"] for entry in ranking] == sorted((entry["loss_db"] for entry in ranking), reverse=True)
+    assert [step["kept_float"] for step in search["steps"]] == [[ranking[0]["node"]], [ranking[0]["node"], ranking[1]["node"]]]
+    candidate = onnx.load(run_dir / "model.int8.candidate.onnx")
+    # A node kept float reads its weights as they are, not through a DequantizeLinear.
+    float_convs = {node.name for node in candidate.graph.node if node.op_type in ("Conv", "Gemm")
+                   and not node.input[1].endswith("_DequantizeLinear_Output")}
+    assert {ranking[0]["node"], ranking[1]["node"]} <= float_convs
+    assert isinstance(search["latency_cost_us_1_thread"], float)
+    assert "Accuracy-aware quantization: nodes ranked" in (run_dir / "export_report.md").read_text()
