@@ -69,3 +69,29 @@ def test_shipped_int8_accuracy_reproduces_on_the_official_test_set(folder):
 def test_shipped_models_are_found_by_name_from_the_installed_package():
     for name, (folder, file_name) in SHIPPED_MODELS.items():
         assert Classifier(name).path.samefile(REPOSITORY / "models" / folder / file_name), name
+
+
+# Issue 4's goals: the most top-1 (percentage points) int8 may lose against fp32 on the official test set.
+INT8_DROP_GOAL_PP = {"gtsrb": 0.1, "cifar10": 0.3}
+# The stated tolerance of int8 probabilities (README, "Quantization"): for 99% of test images no class's
+# probability moves by more than this from fp32's, and every row still sums to 1.
+INT8_PROBABILITY_TOLERANCE = 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_shipped_int8_stays_within_its_goals_of_fp32_on_the_official_test_set(folder):
+    from edgesight.export.parity import parity
+    from edgesight.runtime.datasets import preprocess_regions
+    from edgesight.runtime.tasks import get_task
+
+    task_name = FOLDERS[folder][0]
+    fp32, int8 = (Classifier(REPOSITORY / "models" / folder / name, max_batch=512) for name in ("model.onnx", "model.int8.onnx"))
+    data = str(require_shared_dataset(task_name))
+    regions = get_task(task_name, data).load(data, "test")
+    images = preprocess_regions(regions, fp32.spec)
+    section = parity(fp32.labels, regions.labels, fp32.probabilities(images), fp32.probabilities(images), int8.probabilities(images))
+    assert (section["top1"]["onnx_fp32"] - section["top1"]["onnx_int8"]) * 100 <= INT8_DROP_GOAL_PP[task_name]
+    difference = section["output_difference"]["onnx_fp32_int8"]
+    assert difference["p99_image_max_abs"] <= INT8_PROBABILITY_TOLERANCE, difference
+    assert difference["row_sum_max_deviation"] <= 1e-5
