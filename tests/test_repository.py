@@ -8,3 +8,10 @@ def test_ci_runs_the_readme_test_command():
     readme = (REPOSITORY / "README.md").read_text()
     ci_lines = [line for line in (REPOSITORY / ".ci" / "run").read_text().splitlines() if "pytest" in line]
     assert len(ci_lines) == 1 and ci_lines[0].strip() in readme
+
+
+def test_shipped_model_folders_hold_only_what_export_writes():
+    shipped = {"MODEL_CARD.md", "model.onnx", "model.int8.onnx", "model.ort", "model.int8.ort", "required_operators.config"}
+    for folder in (path for path in (REPOSITORY / "models").iterdir() if path.is_dir() and path.name != "__pycache__"):
+        names = {path.name for path in folder.iterdir()}
+        assert {"MODEL_CARD.md", "model.onnx", "model.int8.onnx"} <= names <= shipped, folder
