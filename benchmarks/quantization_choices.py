@@ -23,7 +23,7 @@ from edgesight.export.config import ExportConfig
 from edgesight.export.convert import save_model, stamp_metadata
 from edgesight.export.parity import parity
 from edgesight.export.pipeline import calibration_images
-from edgesight.export.quantize import quantize_int8, settings_from_choices
+from edgesight.export.quantize import CALIBRATION_METHODS, INT8_TYPES, QUANT_FORMATS, quantize_int8, settings_from_choices
 from edgesight.runtime.bench import machine_description, measure_latency
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.cpu import int8_outlook
@@ -38,14 +38,14 @@ DEFAULTS = {"calibration_method": ExportConfig.calibration_method, "quant_format
 # Each alternative changes one thing from the defaults.
 CHOICES = {
     "defaults": {},
-    "Entropy calibration": {"calibration_method": "Entropy"},
-    "Percentile calibration": {"calibration_method": "Percentile"},
+    **{f"{method} calibration": {"calibration_method": method}
+       for method in CALIBRATION_METHODS if method != DEFAULTS["calibration_method"]},
     "128 calibration images": {"images": 128},
     "2048 calibration images": {"images": 2048},
-    "random (unbalanced) calibration images": {"balanced": False},
-    "per-tensor weights": {"per_tensor": True},
-    "QOperator format": {"quant_format": "QOperator"},
-    "S8S8 types": {"int8_types": "S8S8"},
+    f"{'random (unbalanced)' if DEFAULTS['balanced'] else 'class-balanced'} calibration images": {"balanced": not DEFAULTS["balanced"]},
+    f"{'per-tensor' if not DEFAULTS['per_tensor'] else 'per-channel'} weights": {"per_tensor": not DEFAULTS["per_tensor"]},
+    **{f"{fmt} format": {"quant_format": fmt} for fmt in QUANT_FORMATS if fmt != DEFAULTS["quant_format"]},
+    **{f"{types} types": {"int8_types": types} for types in INT8_TYPES if types != DEFAULTS["int8_types"]},
 }
 
 
@@ -95,8 +95,8 @@ def measure_run(run_dir: Path, folder: Path, repeats: int) -> dict:
 
 def format_table(report: dict) -> str:
     lines = [f"Machine: {report['machine']}. int8 outlook: {report['int8_outlook']['expectation']}.",
-             "Each int8 row changes one choice from the export defaults (MinMax, 512 class-balanced calibration images, "
-             "per-channel weights, QDQ, U8S8). Latency: one region of a 640×480 frame (crop, resize, inference, top-1), "
+             f"Each int8 row changes one choice from the export defaults ({report['defaults']}). "
+             "Latency: one region of a 640×480 frame (crop, resize, inference, top-1), "
              f"batch 1, median of {report['repeats']} interleaved runs.", ""]
     for result in report["runs"]:
         one, many = (str(count) for count in result["threads"])
@@ -123,7 +123,11 @@ def main() -> None:
         parser.error(f"not exported run folders (model.onnx and config.json expected): {', '.join(missing)}")
     with tempfile.TemporaryDirectory(prefix="edgesight-quant-choices-") as scratch:
         runs = [measure_run(run, Path(scratch), arguments.repeats) for run in arguments.runs]
-    report = {"machine": machine_description(), "int8_outlook": int8_outlook().to_json(), "repeats": arguments.repeats, "runs": runs}
+    defaults = (f"{DEFAULTS['calibration_method']}, {DEFAULTS['images']} {'class-balanced' if DEFAULTS['balanced'] else 'random'} "
+                f"calibration images, {'per-tensor' if DEFAULTS['per_tensor'] else 'per-channel'} weights, "
+                f"{DEFAULTS['quant_format']}, {DEFAULTS['int8_types']}")
+    report = {"machine": machine_description(), "int8_outlook": int8_outlook().to_json(), "defaults": defaults,
+              "repeats": arguments.repeats, "runs": runs}
     arguments.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(arguments.out / "quantization.json", report)
     write_text_atomic(arguments.out / "quantization.md", format_table(report) + "\n")

@@ -13,7 +13,8 @@ class ExportConfig:
     opset: int = field(default=17, metadata={"help": "ONNX opset"})
     seed: int = field(default=0, metadata={"help": "seed for choosing calibration images"})
     # Defaults chosen by measurement on the shipped models: benchmarks/quantization_choices.py, table in the README.
-    calibration_method: str = field(default="MinMax", metadata={"help": "how activation ranges are set: MinMax, Entropy or Percentile"})
+    calibration_method: str = field(default="Percentile", metadata={"help": "how activation ranges are set: Percentile (99.999%% of "
+                                                                           "values, outliers clipped), MinMax or Entropy"})
     calibration_balance: str = field(default="balanced", metadata={"help": "calibration images: balanced (as many of each class) or random"})
     quant_format: str = field(default="QDQ", metadata={"help": "QDQ (Quantize/Dequantize pairs around float ops) or QOperator (QLinear ops)"})
     int8_types: str = field(default="U8S8", metadata={"help": "activation/weight types: U8S8 (uint8 activations, int8 weights) or S8S8"})

@@ -19,8 +19,9 @@ from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import write_bytes_atomic, write_text_atomic
 
 OPERATORS_CONFIG = "required_operators.config"
-# Both formats run the same kernels after the same optimizations: outputs should match to rounding.
-SAME_OUTPUT_TOLERANCE = 1e-6
+# The ORT file leaves out the x86-only NCHWc layout the ONNX file gets at load time here, so fp32
+# convolutions add up in another order: probabilities differ by about 1e-6 (seen: 1.2e-6), no more.
+SAME_OUTPUT_TOLERANCE = 1e-5
 
 
 class OrtFormatError(EdgesightError, RuntimeError):

@@ -75,7 +75,7 @@ def test_shipped_models_are_found_by_name_from_the_installed_package():
 INT8_DROP_GOAL_PP = {"gtsrb": 0.1, "cifar10": 0.3}
 # The stated tolerance of int8 probabilities (README, "Quantization"): for 99% of test images no class's
 # probability moves by more than this from fp32's, and every row still sums to 1.
-INT8_PROBABILITY_TOLERANCE = 0.1
+INT8_PROBABILITY_TOLERANCE = 0.15
 
 
 @pytest.mark.slow
