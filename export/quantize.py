@@ -1,7 +1,9 @@
 """Static int8 quantization with onnxruntime, every setting explicit (its defaults change between releases)."""
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,17 +118,18 @@ def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, set
         quant_pre_process(str(fp32_path), str(prepared_path), skip_symbolic_shape=False)
         prepared = onnx.load(prepared_path)
         excluded = [node.name for node in prepared.graph.node if _kept_float(node, settings)]
-        quantize_static(
-            str(prepared_path),
-            str(int8_path),
-            _ArrayReader(prepared.graph.input[0].name, calibration_nhwc),
-            quant_format=QuantFormat[settings.format],
-            activation_type=QuantType[settings.activation_type],
-            weight_type=QuantType[settings.weight_type],
-            per_channel=settings.per_channel,
-            calibrate_method=CalibrationMethod[settings.calibration_method],
-            nodes_to_exclude=excluded,
-        )
+        with contextlib.redirect_stdout(sys.stderr):  # the histogram calibrators narrate on stdout, which is for results
+            quantize_static(
+                str(prepared_path),
+                str(int8_path),
+                _ArrayReader(prepared.graph.input[0].name, calibration_nhwc),
+                quant_format=QuantFormat[settings.format],
+                activation_type=QuantType[settings.activation_type],
+                weight_type=QuantType[settings.weight_type],
+                per_channel=settings.per_channel,
+                calibrate_method=CalibrationMethod[settings.calibration_method],
+                nodes_to_exclude=excluded,
+            )
         int8_model = onnx.load(int8_path)
     unrounded = _unround_inputs_of_float_ops(int8_model, settings)
     onnx.checker.check_model(int8_model, full_check=True)

@@ -175,8 +175,10 @@ def test_export_quantization_choices_are_applied_and_recorded(exported_run, tmp_
     run_dir = tmp_path / "copy"
     shutil.copytree(exported_run, run_dir)
     # 40 images come in batches of 20: the Entropy collector fails on a short last batch.
-    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, "--calibration-method", "Entropy",
-        "--calibration-balance", "random", "--int8-types", "S8S8", "--per-tensor", "--quant-format", "QOperator")
+    result = run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, "--calibration-method", "Entropy",
+                 "--calibration-balance", "random", "--int8-types", "S8S8", "--per-tensor", "--quant-format", "QOperator")
+    # stdout carries only the result line: the calibrators' and converters' narration goes to stderr
+    assert len(result.stdout.splitlines()) == 1 and result.stdout.startswith("fp32 ")
     quantization = json.loads((run_dir / "export_report.json").read_text())["quantization"]
     assert {key: quantization[key] for key in ("calibration_method", "calibration_balance", "activation_type", "per_channel", "format")} == {
         "calibration_method": "Entropy", "calibration_balance": "random", "activation_type": "QInt8", "per_channel": False, "format": "QOperator"}
