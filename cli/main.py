@@ -35,6 +35,8 @@ SUBCOMMANDS = (
                "edgesight.export.pipeline:export_run", "export", ("run_dir",), requires=("tensorflow", "tf2onnx", "onnx")),
     Subcommand("eval", "accuracy of a model file on its task's official test split", "edgesight.runtime.evaluate:EvalConfig",
                "edgesight.runtime.evaluate:evaluate", None, ("model",)),
+    Subcommand("eval-frames", "find and read the signs in road scenes with ground truth (GTSDB layout): recall, precision, speed",
+               "edgesight.runtime.frame_eval:EvalFramesConfig", "edgesight.runtime.frame_eval:evaluate_frames", None, ("model",)),
     Subcommand("bench", "accuracy, latency, throughput, size, memory of a model against its peers on this machine",
                "edgesight.export.bench:BenchConfig", "edgesight.export.bench:bench", None, ("models",)),
     Subcommand("predict", "classify image files", "edgesight.runtime.predict:PredictConfig",

@@ -1,0 +1,153 @@
+"""`edgesight eval-frames`: how well signs are found and read in road scenes with ground truth.
+
+A detection counts when its box overlaps an unclaimed true sign by IoU >= 0.5 and its class is
+that sign's class; anything else is a false detection. Recall is reported per size band of the true
+signs, precision per size band of the detections, with false detections per frame and the time to
+locate and classify one frame (decoding excluded) on the threads asked for.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .bench import machine_description
+from .classifier import Classifier
+from .files import write_bytes_atomic, write_json_atomic
+from .results import detection
+from .scenes import Scene, TrueSign, read_scenes
+from .signs import FoundSign, SignFinder
+
+MIN_IOU = 0.5
+BANDS = (("< 32 px", 0, 31), ("32-64 px", 32, 64), ("> 64 px", 65, 10**9))
+GOAL_MIN_SIZE = 24  # issue 5's goal counts signs of 24 px and more
+
+
+@dataclass(frozen=True)
+class EvalFramesConfig:
+    model: str = field(metadata={"help": "edgesight sign model file or shipped name (gtsrb, gtsrb-tiny)"})
+    data: str = field(metadata={"help": "road scenes in the GTSDB layout: a folder or .zip with images and gt.txt"})
+    out: str = field(default="out/eval-frames", metadata={"help": "folder for eval_frames.json and annotated example frames"})
+    min_score: float = field(default=0.5, metadata={"help": "a located box whose best class scores less is taken for background"})
+    threads: int = field(default=1, metadata={"help": "onnxruntime threads (the speed goal is for one core)"})
+    examples: int = field(default=4, metadata={"help": "annotated example frames to write: those with the most errors"})
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two inclusive pixel boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    height = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter)
+
+
+def match(found: list[FoundSign], truth: tuple[TrueSign, ...]) -> tuple[list[bool], list[bool]]:
+    """Which detections are right and which true signs were found; the best-scored detection claims first."""
+    claimed, correct = [False] * len(truth), [False] * len(found)
+    for index in sorted(range(len(found)), key=lambda i: -found[i].prediction.score):
+        sign = found[index]
+        overlap, best = max(((iou(sign.box, true.box), t) for t, true in enumerate(truth)
+                             if not claimed[t] and true.class_id == sign.prediction.class_id), default=(0.0, -1))
+        if overlap >= MIN_IOU:
+            claimed[best] = correct[index] = True
+    return correct, claimed
+
+
+def _band(size: int) -> str:
+    return next(name for name, low, high in BANDS if low <= size <= high)
+
+
+def _box_size(box) -> int:
+    return max(box[2] - box[0], box[3] - box[1]) + 1
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _annotate(scene: Scene, found: list[FoundSign], correct: list[bool], claimed: list[bool], labels) -> np.ndarray:
+    """True signs in green (thin where missed), right detections in yellow, false ones in red, each labelled."""
+    image = scene.image_bgr.copy()
+    for true, was_found in zip(scene.signs, claimed):
+        x1, y1, x2, y2 = true.box
+        cv2.rectangle(image, (x1, y1), (x2, y2), (0, 200, 0), 3 if was_found else 1)
+        if not was_found:
+            cv2.putText(image, f"missed: {labels[true.class_id]}", (x1, y2 + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 200, 0), 1)
+    for sign, right in zip(found, correct):
+        x1, y1, x2, y2 = sign.box
+        colour = (0, 220, 255) if right else (0, 0, 255)
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, 1)
+        cv2.putText(image, f"{sign.prediction.label} {sign.prediction.score:.2f}", (x1, max(12, y1 - 4)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
+    return image
+
+
+def evaluate_frames(config: EvalFramesConfig) -> dict:
+    """Run the sign finder over every scene and write the report and example frames to `config.out`."""
+    if not 0.0 <= config.min_score <= 1.0:
+        raise ValueError(f"min_score must be within [0, 1]. Received: min_score={config.min_score}")
+    if config.examples < 0 or config.threads < 1:
+        raise ValueError(f"examples must be >= 0 and threads >= 1. Received: examples={config.examples}, threads={config.threads}")
+    classifier = Classifier(config.model, threads=config.threads, max_batch=256)
+    finder = SignFinder(classifier, min_score=config.min_score)
+    per_band = {name: {"signs": 0, "found": 0, "detections": 0, "correct": 0} for name, _, _ in BANDS}
+    goal = {"signs": 0, "found": 0}
+    frames, false_detections, milliseconds, records = 0, 0, [], []
+    examples: list[tuple[int, Scene, list, list, list]] = []
+    for scene in read_scenes(config.data):
+        started = time.perf_counter()
+        found = finder.find(scene.image_bgr)
+        milliseconds.append((time.perf_counter() - started) * 1000)
+        correct, claimed = match(found, scene.signs)
+        frames += 1
+        false_detections += correct.count(False)
+        for true, was_found in zip(scene.signs, claimed):
+            band = per_band[_band(true.size)]
+            band["signs"] += 1
+            band["found"] += was_found
+            if true.size >= GOAL_MIN_SIZE:
+                goal["signs"] += 1
+                goal["found"] += was_found
+        for sign, right in zip(found, correct):
+            band = per_band[_band(_box_size(sign.box))]
+            band["detections"] += 1
+            band["correct"] += right
+        errors = correct.count(False) + claimed.count(False)
+        records.append({"source": scene.name, "signs": len(scene.signs), "missed": claimed.count(False),
+                        "detections": [detection(sign.box, sign.prediction) | {"correct": right} for sign, right in zip(found, correct)]})
+        if config.examples and errors:
+            examples.append((errors, scene, found, correct, claimed))
+            examples = sorted(examples, key=lambda item: (-item[0], item[1].name))[: config.examples]
+    if not frames:
+        raise ValueError(f"{config.data}: no scene images found beside gt.txt.")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    example_files = []
+    for _, scene, found, correct, claimed in examples:
+        target = out / f"{Path(scene.name).stem}.annotated.jpg"
+        write_bytes_atomic(target, cv2.imencode(".jpg", _annotate(scene, found, correct, claimed, classifier.labels))[1].tobytes())
+        example_files.append(target.name)
+    report = {
+        "model": str(classifier.path), "data": str(config.data), "config": asdict(config), "machine": machine_description(),
+        "frames": frames, "min_iou": MIN_IOU,
+        "bands": {name: band | {"recall": _ratio(band["found"], band["signs"]), "precision": _ratio(band["correct"], band["detections"])}
+                  for name, band in per_band.items()},
+        "recall_24px_and_more": _ratio(goal["found"], goal["signs"]), "signs_24px_and_more": goal["signs"],
+        "precision": _ratio(sum(b["correct"] for b in per_band.values()), sum(b["detections"] for b in per_band.values())),
+        "false_detections_per_frame": round(false_detections / frames, 4),
+        "ms_per_frame": {"median": round(float(np.median(milliseconds)), 2), "p90": round(float(np.percentile(milliseconds, 90)), 2)},
+        "frames_per_second": round(1000 / float(np.mean(milliseconds)), 1),
+        "examples": example_files, "per_frame": records,
+    }
+    write_json_atomic(out / "eval_frames.json", report)
+    print(f"{frames} frames: {report['recall_24px_and_more']} of {goal['signs']} signs of {GOAL_MIN_SIZE} px and more found "
+          f"with the right class; precision {report['precision']}; {report['false_detections_per_frame']} false detections "
+          f"per frame; {report['ms_per_frame']['median']} ms per frame (median, {config.threads} thread(s)); "
+          f"report in {out / 'eval_frames.json'}", file=sys.stdout)
+    return report

@@ -1,0 +1,100 @@
+"""Road scenes: reading the GTSDB layout, locating signs, matching detections to truth, the eval-frames report."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from edgesight.runtime.classifier import Prediction
+from edgesight.runtime.errors import DatasetError
+from edgesight.runtime.frame_eval import EvalFramesConfig, evaluate_frames, iou, match
+from edgesight.runtime.locate import ColourLocator
+from edgesight.runtime.scenes import TrueSign, read_scenes
+from edgesight.runtime.signs import FoundSign
+from fakes import zip_bytes
+
+
+def road_scene(seed: int, signs: list[tuple[int, int, int]]) -> np.ndarray:
+    """A grey, noisy 320x200 scene with red rings (x, y, radius) on white discs, as a prohibition sign looks."""
+    image = np.random.default_rng(seed).integers(90, 130, (200, 320, 3), dtype=np.uint8)
+    for x, y, radius in signs:
+        cv2.circle(image, (x, y), radius, (255, 255, 255), -1)
+        cv2.circle(image, (x, y), radius, (0, 0, 220), max(2, radius // 5))
+    return image
+
+
+@pytest.fixture
+def scenes_zip(tmp_path):
+    images = {"00000.jpg": road_scene(0, [(80, 60, 20)]), "00001.jpg": road_scene(1, []),
+              "00002.jpg": road_scene(2, [(200, 120, 30), (60, 150, 14)])}
+    truth = "00000.jpg;60;40;100;80;2\n00002.jpg;170;90;230;150;2\n00002.jpg;46;136;74;164;2\n"
+    members = {f"FullIJCNN2013/{name}": cv2.imencode(".jpg", image)[1].tobytes() for name, image in images.items()}
+    members["FullIJCNN2013/gt.txt"] = truth.encode()
+    members["FullIJCNN2013/ReadMe.txt"] = b"not a scene"
+    path = tmp_path / "scenes.zip"
+    path.write_bytes(zip_bytes(members))
+    return path
+
+
+def test_scenes_are_read_with_their_signs_including_scenes_without_any(scenes_zip):
+    scenes = list(read_scenes(scenes_zip))
+    assert [scene.name for scene in scenes] == ["00000.jpg", "00001.jpg", "00002.jpg"]
+    assert scenes[0].signs == (TrueSign((60, 40, 100, 80), 2),) and scenes[1].signs == ()
+    assert scenes[2].image_bgr.shape == (200, 320, 3) and [sign.size for sign in scenes[2].signs] == [61, 29]
+
+
+def test_bad_ground_truth_is_named_with_what_was_expected(tmp_path):
+    (tmp_path / "gt.txt").write_text("00000.jpg;1;2;3;x;5\n")
+    cv2.imwrite(str(tmp_path / "00000.jpg"), road_scene(0, []))
+    with pytest.raises(DatasetError, match=r"gt.txt line 1: expected file;x1;y1;x2;y2;ClassId"):
+        list(read_scenes(tmp_path))
+    (tmp_path / "gt.txt").write_text("00009.jpg;1;2;3;4;5\n")
+    with pytest.raises(DatasetError, match="names images that are not there: 00009.jpg"):
+        list(read_scenes(tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no gt.txt found"):
+        list(read_scenes(tmp_path / "empty"))
+
+
+def test_colour_locator_proposes_a_box_on_each_red_ring(scenes_zip):
+    scene = list(read_scenes(scenes_zip))[2]
+    boxes = ColourLocator().propose(scene.image_bgr)
+    for true in scene.signs:
+        assert max(iou(true.box, box) for box in boxes) >= 0.5, (true, boxes)
+
+
+def _found(box, class_id, score):
+    return FoundSign(box, Prediction(str(class_id), class_id, score))
+
+
+def test_matching_needs_overlap_and_the_right_class_and_lets_each_sign_be_claimed_once():
+    truth = (TrueSign((0, 0, 19, 19), 1), TrueSign((100, 100, 119, 119), 2))
+    found = [_found((1, 1, 20, 20), 1, 0.9),       # right
+             (_found((0, 0, 19, 19), 1, 0.8)),     # the same sign again: false
+             _found((100, 100, 119, 119), 3, 0.95),  # wrong class: false, and the sign stays missed
+             _found((50, 50, 69, 69), 1, 0.7)]     # nothing there: false
+    correct, claimed = match(found, truth)
+    assert correct == [True, False, False, False] and claimed == [True, False]
+    assert iou((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
+
+
+def test_eval_frames_writes_the_report_and_annotated_examples(scenes_zip, tiny_model, tmp_path):
+    out = tmp_path / "report"
+    report = evaluate_frames(EvalFramesConfig(model=str(tiny_model), data=str(scenes_zip), out=str(out), min_score=0.0, examples=2))
+    assert report["frames"] == 3 and report["signs_24px_and_more"] == 3
+    assert set(report["bands"]) == {"< 32 px", "32-64 px", "> 64 px"}
+    assert sum(band["signs"] for band in report["bands"].values()) == 3
+    written = json.loads((out / "eval_frames.json").read_text())
+    assert [frame["source"] for frame in written["per_frame"]] == ["00000.jpg", "00001.jpg", "00002.jpg"]
+    detections = sum(len(frame["detections"]) for frame in written["per_frame"])
+    right = sum(d["correct"] for frame in written["per_frame"] for d in frame["detections"])
+    assert written["false_detections_per_frame"] == pytest.approx((detections - right) / 3, abs=1e-4)
+    assert 1 <= len(written["examples"]) <= 2 and all((out / name).is_file() for name in written["examples"])
+    assert written["ms_per_frame"]["median"] > 0
+
+
+def test_eval_frames_on_a_folder_without_ground_truth_is_a_one_line_error(tiny_model, tmp_path, capsys):
+    from edgesight.cli.main import main
+
+    assert main(["eval-frames", str(tiny_model), "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "no gt.txt found; expected road scenes in the GTSDB layout" in error and "Traceback" not in error
