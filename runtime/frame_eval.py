@@ -18,6 +18,7 @@ import numpy as np
 from .bench import machine_description
 from .classifier import Classifier
 from .files import write_bytes_atomic, write_json_atomic
+from .locate import iou
 from .results import detection
 from .scenes import Scene, TrueSign, read_scenes
 from .signs import FoundSign, SignFinder
@@ -35,16 +36,6 @@ class EvalFramesConfig:
     min_score: float = field(default=0.5, metadata={"help": "a located box whose best class scores less is taken for background"})
     threads: int = field(default=1, metadata={"help": "onnxruntime threads (the speed goal is for one core)"})
     examples: int = field(default=4, metadata={"help": "annotated example frames to write: those with the most errors"})
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two inclusive pixel boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    height = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter)
 
 
 def match(found: list[FoundSign], truth: tuple[TrueSign, ...]) -> tuple[list[bool], list[bool]]:

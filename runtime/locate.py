@@ -15,6 +15,16 @@ import numpy as np
 Box = tuple[int, int, int, int]  # inclusive x1, y1, x2, y2 in the original frame
 
 
+def iou(a, b) -> float:
+    """Intersection over union of two inclusive pixel boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    height = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter)
+
+
 @dataclass(frozen=True)
 class ColourLocator:
     scale: int = 2  # search at 1/scale resolution: a 24 px sign is still 12 px there

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from edgesight.runtime.classifier import Prediction
 from edgesight.runtime.errors import DatasetError
-from edgesight.runtime.frame_eval import EvalFramesConfig, evaluate_frames, iou, match
-from edgesight.runtime.locate import ColourLocator
+from edgesight.runtime.frame_eval import EvalFramesConfig, evaluate_frames, match
+from edgesight.runtime.locate import ColourLocator, iou
 from edgesight.runtime.scenes import TrueSign, read_scenes
 from edgesight.runtime.signs import FoundSign
 from fakes import zip_bytes
@@ -98,3 +98,32 @@ def test_eval_frames_on_a_folder_without_ground_truth_is_a_one_line_error(tiny_m
     assert main(["eval-frames", str(tiny_model), "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert "no gt.txt found; expected road scenes in the GTSDB layout" in error and "Traceback" not in error
+
+
+def test_a_sign_is_confirmed_after_k_of_n_frames_and_keeps_its_track_while_it_moves():
+    from edgesight.runtime.tracking import SignTracker
+
+    tracker = SignTracker(confirm_hits=3, window=5)
+    moving = [_found((100 + 2 * i, 50, 140 + 2 * i, 90), 14, 0.9) for i in range(4)]
+    flicker = _found((300, 10, 330, 40), 1, 0.99)
+    assert tracker.update([moving[0], flicker]) == []
+    assert tracker.update([moving[1]]) == []
+    confirmed = tracker.update([moving[2]])
+    assert [(sign.box, sign.prediction.class_id) for _, sign in confirmed] == [(moving[2].box, 14)]
+    track_id = confirmed[0][0]
+    assert [tid for tid, _ in tracker.update([moving[3]])] == [track_id]  # the same sign, moved 6 px
+    assert all(sign.prediction.class_id != 1 for _, sign in tracker.update([]))  # the one-frame flicker never shows
+
+
+def test_a_confirmed_sign_survives_a_missed_frame_and_one_misread_then_fades():
+    from edgesight.runtime.tracking import SignTracker
+
+    tracker = SignTracker(confirm_hits=2, window=3)
+    box = (10, 10, 49, 49)
+    for class_id in (14, 14):
+        tracker.update([_found(box, class_id, 0.8)])
+    assert [sign.prediction.class_id for _, sign in tracker.update([_found(box, 17, 0.95)])] == [14]  # 2 votes to 1
+    assert [sign.box for _, sign in tracker.update([])] == [box]  # missed once: still there
+    assert tracker.update([]) == []  # one sighting in the last three frames: gone
+    with pytest.raises(ValueError, match="confirm_hits <= window"):
+        SignTracker(confirm_hits=4, window=3)
