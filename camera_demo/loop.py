@@ -13,9 +13,11 @@ import numpy as np
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.preprocess import center_box, full_box
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
-from edgesight.runtime.sources import open_source
+from edgesight.runtime.signs import SignFinder
+from edgesight.runtime.sources import ImageFolderSource, open_source
+from edgesight.runtime.tracking import SignTracker
 
-from .overlay import draw_overlay
+from .overlay import draw_overlay, draw_signs
 from .video import VideoSink
 
 REGION_MODES = ("center", "full")
@@ -27,6 +29,8 @@ class DemoConfig:
     model: str = field(default="gtsrb", metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, cifar10; -fp32 for float)"})
     source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file or image folder"})
     region: str = field(default="center", metadata={"help": "center: classify the box drawn in the middle; full: the whole frame"})
+    locate: str | None = field(default=None, metadata={"help": "signs: find and classify every sign in the frame instead of one region "
+                                                                "(in video a sign shows once seen in 3 of the last 5 frames)"})
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
     top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
     no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})
@@ -68,9 +72,12 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     """
     if config.region not in REGION_MODES:
         raise ValueError(f"region must be one of {REGION_MODES}. Received: region={config.region!r}")
+    if config.locate not in (None, "signs"):
+        raise ValueError(f"locate must be signs or left out. Received: locate={config.locate!r}")
     if not 0.05 <= config.box_fraction <= 1.0:
         raise ValueError(f"box_fraction must be in [0.05, 1]. Received: box_fraction={config.box_fraction}")
     classifier = Classifier(config.model, threads=config.threads)
+    finder = SignFinder(classifier) if config.locate == "signs" else None
     show = not config.no_window and display_available()
     if not config.no_window and not show:
         print("no display found: running without a window", file=sys.stderr)
@@ -82,6 +89,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(open_source(config.source))
+        # Images of a folder are unrelated to each other: nothing to confirm over time there.
+        tracker = SignTracker() if finder and not isinstance(source, ImageFolderSource) else None
         writer = stack.enter_context(JsonLinesWriter(config.jsonl))
         sink = stack.enter_context(VideoSink(config.save_video, source.fps or 15.0)) if config.save_video else None
         if show:
@@ -89,25 +98,28 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         previous = time.monotonic()
         try:
             for frame in source:
-                if config.region == "center":
-                    box = center_box(frame.image_bgr.shape, config.box_fraction)
-                else:
-                    box = full_box(frame.image_bgr.shape)
                 tic = time.perf_counter()
-                predictions = classifier.classify_boxes(frame.image_bgr, [box], config.top_k)[0]
+                if finder:
+                    found = finder.find(frame.image_bgr)
+                    signs = [(sign.box, sign.prediction) for _, sign in tracker.update(found)] if tracker else \
+                        [(sign.box, sign.prediction) for sign in found]
+                else:
+                    box = center_box(frame.image_bgr.shape, config.box_fraction) if config.region == "center" else full_box(frame.image_bgr.shape)
+                    predictions = classifier.classify_boxes(frame.image_bgr, [box], config.top_k)[0]
+                    signs = [(box, predictions[0])]
                 latency_ms = (time.perf_counter() - tic) * 1000
                 latencies_ms.append(latency_ms)
-                if predictions[0].score >= 0.5:
-                    label_counts[predictions[0].label] += 1
+                label_counts.update(prediction.label for _, prediction in signs if prediction.score >= 0.5)
                 now = time.monotonic()
                 # Smoothed so the number on screen is readable, yet follows changes within a second.
                 instant = 1.0 / max(now - previous, 1e-6)
                 fps = instant if frame.index == 0 else 0.9 * fps + 0.1 * instant
                 previous = now
                 writer.write(frame_record(frame.index, frame.origin, frame.captured - started, latency_ms,
-                                          [detection(box, predictions[0])]))
+                                          [detection(box, prediction) for box, prediction in signs]))
                 if sink or show:
-                    annotated = draw_overlay(frame.image_bgr, box, predictions, fps, latency_ms)
+                    annotated = draw_signs(frame.image_bgr, signs, fps, latency_ms) if finder else \
+                        draw_overlay(frame.image_bgr, signs[0][0], predictions, fps, latency_ms)
                     if sink:
                         sink.write(annotated)
                     if show:

@@ -44,3 +44,15 @@ def draw_overlay(
         _text(canvas, f"{prediction.score * 100:3.0f}%  {prediction.label}", (8, line_height * (rank + 2)),
               scale * (1.0 if rank == 0 else 0.85), color)
     return canvas
+
+
+def draw_signs(frame_bgr: np.ndarray, signs: Sequence[tuple[Sequence[int], Prediction]], fps: float, latency_ms: float) -> np.ndarray:
+    """A copy of the frame with every located sign's box and label, and the speed."""
+    canvas = frame_bgr.copy()
+    scale = max(0.5, canvas.shape[0] / 800)
+    for box, prediction in signs:
+        x1, y1, x2, y2 = (int(v) for v in box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), GREEN, max(2, int(2 * scale)))
+        _text(canvas, f"{prediction.label} {prediction.score * 100:.0f}%", (x1, max(int(20 * scale), y1 - 6)), scale * 0.6, GREEN)
+    _text(canvas, f"{fps:5.1f} fps  {latency_ms:5.2f} ms  {len(signs)} sign(s)", (8, int(32 * scale)), scale * 0.9, WHITE)
+    return canvas

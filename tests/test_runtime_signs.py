@@ -127,3 +127,32 @@ def test_a_confirmed_sign_survives_a_missed_frame_and_one_misread_then_fades():
     assert tracker.update([]) == []  # one sighting in the last three frames: gone
     with pytest.raises(ValueError, match="confirm_hits <= window"):
         SignTracker(confirm_hits=4, window=3)
+
+
+def test_demo_locate_signs_on_an_image_folder_writes_every_box_with_the_image_path(tmp_path):
+    from edgesight.camera_demo.loop import DemoConfig, run_demo
+    from edgesight.runtime.classifier import Classifier
+    from edgesight.runtime.results import detection
+    from edgesight.runtime.signs import SignFinder
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for index, rings in enumerate(([(80, 60, 20)], [], [(200, 120, 30), (60, 150, 14)])):
+        cv2.imwrite(str(folder / f"scene{index}.png"), road_scene(index, rings))
+    jsonl = tmp_path / "signs.jsonl"
+    run_demo(DemoConfig(model="gtsrb-tiny", source=str(folder), locate="signs", no_window=True, jsonl=str(jsonl),
+                        save_video=str(tmp_path / "signs.mp4")))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    finder = SignFinder(Classifier("gtsrb-tiny"))
+    assert [record["source"] for record in records] == [str(folder / f"scene{index}.png") for index in range(3)]
+    for record in records:  # images of a folder are not confirmed over time: every sign found is written
+        expected = [detection(sign.box, sign.prediction) for sign in finder.find(cv2.imread(record["source"]))]
+        assert record["detections"] == expected
+    assert sum(len(record["detections"]) for record in records) >= 1
+
+
+def test_demo_rejects_an_unknown_locate_mode():
+    from edgesight.camera_demo.loop import DemoConfig, run_demo
+
+    with pytest.raises(ValueError, match="locate must be signs or left out"):
+        run_demo(DemoConfig(locate="faces", source="0"))
