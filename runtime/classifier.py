@@ -130,7 +130,10 @@ class Classifier:
     def top_k(self, probabilities: np.ndarray, k: int) -> list[list[Prediction]]:
         """The k most probable classes of each row, best first."""
         k = max(1, min(k, probabilities.shape[1]))
-        if k == 1:  # the live loop's case: an argmax per row, no sort (it costs as much as a tiny model's layer)
+        if k == 1 and len(probabilities) == 1:  # the live loop's case: one argmax, no sort, no per-row loop
+            class_id = int(probabilities[0].argmax())
+            return [[Prediction(self.labels[class_id], class_id, float(probabilities[0, class_id]))]]
+        if k == 1:  # an argmax per row, no sort (it costs as much as a tiny model's layer)
             best = probabilities.argmax(axis=1).tolist()
             return [[Prediction(self.labels[class_id], class_id, float(row[class_id]))]
                     for row, class_id in zip(probabilities, best)]
@@ -153,6 +156,9 @@ class Classifier:
         """Classify several inclusive pixel boxes of one frame in one batch."""
         if not boxes_xyxy:
             return []
-        if len(boxes_xyxy) == 1:  # the per-region path of a live loop: no batch to assemble
-            return self.top_k(self.probabilities(crop_region(frame_bgr, self.spec, boxes_xyxy[0])[None]), top_k)
+        if len(boxes_xyxy) == 1:  # the per-region path of a live loop: straight into the bound input, no batch to assemble
+            with self._single_lock:
+                crop_region(frame_bgr, self.spec, boxes_xyxy[0], out=self._single_input[0])
+                self.session.run_with_iobinding(self._single_binding)
+                return self.top_k(self._single_output, top_k)  # Prediction objects hold copies of the scores
         return self.top_k(self.probabilities(crop_regions(frame_bgr, self.spec, list(boxes_xyxy))), top_k)

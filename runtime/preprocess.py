@@ -88,6 +88,7 @@ def crop_region(
     frame_bgr: np.ndarray,
     spec: PreprocessSpec,
     box_xyxy: tuple[int, int, int, int] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Crop a region of a BGR uint8 frame and return the model input, RGB uint8 (height, width, 3).
 
@@ -95,6 +96,8 @@ def crop_region(
         frame_bgr: HxWx3 uint8 image as OpenCV reads it.
         spec: the model's preprocessing.
         box_xyxy: inclusive pixel box; None means the crop mode's region (centre square or full frame).
+        out: a contiguous (height, width, 3) uint8 array to write the input into, such as a model's
+            bound input buffer; returned.
     """
     if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
         raise ValueError(
@@ -113,7 +116,7 @@ def crop_region(
     resized_bgr = cv2.resize(
         crop_bgr, (spec.width, spec.height), interpolation=RESIZE_MODES[spec.resize]
     )
-    return cv2.cvtColor(resized_bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(resized_bgr, cv2.COLOR_BGR2RGB, dst=out)
 
 
 def crop_regions(

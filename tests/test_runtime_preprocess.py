@@ -62,3 +62,14 @@ def test_crop_rejects_grey_frames_and_boxes_outside():
         crop_region(np.zeros((10, 10), np.uint8), spec)
     with pytest.raises(ValueError, match="x2 >= x1"):
         crop_region(np.zeros((10, 10, 3), np.uint8), spec, (5, 5, 2, 2))
+
+
+def test_crop_region_writes_into_a_given_buffer_in_place():
+    from edgesight.runtime.preprocess import PreprocessSpec, crop_region
+
+    frame = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    spec = PreprocessSpec(height=8, width=8, crop="box", box_margin=0.1, resize="linear")
+    buffer = np.zeros((1, 8, 8, 3), np.uint8)
+    written = crop_region(frame, spec, (10, 20, 50, 60), out=buffer[0])
+    assert np.shares_memory(written, buffer)
+    np.testing.assert_array_equal(buffer[0], crop_region(frame, spec, (10, 20, 50, 60)))
