@@ -26,6 +26,8 @@ from .signs import FoundSign, SignFinder
 MIN_IOU = 0.5
 BANDS = (("< 32 px", 0, 31), ("32-64 px", 32, 64), ("> 64 px", 65, 10**9))
 GOAL_MIN_SIZE = 24  # issue 5's goal counts signs of 24 px and more
+# Confidence thresholds reported side by side: what rejecting doubtful boxes does to recall and precision.
+SCORE_SWEEP = (0.5, 0.9, 0.99, 0.999, 0.9999)
 
 
 @dataclass(frozen=True)
@@ -90,12 +92,19 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     per_band = {name: {"signs": 0, "found": 0, "detections": 0, "correct": 0} for name, _, _ in BANDS}
     goal = {"signs": 0, "found": 0}
     frames, false_detections, milliseconds, records = 0, 0, [], []
+    sweep = {score: {"found": 0, "detections": 0, "correct": 0} for score in SCORE_SWEEP}
     examples: list[tuple[int, Scene, list, list, list]] = []
     for scene in read_scenes(config.data):
         started = time.perf_counter()
-        found = finder.find(scene.image_bgr)
+        candidates = finder.candidates(scene.image_bgr)
+        found = finder.select(candidates, config.min_score)
         milliseconds.append((time.perf_counter() - started) * 1000)
         correct, claimed = match(found, scene.signs)
+        for score, tally in sweep.items():
+            at_score = match(finder.select(candidates, score), scene.signs)
+            tally["detections"] += len(at_score[0])
+            tally["correct"] += sum(at_score[0])
+            tally["found"] += sum(was and true.size >= GOAL_MIN_SIZE for was, true in zip(at_score[1], scene.signs))
         frames += 1
         false_detections += correct.count(False)
         for true, was_found in zip(scene.signs, claimed):
@@ -132,6 +141,10 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
         "recall_24px_and_more": _ratio(goal["found"], goal["signs"]), "signs_24px_and_more": goal["signs"],
         "precision": _ratio(sum(b["correct"] for b in per_band.values()), sum(b["detections"] for b in per_band.values())),
         "false_detections_per_frame": round(false_detections / frames, 4),
+        "score_sweep": [{"min_score": score, "recall_24px_and_more": _ratio(tally["found"], goal["signs"]),
+                         "precision": _ratio(tally["correct"], tally["detections"]),
+                         "false_detections_per_frame": round((tally["detections"] - tally["correct"]) / frames, 4)}
+                        for score, tally in sweep.items()],
         "ms_per_frame": {"median": round(float(np.median(milliseconds)), 2), "p90": round(float(np.percentile(milliseconds, 90)), 2)},
         "frames_per_second": round(1000 / float(np.mean(milliseconds)), 1),
         "examples": example_files, "per_frame": records,

@@ -25,14 +25,20 @@ class SignFinder:
 
     def find(self, frame_bgr: np.ndarray) -> list[FoundSign]:
         """The signs in a BGR frame, best score first."""
+        return self.select(self.candidates(frame_bgr), self.min_score)
+
+    def candidates(self, frame_bgr: np.ndarray) -> list[FoundSign]:
+        """Every located box with its best class, before any is dropped."""
         boxes = self.locator.propose(frame_bgr)
         if not boxes:
             return []
-        best = [predictions[0] for predictions in self.classifier.classify_boxes(frame_bgr, boxes)]
-        kept = [(box, prediction) for box, prediction in zip(boxes, best) if prediction.score >= self.min_score]
+        return [FoundSign(box, predictions[0]) for box, predictions in zip(boxes, self.classifier.classify_boxes(frame_bgr, boxes))]
+
+    def select(self, candidates: list[FoundSign], min_score: float) -> list[FoundSign]:
+        """The candidates scoring at least `min_score`, overlaps suppressed, best score first."""
+        kept = [sign for sign in candidates if sign.prediction.score >= min_score]
         if not kept:
             return []
-        corner_and_size = [[x1, y1, x2 - x1 + 1, y2 - y1 + 1] for (x1, y1, x2, y2), _ in kept]
-        scores = [prediction.score for _, prediction in kept]
-        chosen = cv2.dnn.NMSBoxes(corner_and_size, scores, self.min_score, self.overlap)
-        return [FoundSign(*kept[index]) for index in np.asarray(chosen, dtype=int).reshape(-1)]
+        corner_and_size = [[x1, y1, x2 - x1 + 1, y2 - y1 + 1] for x1, y1, x2, y2 in (sign.box for sign in kept)]
+        chosen = cv2.dnn.NMSBoxes(corner_and_size, [sign.prediction.score for sign in kept], min_score, self.overlap)
+        return [kept[index] for index in np.asarray(chosen, dtype=int).reshape(-1)]

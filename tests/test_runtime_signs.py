@@ -156,3 +156,13 @@ def test_demo_rejects_an_unknown_locate_mode():
 
     with pytest.raises(ValueError, match="locate must be signs or left out"):
         run_demo(DemoConfig(locate="faces", source="0"))
+
+
+def test_eval_frames_sweeps_confidence_thresholds_consistently_with_its_operating_point(scenes_zip, tmp_path):
+    report = evaluate_frames(EvalFramesConfig(model="gtsrb-tiny", data=str(scenes_zip), out=str(tmp_path), min_score=0.5, examples=0))
+    sweep = report["score_sweep"]
+    at_operating_point = next(entry for entry in sweep if entry["min_score"] == 0.5)
+    assert at_operating_point["recall_24px_and_more"] == report["recall_24px_and_more"]
+    assert at_operating_point["false_detections_per_frame"] == report["false_detections_per_frame"]
+    false_per_frame = [entry["false_detections_per_frame"] for entry in sweep]
+    assert false_per_frame == sorted(false_per_frame, reverse=True)  # a stricter threshold never adds detections
