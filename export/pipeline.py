@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ from .convert import keras_to_onnx, save_model, stamp_metadata
 from .ort_format import write_ort_models
 from .parity import parity, parity_markdown
 from .quantize import quantize_int8, settings_from_choices
+from .sensitivity import keep_sensitive_nodes_float
 from .simplify import simplify
 
 
@@ -40,11 +40,6 @@ def _read_run(run_dir: Path) -> tuple[dict, dict]:
     train_report_path = run_dir / "report.json"
     train_report = json.loads(train_report_path.read_text()) if train_report_path.is_file() else {}
     return config, train_report
-
-
-# Calibration images on which per-node sensitivity is ranked: enough for stable SQNR figures, few
-# enough that every intermediate tensor of both models fits in memory.
-SENSITIVITY_IMAGES = 64
 
 
 def calibration_indices(labels: np.ndarray, allowed: np.ndarray, count: int, seed: int, balanced: bool = True) -> np.ndarray:
@@ -85,42 +80,6 @@ def _provenance(source: Path) -> dict:
         "source_model": source.name,
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
     }
-
-
-def _keep_sensitive_nodes_float(fp32_proto, first: tuple, settings, calibration_nhwc: np.ndarray, quantize_and_measure,
-                                fp32_accuracy: float, config: ExportConfig) -> tuple:
-    """Accuracy-aware quantization: keep the most sensitive nodes float, one more at a time, until the gate holds.
-
-    `first` is the all-int8 attempt: (model, description, evaluation). Sensitivity is measured on
-    calibration images, never test images; the test set decides only where to stop, as the gate
-    itself does. Returns the last attempt and a JSON-ready account of the search with its latency cost.
-    """
-    from edgesight.runtime.bench import measure_latency
-
-    from .sensitivity import rank_nodes
-
-    if settings.format != "QDQ":
-        return first, {"skipped": "per-node sensitivity needs --quant-format QDQ"}
-    print("int8 fails the gate: ranking nodes by quantization sensitivity", file=sys.stderr)
-    ranking_images = calibration_nhwc[:SENSITIVITY_IMAGES]
-    ranking = rank_nodes(fp32_proto, first[0], ranking_images)
-    attempt, steps, kept = first, [], []
-    for entry in ranking[: config.max_float_nodes]:
-        kept.append(entry["node"])
-        print(f"keeping {', '.join(kept)} in float", file=sys.stderr)
-        attempt = quantize_and_measure(replace(settings, keep_float_nodes=tuple(kept)))
-        drop = (fp32_accuracy - attempt[2].accuracy) * 100
-        steps.append({"kept_float": list(kept), "test_accuracy": attempt[2].accuracy, "drop_pp": round(drop, 3)})
-        if drop <= config.gate_pp:
-            break
-    with tempfile.TemporaryDirectory(prefix="edgesight-accuracy-aware-") as scratch:
-        paths = [Path(scratch) / "all-int8.onnx", Path(scratch) / "with-float-nodes.onnx"]
-        save_model(first[0], paths[0])
-        save_model(attempt[0], paths[1])
-        median_us = {Path(row["file"]).name: row["median_us"] for row in measure_latency([str(path) for path in paths], 1000, 100)
-                     if row["threads"] == 1}
-    return attempt, {"ranking_images": int(len(ranking_images)), "ranking": ranking, "steps": steps, "kept_float": kept,
-                     "latency_cost_us_1_thread": round(median_us["with-float-nodes.onnx"] - median_us["all-int8.onnx"], 1)}
 
 
 def _measure(model_proto, metadata: ModelMetadata, path: Path, test_nhwc: np.ndarray, labels: np.ndarray):
@@ -187,8 +146,9 @@ def export_run(config: ExportConfig) -> dict:
     int8_proto, quantization, int8 = quantize_and_measure(settings)
     drop_pp = (fp32.accuracy - int8.accuracy) * 100
     if drop_pp > config.gate_pp and config.max_float_nodes > 0:
-        (int8_proto, quantization, int8), search = _keep_sensitive_nodes_float(
-            fp32_proto, (int8_proto, quantization, int8), settings, calibration_nhwc, quantize_and_measure, fp32.accuracy, config)
+        (int8_proto, quantization, int8), search = keep_sensitive_nodes_float(
+            fp32_proto, (int8_proto, quantization, int8), settings, calibration_nhwc, quantize_and_measure, fp32.accuracy,
+            config.gate_pp, config.max_float_nodes)
         drop_pp = (fp32.accuracy - int8.accuracy) * 100
         quantization["accuracy_aware"] = search
     quantization |= {"calibration_seed": config.seed, "calibration_balance": config.calibration_balance,

@@ -1,4 +1,4 @@
-"""Per-node int8 sensitivity, for accuracy-aware quantization.
+"""Accuracy-aware quantization: per-node int8 sensitivity, and the search that keeps the worst nodes float.
 
 onnxruntime's QDQ debugging utilities run the float and the int8 (QDQ) model on the same images and
 keep every intermediate tensor. Comparing each tensor across the two models gives its signal-to-
@@ -8,13 +8,21 @@ own quantization does the most damage comes first, wherever it sits in the netwo
 """
 from __future__ import annotations
 
+import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
+from edgesight.runtime.bench import measure_latency
 from onnxruntime.quantization import qdq_loss_debug
 
+from .convert import save_model
+
+# Calibration images on which per-node sensitivity is ranked: enough for stable SQNR figures, few
+# enough that every intermediate tensor of both models fits in memory.
+SENSITIVITY_IMAGES = 64
 # Nodes that only move or pick values: they add no quantization error of their own.
 DATA_MOVEMENT_OPS = {"MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Identity"}
 _DEQUANTIZED = "_DequantizeLinear_Output"
@@ -61,3 +69,36 @@ def rank_nodes(fp32_model: onnx.ModelProto, qdq_model: onnx.ModelProto, images_n
                        "sqnr_out_db": round(float(sqnr[node.output[0]]), 2),
                        "loss_db": round(float(sqnr_in - sqnr[node.output[0]]), 2)})
     return sorted(ranked, key=lambda entry: entry["loss_db"], reverse=True)
+
+
+def keep_sensitive_nodes_float(fp32_proto, first: tuple, settings, calibration_nhwc: np.ndarray, quantize_and_measure,
+                               fp32_accuracy: float, gate_pp: float, max_float_nodes: int) -> tuple:
+    """Accuracy-aware quantization: keep the most sensitive nodes float, one more at a time, until the gate holds.
+
+    `first` is the all-int8 attempt: (model, description, evaluation), as `quantize_and_measure(settings)`
+    returns them. Sensitivity is measured on
+    calibration images, never test images; the test set decides only where to stop, as the gate
+    itself does. Returns the last attempt and a JSON-ready account of the search with its latency cost.
+    """
+    if settings.format != "QDQ":
+        return first, {"skipped": "per-node sensitivity needs --quant-format QDQ"}
+    print("int8 fails the gate: ranking nodes by quantization sensitivity", file=sys.stderr)
+    ranking_images = calibration_nhwc[:SENSITIVITY_IMAGES]
+    ranking = rank_nodes(fp32_proto, first[0], ranking_images)
+    attempt, steps, kept = first, [], []
+    for entry in ranking[: max_float_nodes]:
+        kept.append(entry["node"])
+        print(f"keeping {', '.join(kept)} in float", file=sys.stderr)
+        attempt = quantize_and_measure(replace(settings, keep_float_nodes=tuple(kept)))
+        drop = (fp32_accuracy - attempt[2].accuracy) * 100
+        steps.append({"kept_float": list(kept), "test_accuracy": attempt[2].accuracy, "drop_pp": round(drop, 3)})
+        if drop <= gate_pp:
+            break
+    with tempfile.TemporaryDirectory(prefix="edgesight-accuracy-aware-") as scratch:
+        paths = [Path(scratch) / "all-int8.onnx", Path(scratch) / "with-float-nodes.onnx"]
+        save_model(first[0], paths[0])
+        save_model(attempt[0], paths[1])
+        median_us = {Path(row["file"]).name: row["median_us"] for row in measure_latency([str(path) for path in paths], 1000, 100)
+                     if row["threads"] == 1}
+    return attempt, {"ranking_images": int(len(ranking_images)), "ranking": ranking, "steps": steps, "kept_float": kept,
+                     "latency_cost_us_1_thread": round(median_us["with-float-nodes.onnx"] - median_us["all-int8.onnx"], 1)}
