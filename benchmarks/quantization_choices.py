@@ -56,7 +56,7 @@ def _probabilities(path: Path, images_nhwc: np.ndarray) -> np.ndarray:
 def measure_run(run_dir: Path, folder: Path, repeats: int) -> dict:
     run_config = json.loads((run_dir / "config.json").read_text())
     data = run_config["train"]["data"]
-    task = get_task(run_config["train"]["task"], data)
+    task = get_task(run_config["train"]["task"], data, run_config["train"].get("background"))
     fp32_path = run_dir / "model.onnx"
     fp32_proto = onnx.load(fp32_path)
     metadata = parse_metadata({entry.key: entry.value for entry in fp32_proto.metadata_props}, str(fp32_path))

@@ -97,7 +97,7 @@ def _run_target(folder: Path, config: BenchConfig) -> Target:
     run_config = json.loads((folder / "config.json").read_text())
     spec = PreprocessSpec(**run_config["preprocess"])
     data = config.data or run_config["train"]["data"]
-    task = get_task(run_config["train"]["task"], data)
+    task = get_task(run_config["train"]["task"], data, run_config["train"].get("background"))
     name = str(folder)
     engines = [EngineSpec(name, "onnxruntime", "onnxruntime int8", str(folder / "model.int8.onnx"), spec),
                EngineSpec(name, "onnxruntime", "onnxruntime fp32", str(folder / "model.onnx"), spec)]

@@ -107,7 +107,7 @@ def export_run(config: ExportConfig) -> dict:
         raise ExportError(f"--calibration-balance must be balanced or random. Received: {config.calibration_balance!r}")
     run_config, train_report = _read_run(run_dir)
     data = config.data or run_config["train"]["data"]
-    task = get_task(run_config["train"]["task"], data)
+    task = get_task(run_config["train"]["task"], data, run_config["train"].get("background"))
     spec = PreprocessSpec(**run_config["preprocess"])  # as trained, input size included
     started = time.monotonic()
 

@@ -9,7 +9,7 @@ import numpy as np
 from .classifier import Classifier
 from .datasets import preprocess_regions
 from .errors import ModelFileError
-from .tasks import get_task, test_set_name
+from .tasks import NOT_A_SIGN, get_task, test_set_name
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def evaluate(config: EvalConfig) -> Evaluation:
     model = config.model
     classifier = Classifier(model, threads=config.threads, max_batch=256)
     task = get_task(classifier.metadata.task, config.data)
-    if tuple(classifier.labels) != task.labels:
+    if tuple(classifier.labels) not in (task.labels, task.labels + (NOT_A_SIGN,)):
         raise ModelFileError(f"{model}: its labels differ from the {task.name} task's; cannot score it on {task.name} data.")
     regions = task.load(config.data, config.split, skip_bad_images=config.skip_bad_images)
     result = evaluate_batch(classifier, preprocess_regions(regions, classifier.spec), regions.labels)

@@ -14,6 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .datasets import LabelledRegions
 from .errors import DatasetError
 
 TRUTH_FILE = "gt.txt"
@@ -124,3 +125,46 @@ def read_scenes(path: str | Path) -> Iterator[Scene]:
         if image is None:
             raise DatasetError(f"{source}: not a decodable image.")
         yield Scene(name, source, image, tuple(truth.get(name, ())))
+
+
+# Background boxes must stay clear of every true sign: a box overlapping one by more is neither sign nor background.
+BACKGROUND_MAX_IOU = 0.2
+
+
+def scene_regions(path: str | Path, background_label: int, per_scene: int = 40, seed: int = 0) -> LabelledRegions:
+    """Training regions from road scenes: every true sign with its class, and background boxes.
+
+    The background boxes are what the colour locator proposes away from the signs (the cases the
+    detector must learn to reject: leaves, cars, roofs) and, a quarter as many, random sign-sized
+    windows. Each region's group is its scene, so a validation split never shares a scene.
+    """
+    from .locate import ColourLocator, iou
+
+    locator, rng = ColourLocator(), np.random.default_rng(seed)
+    images, boxes, labels, groups, names = [], [], [], [], []
+
+    def add(scene: Scene, box, label: int) -> None:
+        images.append(scene.image_bgr)  # shared, not copied: the crop is taken at preprocessing
+        boxes.append(box)
+        labels.append(label)
+        groups.append(f"scene:{scene.name}")
+        names.append(scene.source)
+
+    def clear_of_signs(scene: Scene, box) -> bool:
+        return all(iou(box, sign.box) < BACKGROUND_MAX_IOU for sign in scene.signs)
+
+    for scene in read_scenes(path):
+        for sign in scene.signs:
+            add(scene, sign.box, sign.class_id)
+        proposals = [box for box in locator.propose(scene.image_bgr) if clear_of_signs(scene, box)]
+        for index in rng.permutation(len(proposals))[:per_scene]:
+            add(scene, proposals[index], background_label)
+        height, width = scene.image_bgr.shape[:2]
+        for _ in range(per_scene // 4):
+            side = int(rng.integers(16, min(129, height, width)))
+            x, y = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+            if clear_of_signs(scene, (x, y, x + side - 1, y + side - 1)):
+                add(scene, (x, y, x + side - 1, y + side - 1), background_label)
+    if not labels:
+        raise DatasetError(f"{path}: no regions: the scenes hold no signs and nothing to propose.")
+    return LabelledRegions(images, np.array(boxes, dtype=np.int64), np.array(labels, dtype=np.int64), groups, names)

@@ -8,6 +8,7 @@ import numpy as np
 
 from .classifier import Classifier, Prediction
 from .locate import Box, ColourLocator
+from .tasks import NOT_A_SIGN
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,8 @@ class SignFinder:
         return [FoundSign(box, predictions[0]) for box, predictions in zip(boxes, self.classifier.classify_boxes(frame_bgr, boxes))]
 
     def select(self, candidates: list[FoundSign], min_score: float) -> list[FoundSign]:
-        """The candidates scoring at least `min_score`, overlaps suppressed, best score first."""
-        kept = [sign for sign in candidates if sign.prediction.score >= min_score]
+        """The candidates read as a sign with at least `min_score`, overlaps suppressed, best score first."""
+        kept = [sign for sign in candidates if sign.prediction.score >= min_score and sign.prediction.label != NOT_A_SIGN]
         if not kept:
             return []
         corner_and_size = [[x1, y1, x2 - x1 + 1, y2 - y1 + 1] for x1, y1, x2, y2 in (sign.box for sign in kept)]

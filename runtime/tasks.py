@@ -5,9 +5,11 @@ so every stage sees the same labels and preprocessing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable
+
+import numpy as np
 
 from .cifar import CIFAR10_CLASS_NAMES, is_lossless_cifar10, load_cifar10
 from .datasets import GTSRB_CLASS_NAMES, LabelledRegions, load_gtsrb
@@ -47,6 +49,33 @@ TASKS = {
 }
 
 
+# The extra class of a sign model trained with background scenes: what the locator proposes that is no sign.
+NOT_A_SIGN = "not a sign"
+
+
+def _with_background_regions(load: Callable[..., LabelledRegions], scenes: str, background_label: int):
+    def load_with_background(data, split, progress=None, skip_bad_images=False) -> LabelledRegions:
+        regions = load(data, split, progress=progress, skip_bad_images=skip_bad_images)
+        if split != "train":
+            return regions  # scored on the task's own official test set
+        from .scenes import scene_regions
+
+        extra = scene_regions(scenes, background_label)
+        return LabelledRegions(regions.images_bgr + extra.images_bgr, np.concatenate([regions.boxes_xyxy, extra.boxes_xyxy]),
+                               np.concatenate([regions.labels, extra.labels]), regions.groups + extra.groups,
+                               regions.names + extra.names)
+
+    return load_with_background
+
+
+def with_background(task: Task, scenes: str) -> Task:
+    """The task plus a "not a sign" class, trained on road scenes' background boxes (and their signs)."""
+    if task.augmentation != "signs":
+        raise ValueError(f"background scenes train a sign model's reject class; task {task.name!r} is not a sign task.")
+    return replace(task, labels=task.labels + (NOT_A_SIGN,), load=_with_background_regions(task.load, scenes, len(task.labels)),
+                   description=f"{task.description}, plus {NOT_A_SIGN!r} from the background of road scenes {scenes}")
+
+
 def test_set_name(task: Task, data: str, images: int) -> str:
     """How a test score's data is named wherever the score is shown; a lossy copy says so."""
     if task.name not in TASKS:
@@ -57,8 +86,11 @@ def test_set_name(task: Task, data: str, images: int) -> str:
     return name
 
 
-def get_task(name: str, data: str | None = None) -> Task:
-    """A built-in task, or a user's image-folder dataset at `data` under a name of the user's choice."""
+def get_task(name: str, data: str | None = None, background: str | None = None) -> Task:
+    """A built-in task, or a user's image-folder dataset at `data` under a name of the user's choice;
+    with `background` road scenes, plus a "not a sign" class learnt from them."""
+    if background is not None:
+        return with_background(get_task(name, data), background)
     if name in TASKS:
         return TASKS[name]
     if data is None:

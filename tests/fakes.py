@@ -157,3 +157,24 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def road_scene(seed: int, signs: list[tuple[int, int, int]]) -> np.ndarray:
+    """A grey, noisy 320x200 scene with red rings (x, y, radius) on white discs, as a prohibition sign looks."""
+    image = np.random.default_rng(seed).integers(90, 130, (200, 320, 3), dtype=np.uint8)
+    for x, y, radius in signs:
+        cv2.circle(image, (x, y), radius, (255, 255, 255), -1)
+        cv2.circle(image, (x, y), radius, (0, 0, 220), max(2, radius // 5))
+    return image
+
+
+def write_road_scenes(path: Path) -> Path:
+    """Three road scenes in the GTSDB layout inside a zip: one sign, none, two (speed limit 50, class 2)."""
+    images = {"00000.jpg": road_scene(0, [(80, 60, 20)]), "00001.jpg": road_scene(1, []),
+              "00002.jpg": road_scene(2, [(200, 120, 30), (60, 150, 14)])}
+    truth = "00000.jpg;60;40;100;80;2\n00002.jpg;170;90;230;150;2\n00002.jpg;46;136;74;164;2\n"
+    members = {f"FullIJCNN2013/{name}": cv2.imencode(".jpg", image)[1].tobytes() for name, image in images.items()}
+    members["FullIJCNN2013/gt.txt"] = truth.encode()
+    members["FullIJCNN2013/ReadMe.txt"] = b"not a scene"
+    path.write_bytes(zip_bytes(members))
+    return path

@@ -211,3 +211,19 @@ def test_accuracy_aware_quantization_keeps_the_most_sensitive_nodes_float_one_at
     assert {ranking[0]["node"], ranking[1]["node"]} <= float_convs
     assert isinstance(search["latency_cost_us_1_thread"], float)
     assert "Accuracy-aware quantization: nodes ranked" in (run_dir / "export_report.md").read_text()
+
+
+def test_background_scenes_train_a_not_a_sign_class_that_export_and_eval_carry(tiny_gtsrb, tmp_path):
+    from fakes import write_road_scenes
+
+    scenes = write_road_scenes(tmp_path / "scenes.zip")
+    run_dir = tmp_path / "reject"
+    run("train", "--data", tiny_gtsrb, "--run-dir", run_dir, "--epochs", 2, "--batch-size", 16, "--val-fraction", 0.34,
+        "--background", scenes)
+    assert json.loads((run_dir / "config.json").read_text())["labels"][-1] == "not a sign"
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40)
+    from edgesight.runtime import Classifier
+
+    assert Classifier(run_dir / "model.int8.onnx").labels[-1] == "not a sign"
+    assert "accuracy" in run("eval", run_dir / "model.int8.onnx", "--data", tiny_gtsrb).stdout  # scored on the 43 classes
+    assert f"--background {scenes}" in (run_dir / "MODEL_CARD.md").read_text()

@@ -2,7 +2,6 @@
 import json
 
 import cv2
-import numpy as np
 import pytest
 from edgesight.runtime.classifier import Prediction
 from edgesight.runtime.errors import DatasetError
@@ -10,29 +9,12 @@ from edgesight.runtime.frame_eval import EvalFramesConfig, evaluate_frames, matc
 from edgesight.runtime.locate import ColourLocator, iou
 from edgesight.runtime.scenes import TrueSign, read_scenes
 from edgesight.runtime.signs import FoundSign
-from fakes import zip_bytes
-
-
-def road_scene(seed: int, signs: list[tuple[int, int, int]]) -> np.ndarray:
-    """A grey, noisy 320x200 scene with red rings (x, y, radius) on white discs, as a prohibition sign looks."""
-    image = np.random.default_rng(seed).integers(90, 130, (200, 320, 3), dtype=np.uint8)
-    for x, y, radius in signs:
-        cv2.circle(image, (x, y), radius, (255, 255, 255), -1)
-        cv2.circle(image, (x, y), radius, (0, 0, 220), max(2, radius // 5))
-    return image
+from fakes import road_scene, write_road_scenes
 
 
 @pytest.fixture
 def scenes_zip(tmp_path):
-    images = {"00000.jpg": road_scene(0, [(80, 60, 20)]), "00001.jpg": road_scene(1, []),
-              "00002.jpg": road_scene(2, [(200, 120, 30), (60, 150, 14)])}
-    truth = "00000.jpg;60;40;100;80;2\n00002.jpg;170;90;230;150;2\n00002.jpg;46;136;74;164;2\n"
-    members = {f"FullIJCNN2013/{name}": cv2.imencode(".jpg", image)[1].tobytes() for name, image in images.items()}
-    members["FullIJCNN2013/gt.txt"] = truth.encode()
-    members["FullIJCNN2013/ReadMe.txt"] = b"not a scene"
-    path = tmp_path / "scenes.zip"
-    path.write_bytes(zip_bytes(members))
-    return path
+    return write_road_scenes(tmp_path / "scenes.zip")
 
 
 def test_scenes_are_read_with_their_signs_including_scenes_without_any(scenes_zip):
@@ -166,3 +148,41 @@ def test_eval_frames_sweeps_confidence_thresholds_consistently_with_its_operatin
     assert at_operating_point["false_detections_per_frame"] == report["false_detections_per_frame"]
     false_per_frame = [entry["false_detections_per_frame"] for entry in sweep]
     assert false_per_frame == sorted(false_per_frame, reverse=True)  # a stricter threshold never adds detections
+
+
+def test_scene_regions_give_each_sign_its_class_and_background_boxes_clear_of_signs(scenes_zip):
+    from edgesight.runtime.scenes import BACKGROUND_MAX_IOU, scene_regions
+
+    regions = scene_regions(scenes_zip, background_label=43, per_scene=8)
+    signs = [(tuple(box), label) for box, label in zip(regions.boxes_xyxy.tolist(), regions.labels.tolist()) if label != 43]
+    assert sorted(signs) == sorted([((60, 40, 100, 80), 2), ((170, 90, 230, 150), 2), ((46, 136, 74, 164), 2)])
+    truth = {scene.name: scene.signs for scene in read_scenes(scenes_zip)}
+    background = [(box, group) for box, label, group in zip(regions.boxes_xyxy.tolist(), regions.labels.tolist(), regions.groups)
+                  if label == 43]
+    assert background and all(iou(box, sign.box) < BACKGROUND_MAX_IOU
+                              for box, group in background for sign in truth[group.removeprefix("scene:")])
+
+
+def test_a_sign_task_with_background_scenes_gains_a_not_a_sign_class_for_training_only(scenes_zip, tiny_gtsrb):
+    from edgesight.runtime.tasks import NOT_A_SIGN, get_task
+
+    task = get_task("gtsrb", str(tiny_gtsrb), background=str(scenes_zip))
+    assert task.labels[-1] == NOT_A_SIGN and len(task.labels) == 44
+    plain_train, train = get_task("gtsrb").load(tiny_gtsrb, "train"), task.load(tiny_gtsrb, "train")
+    assert len(train) > len(plain_train) and (train.labels == 43).sum() > 0
+    assert len(task.load(tiny_gtsrb, "test")) == len(get_task("gtsrb").load(tiny_gtsrb, "test"))
+    with pytest.raises(ValueError, match="not a sign task"):
+        get_task("cifar10", background=str(scenes_zip))
+
+
+def test_the_finder_drops_boxes_read_as_not_a_sign():
+    from edgesight.runtime.signs import SignFinder
+    from edgesight.runtime.tasks import NOT_A_SIGN
+
+    class Reader:  # reads the first box as a stop sign and every other as background
+        def classify_boxes(self, frame, boxes, top_k=1):
+            return [[Prediction("stop", 14, 0.99)]] + [[Prediction(NOT_A_SIGN, 43, 0.999)] for _ in boxes[1:]]
+
+    frame = road_scene(0, [(80, 60, 20), (200, 120, 30)])
+    found = SignFinder(Reader()).find(frame)
+    assert [sign.prediction.label for sign in found] == ["stop"]

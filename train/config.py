@@ -18,6 +18,9 @@ class TrainConfig:
     resize: str | None = field(default=None, metadata={"help": "resize of a region to the input: area (best downscaling), "
                                                                "linear (about 5x faster at runtime), cubic (default: the task's, area)"})
     skip_bad_images: bool = field(default=False, metadata={"help": "drop images that do not decode, naming each, instead of stopping"})
+    background: str | None = field(default=None, metadata={"help": "road scenes (GTSDB layout: images and gt.txt) for a sign task: their "
+                                                                    "background boxes train an extra 'not a sign' class and their signs "
+                                                                    "join the training set; keep the scenes you evaluate on out of it"})
     init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task "
                                                                    "(its architecture and preprocessing are used) with a fresh schedule"})
     epochs: int = field(default=35, metadata={"help": "training epochs"})

@@ -129,12 +129,12 @@ def train(config: TrainConfig) -> dict:
     if config.list_models:
         from .models import zoo_table
 
-        task = get_task(config.task, config.data)
+        task = get_task(config.task, config.data, config.background)
         spec = input_spec(task, config)
         print(zoo_table(spec.height, spec.width, len(task.labels)))
         return {}
     run_dir, config, state = _prepare_run_dir(config)
-    task = get_task(config.task, config.data)
+    task = get_task(config.task, config.data, config.background)
     if config.init_from and state is None:
         config = _adopt_source_run(config, task)
     from .models import ARCHITECTURES
