@@ -26,7 +26,9 @@ WINDOW_TITLE = "edgesight"
 
 @dataclass(frozen=True)
 class DemoConfig:
-    model: str = field(default="gtsrb", metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, cifar10; -fp32 for float)"})
+    model: str | None = field(default=None, metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, "
+                                                              "gtsrb-locate, cifar10; -fp32 for float); default: gtsrb, or "
+                                                              "gtsrb-locate (which knows 'not a sign') with --locate signs"})
     source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file or image folder"})
     region: str = field(default="center", metadata={"help": "center: classify the box drawn in the middle; full: the whole frame"})
     locate: str | None = field(default=None, metadata={"help": "signs: find and classify every sign in the frame instead of one region "
@@ -76,7 +78,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         raise ValueError(f"locate must be signs or left out. Received: locate={config.locate!r}")
     if not 0.05 <= config.box_fraction <= 1.0:
         raise ValueError(f"box_fraction must be in [0.05, 1]. Received: box_fraction={config.box_fraction}")
-    classifier = Classifier(config.model, threads=config.threads)
+    classifier = Classifier(config.model or ("gtsrb-locate" if config.locate == "signs" else "gtsrb"), threads=config.threads)
     finder = SignFinder(classifier) if config.locate == "signs" else None
     show = not config.no_window and display_available()
     if not config.no_window and not show:

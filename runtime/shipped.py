@@ -10,6 +10,8 @@ SHIPPED_MODELS = {
     "gtsrb-fp32": ("gtsrb", "model.onnx"),
     "gtsrb-tiny": ("gtsrb-tiny", "model.int8.onnx"),
     "gtsrb-tiny-fp32": ("gtsrb-tiny", "model.onnx"),
+    "gtsrb-locate": ("gtsrb-locate", "model.int8.onnx"),  # cnn-tiny with a "not a sign" class, for --locate signs
+    "gtsrb-locate-fp32": ("gtsrb-locate", "model.onnx"),
     "cifar10": ("cifar10", "model.int8.onnx"),
     "cifar10-fp32": ("cifar10", "model.onnx"),
 }

@@ -8,7 +8,7 @@ from conftest import require_shared_dataset
 from edgesight.camera_demo.loop import DemoConfig, run_demo
 from edgesight.runtime import Classifier
 from edgesight.runtime.shipped import SHIPPED_MODELS
-from edgesight.runtime.tasks import TASKS
+from edgesight.runtime.tasks import NOT_A_SIGN, TASKS
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CLIP = REPOSITORY / "samples" / "gtsdb_drive.mp4"
@@ -16,6 +16,7 @@ CLIP = REPOSITORY / "samples" / "gtsdb_drive.mp4"
 FOLDERS = {
     "gtsrb": ("gtsrb", "gtsrb official test, 12630 images", 0.99),
     "gtsrb-tiny": ("gtsrb", "gtsrb official test, 12630 images", 0.98),
+    "gtsrb-locate": ("gtsrb", "gtsrb official test, 12630 images", 0.98),
     "cifar10": ("cifar10", "cifar10 official test, 10000 images (lossy JPEG copy: scores run below published CIFAR-10 figures)", 0.80),
 }
 
@@ -26,7 +27,8 @@ def test_shipped_model_follows_the_contract(folder, name):
     task, dataset, least_accuracy = FOLDERS[folder]
     path = REPOSITORY / "models" / folder / name
     metadata = Classifier(path).metadata
-    assert metadata.task == task and metadata.labels == TASKS[task].labels
+    extra = (NOT_A_SIGN,) if folder == "gtsrb-locate" else ()  # the sign finder's model rejects what is no sign
+    assert metadata.task == task and metadata.labels == TASKS[task].labels + extra
     assert metadata.metrics["dataset"] == dataset
     assert metadata.metrics["test_accuracy"] >= least_accuracy
     assert {"keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime", "source_sha256"} <= set(metadata.provenance)
