@@ -18,7 +18,7 @@ import numpy as np
 from .bench import machine_description
 from .classifier import Classifier
 from .files import write_bytes_atomic, write_json_atomic
-from .locate import iou
+from .locate import box_size, iou
 from .results import detection
 from .scenes import Scene, TrueSign, read_scenes
 from .signs import FoundSign, SignFinder
@@ -54,10 +54,6 @@ def match(found: list[FoundSign], truth: tuple[TrueSign, ...]) -> tuple[list[boo
 
 def _band(size: int) -> str:
     return next(name for name, low, high in BANDS if low <= size <= high)
-
-
-def _box_size(box) -> int:
-    return max(box[2] - box[0], box[3] - box[1]) + 1
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -115,7 +111,7 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
                 goal["signs"] += 1
                 goal["found"] += was_found
         for sign, right in zip(found, correct):
-            band = per_band[_band(_box_size(sign.box))]
+            band = per_band[_band(box_size(sign.box))]
             band["detections"] += 1
             band["correct"] += right
         errors = correct.count(False) + claimed.count(False)

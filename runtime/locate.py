@@ -15,6 +15,11 @@ import numpy as np
 Box = tuple[int, int, int, int]  # inclusive x1, y1, x2, y2 in the original frame
 
 
+def box_size(box) -> int:
+    """The longer side of an inclusive pixel box: what sign size bands are measured on."""
+    return max(box[2] - box[0], box[3] - box[1]) + 1
+
+
 def iou(a, b) -> float:
     """Intersection over union of two inclusive pixel boxes."""
     width = min(a[2], b[2]) - max(a[0], b[0]) + 1

@@ -16,6 +16,7 @@ import numpy as np
 
 from .datasets import LabelledRegions
 from .errors import DatasetError
+from .locate import ColourLocator, box_size, iou
 
 TRUTH_FILE = "gt.txt"
 SCENE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm")
@@ -29,7 +30,7 @@ class TrueSign:
     @property
     def size(self) -> int:
         """The longer side in pixels: what the size bands are measured on."""
-        return max(self.box[2] - self.box[0], self.box[3] - self.box[1]) + 1
+        return box_size(self.box)
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,6 @@ def scene_regions(path: str | Path, background_label: int, per_scene: int = 40, 
     detector must learn to reject: leaves, cars, roofs) and, a quarter as many, random sign-sized
     windows. Each region's group is its scene, so a validation split never shares a scene.
     """
-    from .locate import ColourLocator, iou
-
     locator, rng = ColourLocator(), np.random.default_rng(seed)
     images, boxes, labels, groups, names = [], [], [], [], []
 
