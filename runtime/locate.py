@@ -34,7 +34,7 @@ def iou(a, b) -> float:
 class ColourLocator:
     scale: int = 2  # search at 1/scale resolution: a 24 px sign is still 12 px there
     min_side: int = 16  # in original pixels
-    max_side: int = 160
+    max_side_fraction: float = 0.8  # of the frame's shorter side: a sign held up to the camera fills much of it
     max_aspect: float = 2.0  # longer side over shorter side of a blob's box
     min_fill: float = 0.1  # blob pixels over box area: rings and outlines are thin
 
@@ -50,13 +50,14 @@ class ColourLocator:
         height, width = frame_bgr.shape[:2]
         small = cv2.resize(frame_bgr, (width // self.scale, height // self.scale), interpolation=cv2.INTER_AREA)
         closing = np.ones((3, 3), np.uint8)  # joins a ring broken by a pixel or two
+        max_side = self.max_side_fraction * min(height, width)
         boxes = []
         for mask in self._masks(small):
             closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, closing)
             count, _, stats, _ = cv2.connectedComponentsWithStats(closed)
             for x, y, w, h, area in stats[1:count]:
                 side_min, side_max = min(w, h) * self.scale, max(w, h) * self.scale
-                if side_min < self.min_side or side_max > self.max_side or max(w, h) > self.max_aspect * min(w, h):
+                if side_min < self.min_side or side_max > max_side or max(w, h) > self.max_aspect * min(w, h):
                     continue
                 if area < self.min_fill * w * h:
                     continue
