@@ -17,6 +17,7 @@ import numpy as np
 
 from .bench import machine_description
 from .classifier import Classifier
+from .errors import DatasetError, ModelFileError
 from .files import write_bytes_atomic, write_json_atomic
 from .locate import box_size, iou
 from .results import detection
@@ -84,6 +85,9 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     if config.examples < 0 or config.threads < 1:
         raise ValueError(f"examples must be >= 0 and threads >= 1. Received: examples={config.examples}, threads={config.threads}")
     classifier = Classifier(config.model, threads=config.threads, max_batch=256)
+    if classifier.metadata.task != "gtsrb":
+        raise ModelFileError(f"{classifier.path}: a {classifier.metadata.task!r} model; eval-frames scores road scenes "
+                             "labelled with GTSRB class ids, so it needs a gtsrb sign model (gtsrb, gtsrb-tiny, gtsrb-locate).")
     finder = SignFinder(classifier, min_score=config.min_score)
     per_band = {name: {"signs": 0, "found": 0, "detections": 0, "correct": 0} for name, _, _ in BANDS}
     goal = {"signs": 0, "found": 0}
@@ -91,6 +95,10 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     sweep = {score: {"found": 0, "detections": 0, "correct": 0} for score in SCORE_SWEEP}
     examples: list[tuple[int, Scene, list, list, list]] = []
     for scene in read_scenes(config.data):
+        unknown = sorted({sign.class_id for sign in scene.signs if not 0 <= sign.class_id < len(classifier.labels)})
+        if unknown:
+            raise DatasetError(f"{scene.source}: ground-truth class id(s) {unknown} outside the model's "
+                               f"{len(classifier.labels)} classes; expected GTSRB class ids 0-42.")
         started = time.perf_counter()
         candidates = finder.candidates(scene.image_bgr)
         found = finder.select(candidates, config.min_score)

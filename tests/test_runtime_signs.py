@@ -186,3 +186,15 @@ def test_the_finder_drops_boxes_read_as_not_a_sign():
     frame = road_scene(0, [(80, 60, 20), (200, 120, 30)])
     found = SignFinder(Reader()).find(frame)
     assert [sign.prediction.label for sign in found] == ["stop"]
+
+
+def test_eval_frames_refuses_a_model_that_is_not_a_sign_model(scenes_zip, tmp_path):
+    from edgesight.runtime.errors import ModelFileError
+
+    with pytest.raises(ModelFileError, match="a 'cifar10' model; eval-frames scores road scenes"):
+        evaluate_frames(EvalFramesConfig(model="cifar10", data=str(scenes_zip), out=str(tmp_path)))
+    (tmp_path / "scenes").mkdir()
+    cv2.imwrite(str(tmp_path / "scenes" / "00000.jpg"), road_scene(0, []))
+    (tmp_path / "scenes" / "gt.txt").write_text("00000.jpg;1;2;30;40;57\n")
+    with pytest.raises(DatasetError, match=r"00000.jpg: ground-truth class id\(s\) \[57\] outside the model's 43 classes"):
+        evaluate_frames(EvalFramesConfig(model="gtsrb-tiny", data=str(tmp_path / "scenes"), out=str(tmp_path / "out")))
