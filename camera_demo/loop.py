@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,6 +61,29 @@ class DemoSummary:
                 f"most frequent confident labels: {labels}")
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: leave the loop as for Ctrl-C, releasing the camera and closing the files."""
+
+
+@contextlib.contextmanager
+def _sigterm_ends_the_loop():
+    # A service manager or a robot's supervisor stops a process with SIGTERM, whose default kills it
+    # on the spot: camera not released, video file left without its index. Only the main thread may
+    # install handlers; elsewhere (a library caller's worker thread) the default stays.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def display_available() -> bool:
     """False on a headless Linux box, where cv2.imshow would fail."""
     if sys.platform.startswith("linux"):
@@ -90,6 +115,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     fps = 0.0
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_sigterm_ends_the_loop())
         source = stack.enter_context(open_source(config.source))
         # Images of a folder are unrelated to each other: nothing to confirm over time there.
         tracker = SignTracker() if finder and not isinstance(source, ImageFolderSource) else None
@@ -134,6 +160,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
                     break
         except KeyboardInterrupt:
             ended_by = "Ctrl-C"
+        except Terminated:
+            ended_by = "SIGTERM"
     seconds = time.monotonic() - started
     summary = DemoSummary(
         frames=len(latencies_ms), seconds=seconds, fps=len(latencies_ms) / seconds if seconds > 0 else 0.0,

@@ -78,3 +78,28 @@ def test_ctrl_c_ends_the_loop_cleanly_and_keeps_the_outputs(tiny_model, tiny_vid
     assert summary.ended_by == "Ctrl-C" and summary.frames == 5
     assert len(jsonl.read_text().splitlines()) == 5
     assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_sigterm_ends_the_loop_cleanly_and_keeps_the_outputs(tiny_model, tiny_video, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from edgesight.runtime.classifier import Classifier
+
+    original, calls = Classifier.classify_boxes, []
+
+    def terminated_on_the_sixth_frame(self, *arguments, **options):
+        calls.append(1)
+        if len(calls) == 6:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a supervisor stopping the robot's process does
+        return original(self, *arguments, **options)
+
+    monkeypatch.setattr(Classifier, "classify_boxes", terminated_on_the_sixth_frame)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    jsonl, video = tmp_path / "frames.jsonl", tmp_path / "annotated.mp4"
+    summary = run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), no_window=True,
+                                  jsonl=str(jsonl), save_video=str(video)))
+    assert summary.ended_by == "SIGTERM" and summary.frames == 5
+    assert len(jsonl.read_text().splitlines()) == summary.frames
+    assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == summary.frames
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # the caller's handler is back
