@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from edgesight.runtime.classifier import Classifier
+from edgesight.runtime.learned_locate import COLOUR, open_locator
 from edgesight.runtime.preprocess import center_box, full_box
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
 from edgesight.runtime.signs import SignFinder
@@ -35,6 +36,8 @@ class DemoConfig:
     region: str = field(default="center", metadata={"help": "center: classify the box drawn in the middle; full: the whole frame"})
     locate: str | None = field(default=None, metadata={"help": "signs: find and classify every sign in the frame instead of one region "
                                                                 "(in video a sign shows once seen in 3 of the last 5 frames)"})
+    locator: list[str] = field(default_factory=lambda: [COLOUR], metadata={
+        "help": "with --locate signs, where to look: colour, a locator file from train-locator and export, or both"})
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
     top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
     no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})
@@ -104,7 +107,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     if not 0.05 <= config.box_fraction <= 1.0:
         raise ValueError(f"box_fraction must be in [0.05, 1]. Received: box_fraction={config.box_fraction}")
     classifier = Classifier(config.model or ("gtsrb-locate" if config.locate == "signs" else "gtsrb"), threads=config.threads)
-    finder = SignFinder(classifier) if config.locate == "signs" else None
+    finder = SignFinder(classifier, locator=open_locator(config.locator, config.threads)) if config.locate == "signs" else None
     show = not config.no_window and display_available()
     if not config.no_window and not show:
         print("no display found: running without a window", file=sys.stderr)

@@ -31,6 +31,9 @@ class Subcommand:
 SUBCOMMANDS = (
     Subcommand("train", "train a model on a task's dataset", "edgesight.train.config:TrainConfig",
                "edgesight.train.trainer:train", "train", requires=("tensorflow", "keras", "matplotlib")),
+    Subcommand("train-locator", "train the learned sign locator on road scenes (and GTSRB signs pasted into them)",
+               "edgesight.train.config:LocatorTrainConfig", "edgesight.train.locator:train_locator", "train",
+               requires=("tensorflow", "keras")),
     Subcommand("export", "convert a run to ONNX fp32 and int8, check and measure both", "edgesight.export.config:ExportConfig",
                "edgesight.export.pipeline:export_run", "export", ("run_dir",), requires=("tensorflow", "tf2onnx", "onnx")),
     Subcommand("eval", "accuracy of a model file on its task's official test split", "edgesight.runtime.evaluate:EvalConfig",

@@ -27,8 +27,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class: type, po
         elif kind is bool:
             parser.add_argument(f"--{item.name.replace('_', '-')}", dest=item.name, action="store_true", help=help_text)
         else:
-            required = item.default is dataclasses.MISSING
-            default = None if required else item.default
+            has_factory = item.default_factory is not dataclasses.MISSING
+            required = item.default is dataclasses.MISSING and not has_factory
+            default = item.default_factory() if has_factory else None if required else item.default
             parser.add_argument(
                 f"--{item.name.replace('_', '-')}", dest=item.name, type=kind, default=default,
                 nargs="+" if is_list else None, required=required,

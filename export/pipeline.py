@@ -106,6 +106,10 @@ def export_run(config: ExportConfig) -> dict:
     if config.calibration_balance not in ("balanced", "random"):
         raise ExportError(f"--calibration-balance must be balanced or random. Received: {config.calibration_balance!r}")
     run_config, train_report = _read_run(run_dir)
+    if run_config.get("kind") == "locator":
+        from .locator import export_locator
+
+        return export_locator(run_dir, run_config, train_report, config.data, config.opset, _provenance(run_dir / "model.keras"))
     data = config.data or run_config["train"]["data"]
     task = get_task(run_config["train"]["task"], data, run_config["train"].get("background"))
     spec = PreprocessSpec(**run_config["preprocess"])  # as trained, input size included

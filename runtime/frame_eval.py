@@ -19,6 +19,7 @@ from .bench import machine_description
 from .classifier import Classifier
 from .errors import DatasetError, ModelFileError
 from .files import write_bytes_atomic, write_json_atomic
+from .learned_locate import COLOUR, open_locator
 from .locate import box_size, iou
 from .results import detection
 from .scenes import Scene, TrueSign, read_scenes
@@ -38,6 +39,9 @@ class EvalFramesConfig:
     out: str = field(default="out/eval-frames", metadata={"help": "folder for eval_frames.json and annotated example frames"})
     min_score: float = field(default=0.5, metadata={"help": "a located box whose best class scores less is taken for background"})
     threads: int = field(default=1, metadata={"help": "onnxruntime threads (the speed goal is for one core)"})
+    locator: list[str] = field(default_factory=lambda: [COLOUR], metadata={
+        "help": "where to look: colour (the classical colour-blob locator), a locator file from train-locator and "
+                "export, or both (every proposal of each is classified)"})
     examples: int = field(default=4, metadata={"help": "annotated example frames to write: those with the most errors"})
 
 
@@ -88,7 +92,7 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     if classifier.metadata.task != "gtsrb":
         raise ModelFileError(f"{classifier.path}: a {classifier.metadata.task!r} model; eval-frames scores road scenes "
                              "labelled with GTSRB class ids, so it needs a gtsrb sign model (gtsrb, gtsrb-tiny, gtsrb-locate).")
-    finder = SignFinder(classifier, min_score=config.min_score)
+    finder = SignFinder(classifier, locator=open_locator(config.locator, config.threads), min_score=config.min_score)
     per_band = {name: {"signs": 0, "found": 0, "detections": 0, "correct": 0} for name, _, _ in BANDS}
     goal = {"signs": 0, "found": 0}
     frames, false_detections, milliseconds, records = 0, 0, [], []

@@ -73,6 +73,8 @@ def parse_metadata(props: dict[str, str], source: str) -> ModelMetadata:
         ModelFileError: a key is missing, not JSON, or not what the contract says.
     """
     missing = [KEY_PREFIX + key for key in REQUIRED_KEYS if KEY_PREFIX + key not in props]
+    if missing and KEY_PREFIX + "locator" in props:
+        raise ModelFileError(f"{source}: a sign locator file, not a classifier; it goes to --locator, beside a sign model.")
     if missing:
         raise ModelFileError(
             f"{source}: not an edgesight model file: metadata lacks {', '.join(missing)} "

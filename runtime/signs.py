@@ -20,7 +20,7 @@ class FoundSign:
 @dataclass
 class SignFinder:
     classifier: Classifier
-    locator: ColourLocator = field(default_factory=ColourLocator)
+    locator: object = field(default_factory=ColourLocator)  # anything with propose(frame_bgr) -> boxes
     min_score: float = 0.5  # a box whose best class scores less is taken for background
     overlap: float = 0.3  # suppress a box overlapping a better one by more than this IoU
 

@@ -36,3 +36,26 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seed for the split, initialization, shuffling and augmentation"})
     list_models: bool = field(default=False, metadata={"help": "print the model zoo with parameters and MACs at the task's input size, and exit"})
     resume: bool = field(default=False, metadata={"help": "continue the interrupted run in --run-dir from its last checkpoint"})
+
+
+@dataclass(frozen=True)
+class LocatorTrainConfig:
+    """Every option of `edgesight train-locator`, its default and its meaning."""
+
+    data: str | None = field(default=None, metadata={"help": "road scenes with ground truth (GTSDB layout: images and gt.txt, a folder "
+                                                             "or .zip); keep the scenes you evaluate on out of it. Required for a new "
+                                                             "run, taken from the run with --resume"})
+    signs: str | None = field(default=None, metadata={"help": "GTSRB folder (official archives or what they extract to): its training "
+                                                              "signs are pasted into the scenes; without it only the scenes' own signs teach"})
+    run_dir: str | None = field(default=None, metadata={"help": "output folder (default: runs/sign-locator)"})
+    width: int = field(default=40, metadata={"help": "channels of the network's body: more finds more, costs more per frame"})
+    crops: int = field(default=7000, metadata={"help": "training crops built once from the scenes (and pasted signs)"})
+    pasted_fraction: float = field(default=0.65, metadata={"help": "fraction of the crops with GTSRB signs pasted in"})
+    crop_size: int = field(default=256, metadata={"help": "crop side in downscaled pixels"})
+    epochs: int = field(default=16, metadata={"help": "training epochs"})
+    batch_size: int = field(default=32, metadata={"help": "crops per training step"})
+    learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate (Adam, cosine decay)"})
+    size_weight: float = field(default=2.0, metadata={"help": "weight of the box offset and size loss against the centre loss"})
+    val_fraction: float = field(default=0.2, metadata={"help": "fraction of the scenes held out to choose the operating point"})
+    seed: int = field(default=0, metadata={"help": "seed for the scene split, the crops, initialization and shuffling"})
+    resume: bool = field(default=False, metadata={"help": "continue the interrupted run in --run-dir from its last checkpoint"})

@@ -69,19 +69,23 @@ def _progress(stage: str):
     return report
 
 
-def _prepare_run_dir(config: TrainConfig) -> tuple[Path, TrainConfig, dict | None]:
+def prepare_run_dir(config, default_run_dir: str):
+    """(run folder, options, saved state): a new run's folder, or the interrupted run's own options with --resume.
+
+    `config` is a TrainConfig or LocatorTrainConfig; both name their data `data` and folder `run_dir`.
+    """
     from .checkpoint import read_state
 
-    run_dir = Path(config.run_dir or f"runs/{config.task}")
+    run_dir = Path(config.run_dir or default_run_dir)
     state = read_state(run_dir)
     if config.resume:
         if state is None or not (run_dir / CONFIG_FILE).is_file():
             raise TrainError(f"{run_dir}: nothing to resume (no {CONFIG_FILE} and state.json); start without --resume.")
         saved = json.loads((run_dir / CONFIG_FILE).read_text())["train"]
         # The interrupted run's options win: a resumed run must continue the same training.
-        return run_dir, dataclasses.replace(TrainConfig(**saved), resume=True, run_dir=str(run_dir), data=config.data or saved["data"]), state
+        return run_dir, dataclasses.replace(type(config)(**saved), resume=True, run_dir=str(run_dir), data=config.data or saved["data"]), state
     if not config.data:
-        raise TrainError("--data is required for a new run: the folder holding the task's official archives.")
+        raise TrainError("--data is required for a new run: the folder or archive holding the training data.")
     if state is not None or (run_dir / "model.keras").exists():
         raise TrainError(f"{run_dir}: holds an earlier run; pass --resume to continue it, or choose another --run-dir.")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +137,7 @@ def train(config: TrainConfig) -> dict:
         spec = input_spec(task, config)
         print(zoo_table(spec.height, spec.width, len(task.labels)))
         return {}
-    run_dir, config, state = _prepare_run_dir(config)
+    run_dir, config, state = prepare_run_dir(config, f"runs/{config.task}")
     task = get_task(config.task, config.data, config.background)
     if config.init_from and state is None:
         config = _adopt_source_run(config, task)

@@ -1,0 +1,149 @@
+"""A learned sign locator: a small fully convolutional network marks sign centres and sizes.
+
+The colour locator misses signs that give no clean colour blob: backlit, pale, washed-out or
+touching a neighbour. This one is trained (`edgesight train-locator`) on road scenes and on GTSRB
+signs pasted into them. Like CenterNet, it predicts on a grid of cells (one cell = `stride` pixels
+of the frame scaled down by `downscale`): per cell, how likely a sign's centre lies there, the centre's
+offset within the cell, and the log of the sign's width and height. Each local maximum above a
+threshold becomes a box; the classifier then decides what the box holds.
+
+The locator file follows the model-file contract's conventions (ONNX, metadata_props values JSON,
+input NHWC RGB uint8) with its own keys, since it has no classes:
+
+    edgesight.format   1
+    edgesight.task     "sign-locator"
+    edgesight.locator  {"downscale": 2, "stride": 4,
+                        "outputs": ["centre_logit", "offset_x", "offset_y", "log_width", "log_height"]}
+    edgesight.input    {"name", "height": null, "width": null, "channels": 3, "layout": "NHWC",
+                        "color": "RGB", "dtype": "uint8"}   (any frame size)
+    edgesight.metrics, edgesight.provenance   as for a classifier
+
+Output: one float32 tensor [batch, ceil(H/stride), ceil(W/stride), 5] for an input of H×W (after downscaling).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import ModelFileError
+from .locate import Box, ColourLocator
+
+LOCATOR_TASK = "sign-locator"
+LOCATOR_KEY = "edgesight.locator"
+LOCATOR_OUTPUTS = ("centre_logit", "offset_x", "offset_y", "log_width", "log_height")
+
+
+@dataclass(frozen=True)
+class LocatorGeometry:
+    """How the locator's grid maps onto the frame; training writes targets with the same numbers."""
+
+    downscale: int = 2  # the frame is shrunk by this before the network: a 24 px sign is 12 px there
+    stride: int = 4  # pixels of the shrunk frame per output cell
+
+    def to_json(self) -> dict:
+        return {"downscale": self.downscale, "stride": self.stride, "outputs": list(LOCATOR_OUTPUTS)}
+
+
+def read_locator_metadata(props: dict[str, str], source: str) -> LocatorGeometry:
+    """The geometry a locator file declares, or an error naming the file and the field."""
+    if LOCATOR_KEY not in props:
+        raise ModelFileError(f"{source}: not an edgesight sign locator: metadata lacks {LOCATOR_KEY} "
+                             "(a classifier file goes to --model, a locator file to --locator).")
+    try:
+        values = json.loads(props[LOCATOR_KEY])
+        geometry = LocatorGeometry(downscale=int(values["downscale"]), stride=int(values["stride"]))
+        outputs = tuple(values["outputs"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{source}: metadata field {LOCATOR_KEY} must be JSON with downscale, stride and outputs "
+                             f"({error}). Received: {props[LOCATOR_KEY][:80]!r}") from None
+    if outputs != LOCATOR_OUTPUTS or geometry.downscale < 1 or geometry.stride < 1:
+        raise ModelFileError(f"{source}: {LOCATOR_KEY} must declare outputs {list(LOCATOR_OUTPUTS)} and positive "
+                             f"downscale and stride. Received: {values!r}")
+    return geometry
+
+
+def decode_grid(grid: np.ndarray, geometry: LocatorGeometry, frame_shape: tuple[int, ...], min_score: float,
+                max_boxes: int) -> list[tuple[Box, float]]:
+    """Boxes in frame pixels with their centre scores from one [rows, columns, 5] output, best first.
+
+    A cell counts when its score is at least `min_score` and no neighbour in its 3×3 window
+    scores higher (the usual CenterNet peak test, which stands in for suppression here).
+    """
+    height, width = frame_shape[:2]
+    scores = 1.0 / (1.0 + np.exp(-grid[..., 0]))
+    peaks = (scores >= min_score) & (scores == cv2.dilate(scores, np.ones((3, 3), np.uint8)))
+    rows, columns = np.nonzero(peaks)
+    best = np.argsort(-scores[rows, columns], kind="stable")[:max_boxes]
+    per_cell = geometry.stride * geometry.downscale
+    boxes = []
+    for row, column in zip(rows[best], columns[best]):
+        offset_x, offset_y, log_width, log_height = grid[row, column, 1:5]
+        centre_x, centre_y = (column + offset_x) * per_cell, (row + offset_y) * per_cell
+        half_width = np.exp(np.clip(log_width, 0.0, 8.0)) * geometry.downscale / 2
+        half_height = np.exp(np.clip(log_height, 0.0, 8.0)) * geometry.downscale / 2
+        box = (int(max(0, round(centre_x - half_width))), int(max(0, round(centre_y - half_height))),
+               int(min(width - 1, round(centre_x + half_width) - 1)), int(min(height - 1, round(centre_y + half_height) - 1)))
+        if box[2] > box[0] and box[3] > box[1]:
+            boxes.append((box, float(scores[row, column])))
+    return boxes
+
+
+class LearnedLocator:
+    """Sign proposals from a locator file (see the module docstring for its contract)."""
+
+    def __init__(self, path: str | Path, threads: int | None = 1, min_score: float = 0.1, max_boxes: int = 40):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelFileError(f"{self.path}: no such locator file.")
+        if not 0.0 < min_score < 1.0 or max_boxes < 1:
+            raise ValueError(f"min_score must be in (0, 1) and max_boxes >= 1. Received: min_score={min_score}, max_boxes={max_boxes}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, every core
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for unreadable files
+            raise ModelFileError(f"{self.path}: onnxruntime cannot load it as a model ({error}).") from None
+        self.geometry = read_locator_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
+        self._input_name = self._session.get_inputs()[0].name
+        self.min_score, self.max_boxes = min_score, max_boxes
+
+    def scored_proposals(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]:
+        """Candidate boxes with the locator's confidence that a sign is centred there, best first."""
+        height, width = frame_bgr.shape[:2]
+        scale = self.geometry.downscale
+        small = cv2.resize(frame_bgr, (max(1, width // scale), max(1, height // scale)), interpolation=cv2.INTER_AREA)
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)[np.newaxis]
+        grid = self._session.run(None, {self._input_name: rgb})[0][0]
+        return decode_grid(grid, self.geometry, frame_bgr.shape, self.min_score, self.max_boxes)
+
+    def propose(self, frame_bgr: np.ndarray) -> list[Box]:
+        """Candidate sign boxes, best first; overlapping ones are left to the detector's suppression."""
+        return [box for box, _ in self.scored_proposals(frame_bgr)]
+
+
+@dataclass(frozen=True)
+class CombinedLocator:
+    """Every proposal of several locators: each finds signs the other misses (the classifier sorts them out)."""
+
+    locators: tuple
+
+    def propose(self, frame_bgr: np.ndarray) -> list[Box]:
+        return [box for locator in self.locators for box in locator.propose(frame_bgr)]
+
+
+COLOUR = "colour"
+
+
+def open_locator(names: list[str], threads: int | None = 1):
+    """The locator for --locator: "colour" (the classical one), a locator file, or several of them combined."""
+    if not names:
+        raise ValueError(f"locator needs {COLOUR!r}, a locator file, or both.")
+    locators = tuple(ColourLocator() if name == COLOUR else LearnedLocator(name, threads=threads) for name in names)
+    return locators[0] if len(locators) == 1 else CombinedLocator(locators)

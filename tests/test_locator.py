@@ -1,0 +1,119 @@
+"""The learned sign locator: its grid targets and decoding agree, training resumes, export and the runtime read the file."""
+import json
+
+import numpy as np
+import pytest
+from edgesight.runtime.errors import ModelFileError
+from edgesight.runtime.learned_locate import LocatorGeometry, decode_grid, read_locator_metadata
+from fakes import write_gtsrb_archives, write_road_scenes
+
+GEOMETRY = LocatorGeometry(downscale=2, stride=4)
+
+
+def _logit(probability):
+    return np.log(probability / (1 - probability))
+
+
+def test_decoding_the_training_targets_gives_back_the_signs_boxes():
+    pytest.importorskip("tensorflow", reason="the targets live in the [train] extra")
+    from edgesight.train.locator_data import grid_targets
+
+    frame_boxes = [(40, 24, 87, 71), (200, 100, 225, 127)]  # inclusive frame pixels: 48 and 26 px signs
+    crop_boxes = [(x1 / 2, y1 / 2, (x2 + 1) / 2, (y2 + 1) / 2) for x1, y1, x2, y2 in frame_boxes]
+    targets = grid_targets([crop_boxes], 128, GEOMETRY)[0]
+    assert targets[..., 5].sum() == 2 and targets[..., 0].max() == 1.0
+    grid = np.concatenate([_logit(np.clip(targets[..., :1] * 0.98, 1e-3, None)), targets[..., 1:5]], axis=-1)
+    decoded = decode_grid(grid, GEOMETRY, (256, 256, 3), min_score=0.5, max_boxes=10)
+    assert sorted(box for box, _ in decoded) == sorted(frame_boxes)
+    assert decode_grid(grid, GEOMETRY, (256, 256, 3), min_score=0.99, max_boxes=10) == []
+    assert len(decode_grid(grid, GEOMETRY, (256, 256, 3), min_score=0.5, max_boxes=1)) == 1
+
+
+def test_locator_metadata_is_checked_and_named():
+    good = {"edgesight.locator": json.dumps(GEOMETRY.to_json())}
+    assert read_locator_metadata(good, "loc.onnx") == GEOMETRY
+    with pytest.raises(ModelFileError, match="loc.onnx: not an edgesight sign locator"):
+        read_locator_metadata({}, "loc.onnx")
+    with pytest.raises(ModelFileError, match="loc.onnx: metadata field edgesight.locator must be JSON"):
+        read_locator_metadata({"edgesight.locator": "{downscale: 2"}, "loc.onnx")
+    with pytest.raises(ModelFileError, match="must declare outputs"):
+        read_locator_metadata({"edgesight.locator": json.dumps({"downscale": 2, "stride": 4, "outputs": ["x"]})}, "loc.onnx")
+
+
+def test_pasted_crops_hold_every_sign_they_were_given(tmp_path):
+    pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
+    from edgesight.runtime.datasets import load_gtsrb
+    from edgesight.runtime.scenes import read_scenes
+    from edgesight.train.locator_data import build_crops
+
+    scenes = list(read_scenes(write_road_scenes(tmp_path / "scenes.zip")))
+    signs = load_gtsrb(write_gtsrb_archives(tmp_path / "gtsrb"), "train")
+    crops = build_crops(scenes, signs, 20, 0.5, 64, GEOMETRY, seed=0)
+    assert crops.images.shape == (20, 64, 64, 3) and crops.images.dtype == np.uint8
+    assert sum(map(len, crops.boxes[:10])) >= 10  # each pasted crop got at least one sign
+    for boxes in crops.boxes:
+        for x1, y1, x2, y2 in boxes:
+            assert 0 <= (x1 + x2) / 2 < 64 and 0 <= (y1 + y2) / 2 < 64 and x2 > x1 and y2 > y1
+    again = build_crops(scenes, signs, 20, 0.5, 64, GEOMETRY, seed=0)
+    assert np.array_equal(again.images, crops.images) and again.boxes == crops.boxes
+
+
+def _locator_config(data, signs, run_dir, **changes):
+    from edgesight.train.config import LocatorTrainConfig
+
+    options = dict(data=str(data), signs=str(signs), run_dir=str(run_dir), crops=32, crop_size=64, width=8, epochs=2,
+                   batch_size=16, val_fraction=0.34, seed=1)
+    return LocatorTrainConfig(**(options | changes))
+
+
+def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frames_use(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra")
+    pytest.importorskip("tf2onnx", reason="export needs the [export] extra")
+    import keras
+    from edgesight.cli.main import main
+    from edgesight.export.config import ExportConfig
+    from edgesight.export.pipeline import export_run
+    from edgesight.runtime.learned_locate import LearnedLocator
+    from edgesight.runtime.scenes import read_scenes
+    from edgesight.train import checkpoint as checkpoint_module
+    from edgesight.train.locator import train_locator
+
+    scenes, signs = write_road_scenes(tmp_path / "scenes.zip"), write_gtsrb_archives(tmp_path / "gtsrb")
+    original = checkpoint_module.EpochCheckpoint.on_epoch_end
+
+    def interrupted_after_first_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    run_dir = tmp_path / "locator"
+    monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", interrupted_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_locator(_locator_config(scenes, signs, run_dir))
+    assert json.loads((run_dir / "state.json").read_text())["epochs_done"] == 1
+    monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", original)
+    report = train_locator(_locator_config(scenes, signs, run_dir, resume=True))
+    train_locator(_locator_config(scenes, signs, tmp_path / "uninterrupted"))
+    resumed, uninterrupted = (keras.models.load_model(folder / "model.keras").get_weights() for folder in (run_dir, tmp_path / "uninterrupted"))
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))
+    assert report["validation_scenes"] == 1 and [row["min_score"] for row in report["validation_proposal_recall"]][:2] == [0.05, 0.1]
+    assert report["macs_per_frame"] > 0 and report["frame_size"] == [320, 200]
+
+    exported = export_run(ExportConfig(run_dir=str(run_dir)))
+    assert exported["max_grid_difference_keras_onnx"] < 1e-3 and (run_dir / "locator.onnx").is_file()
+    locator = LearnedLocator(run_dir / "locator.onnx", min_score=0.01)
+    scene = next(read_scenes(scenes))
+    for box in locator.propose(scene.image_bgr):
+        assert 0 <= box[0] < box[2] < 320 and 0 <= box[1] < box[3] < 200
+
+    tiny_sign_model = tmp_path / "tiny.onnx"
+    from fakes import write_tiny_model
+
+    write_tiny_model(tiny_sign_model)
+    out = tmp_path / "frames"
+    assert main(["eval-frames", str(tiny_sign_model), "--data", str(scenes), "--out", str(out),
+                 "--locator", "colour", str(run_dir / "locator.onnx")]) == 0
+    assert json.loads((out / "eval_frames.json").read_text())["config"]["locator"] == ["colour", str(run_dir / "locator.onnx")]
+    capsys.readouterr()
+    assert main(["eval-frames", str(run_dir / "locator.onnx"), "--data", str(scenes), "--out", str(out)]) == 2
+    assert "a sign locator file, not a classifier; it goes to --locator" in capsys.readouterr().err

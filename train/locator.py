@@ -1,0 +1,210 @@
+"""`edgesight train-locator`: a small fully convolutional network that marks where signs are in road scenes.
+
+See runtime/learned_locate.py for what it predicts and how the runtime reads it, and
+train/locator_data.py for the crops it learns from. The run folder is like a classifier's
+(config.json with "kind": "locator", checkpoints, state.json, model.keras, report.json), so
+`--resume` and `edgesight export` work the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from edgesight.runtime.files import atomic_path, write_json_atomic
+from edgesight.runtime.frame_eval import GOAL_MIN_SIZE, MIN_IOU
+from edgesight.runtime.learned_locate import LOCATOR_TASK, LocatorGeometry, decode_grid
+from edgesight.runtime.locate import iou
+from edgesight.runtime.scenes import Scene, read_scenes
+from keras import layers
+
+from .config import LocatorTrainConfig
+from .trainer import CONFIG_FILE, TrainError, prepare_run_dir
+
+GEOMETRY = LocatorGeometry()
+VALIDATION_CROPS = 400
+# Centre scores whose proposal recall the report lists: the runtime's min_score is chosen from these.
+SCORE_SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)
+# Proposals kept per frame at most: the classifier reads every one, so this bounds its cost.
+MAX_BOXES = 40
+
+
+def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
+    x = layers.DepthwiseConv2D(3, strides=strides, dilation_rate=dilation, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    return layers.ReLU(name=f"{name}_pw_relu")(x)
+
+
+def build_locator(width: int, height: int | None = None, frame_width: int | None = None) -> keras.Model:
+    """uint8 RGB frame (any size unless given) -> [rows, columns, 5] grid at stride 4.
+
+    Two stride-2 steps, then separable convolutions dilated 1, 2, 4, 8: they see about 120 pixels
+    of the downscaled frame around each cell, enough for the largest sign, at little cost.
+    Separate heads for the centre score and the box, as in CenterNet.
+    """
+    inputs = keras.Input((height, frame_width, 3), dtype="uint8", name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    x = _separable(x, width, "down", strides=2)
+    for dilation in (1, 2, 4, 8):
+        x = _separable(x, width, f"context{dilation}", dilation=dilation)
+    # A prior of 2% per cell (bias -4) keeps the first steps from drowning in background loss.
+    centre = layers.Conv2D(1, 1, name="centre", bias_initializer=keras.initializers.Constant(-4.0))(_separable(x, width, "centre_head"))
+    box = layers.Conv2D(4, 1, name="box")(_separable(x, width, "box_head"))
+    return keras.Model(inputs, layers.Concatenate(name="grid")([centre, box]), name="sign_locator")
+
+
+@keras.saving.register_keras_serializable(package="edgesight")
+class LocatorLoss(keras.losses.Loss):
+    """CenterNet's penalty-reduced focal loss on the centre score, plus L1 on offset and log size at centres.
+
+    Both are divided by the number of signs in the batch, so crops with many signs count as much per sign.
+    """
+
+    def __init__(self, size_weight: float = 2.0, name: str = "locator_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.size_weight = size_weight
+
+    def call(self, targets, predicted):
+        heat, box_targets, centres = targets[..., :1], targets[..., 1:5], targets[..., 5:]
+        score = tf.clip_by_value(tf.sigmoid(predicted[..., :1]), 1e-4, 1 - 1e-4)
+        positive_loss = -tf.math.log(score) * (1 - score) ** 2 * centres
+        negative_loss = -tf.math.log(1 - score) * score ** 2 * (1 - heat) ** 4 * (1 - centres)
+        signs = tf.maximum(tf.reduce_sum(centres), 1.0)
+        box_loss = tf.reduce_sum(tf.abs(predicted[..., 1:5] - box_targets) * centres)
+        per_sign = (tf.reduce_sum(positive_loss + negative_loss) + self.size_weight * box_loss) / signs
+        # Keras averages per-crop values over the batch: every crop carries the batch's per-sign loss.
+        return tf.fill([tf.shape(targets)[0]], per_sign)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "size_weight": self.size_weight}
+
+
+def split_scenes(scenes: list[Scene], val_fraction: float, seed: int) -> tuple[list[Scene], list[Scene]]:
+    """Training and validation scenes: whole scenes, never crops of one scene on both sides."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise TrainError(f"val_fraction must be in [0, 1). Received: val_fraction={val_fraction}")
+    order = np.random.default_rng(seed).permutation(len(scenes))
+    held = int(round(val_fraction * len(scenes)))
+    validation = {int(index) for index in order[:held]}
+    return ([scene for index, scene in enumerate(scenes) if index not in validation],
+            [scene for index, scene in enumerate(scenes) if index in validation])
+
+
+def proposal_recall(model: keras.Model, scenes: list[Scene], scores=SCORE_SWEEP) -> list[dict]:
+    """Per centre score: the share of signs of 24 px or more some proposal covers at IoU >= 0.5, and proposals per frame."""
+    import cv2
+
+    tallies = {score: {"found": 0, "proposals": 0} for score in scores}
+    signs = 0
+    for scene in scenes:
+        height, width = scene.image_bgr.shape[:2]
+        small = cv2.resize(scene.image_bgr, (width // GEOMETRY.downscale, height // GEOMETRY.downscale), interpolation=cv2.INTER_AREA)
+        grid = model(cv2.cvtColor(small, cv2.COLOR_BGR2RGB)[np.newaxis], training=False).numpy()[0]
+        wanted = [sign for sign in scene.signs if sign.size >= GOAL_MIN_SIZE]
+        signs += len(wanted)
+        for score, tally in tallies.items():
+            boxes = [box for box, _ in decode_grid(grid, GEOMETRY, scene.image_bgr.shape, score, MAX_BOXES)]
+            tally["proposals"] += len(boxes)
+            tally["found"] += sum(any(iou(sign.box, box) >= MIN_IOU for box in boxes) for sign in wanted)
+    return [{"min_score": score, "recall_24px_and_more": round(tally["found"] / signs, 4) if signs else None,
+             "proposals_per_frame": round(tally["proposals"] / max(1, len(scenes)), 1)} for score, tally in tallies.items()]
+
+
+def _check(config: LocatorTrainConfig) -> None:
+    if config.width < 4 or config.crops < 1 or config.epochs < 1 or config.batch_size < 1:
+        raise TrainError(f"width must be >= 4 and crops, epochs, batch_size >= 1. Received: width={config.width}, "
+                         f"crops={config.crops}, epochs={config.epochs}, batch_size={config.batch_size}")
+    if not 0.0 <= config.pasted_fraction <= 1.0:
+        raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
+    if config.crop_size < 32 or config.crop_size % GEOMETRY.stride:
+        raise TrainError(f"crop_size must be >= 32 and a multiple of {GEOMETRY.stride}. Received: crop_size={config.crop_size}")
+
+
+def train_locator(config: LocatorTrainConfig) -> dict:
+    """Train the sign locator and write its run folder; returns the report.
+
+    Raises:
+        TrainError, DatasetError: unusable options, run folder or data.
+    """
+    from edgesight.runtime.datasets import load_gtsrb
+
+    from .augment import EpochSeeds, evaluation_dataset, training_dataset
+    from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint
+    from .locator_data import build_crops, grid_targets
+    from .models import count_macs
+
+    _check(config)
+    run_dir, config, state = prepare_run_dir(config, "runs/sign-locator")
+    scenes = list(read_scenes(config.data))
+    training_scenes, validation_scenes = split_scenes(scenes, config.val_fraction, config.seed)
+    if not any(scene.signs for scene in training_scenes):
+        raise TrainError(f"{config.data}: the training scenes hold no signs; a locator cannot learn from them.")
+    signs = load_gtsrb(config.signs, "train") if config.signs else None
+    print(f"building {config.crops} crops from {len(training_scenes)} scenes", file=sys.stderr, flush=True)
+    crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, GEOMETRY, config.seed)
+    targets = grid_targets(crops.boxes, config.crop_size, GEOMETRY)
+    if state is None:
+        write_json_atomic(run_dir / CONFIG_FILE, {
+            "kind": "locator", "task": LOCATOR_TASK, "train": dataclasses.asdict(config), "geometry": GEOMETRY.to_json(),
+            "split": {"training_scenes": [scene.name for scene in training_scenes],
+                      "validation_scenes": [scene.name for scene in validation_scenes]},
+        })
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()  # a resumed run must equal an uninterrupted one
+    steps_per_epoch = int(np.ceil(config.crops / config.batch_size))
+    epochs_done = state["epochs_done"] if state else 0
+    history = state["history"] if state else {}
+    if state:
+        print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
+        model = keras.models.load_model(run_dir / state["checkpoint"])
+    else:
+        model = build_locator(config.width)
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch * config.epochs)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LocatorLoss(config.size_weight))
+    # Light and contrast only: moving or scaling the crop would move its targets too.
+    augmenter = keras.Sequential([layers.RandomBrightness(0.3, value_range=(0, 255), seed=config.seed),
+                                  layers.RandomContrast(0.3, seed=config.seed + 1)], name="augment")
+    seeds = EpochSeeds(augmenter, config.seed)
+    validation = None
+    if validation_scenes:
+        held = build_crops(validation_scenes, None, VALIDATION_CROPS, 0.0, config.crop_size, GEOMETRY, config.seed + 1)
+        validation = evaluation_dataset(held.images, grid_targets(held.boxes, config.crop_size, GEOMETRY), 64)
+    checkpoint = EpochCheckpoint(run_dir, history, config.epochs, state.get("train_seconds", 0.0) if state else 0.0)
+    if epochs_done < config.epochs:
+        model.fit(training_dataset(crops.images, targets, config.batch_size, augmenter, seeds), validation_data=validation,
+                  epochs=config.epochs, initial_epoch=epochs_done, callbacks=[seeds, checkpoint], shuffle=False,
+                  verbose=1 if sys.stdout.isatty() else 2)
+    with atomic_path(run_dir / "model.keras") as temporary:
+        model.save(temporary)
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+
+    started = time.monotonic()
+    sweep = proposal_recall(model, validation_scenes) if validation_scenes else []
+    frame_height, frame_width = scenes[0].image_bgr.shape[:2]
+    sized = build_locator(config.width, frame_height // GEOMETRY.downscale, frame_width // GEOMETRY.downscale)
+    report = {
+        "task": LOCATOR_TASK, "parameters": int(model.count_params()),
+        "macs_per_frame": count_macs(sized), "frame_size": [frame_width, frame_height],
+        "epochs": config.epochs, "train_seconds": round(checkpoint.train_seconds, 1),
+        "final_validation_loss": history.get("val_loss", [None])[-1],
+        "validation_scenes": len(validation_scenes),
+        "validation_proposal_recall": sweep,
+        "validation_seconds": round(time.monotonic() - started, 1),
+    }
+    write_json_atomic(run_dir / "report.json", report)
+    best = max(sweep, key=lambda row: row["recall_24px_and_more"] or 0.0, default=None)
+    print(f"locator: {report['parameters']:,} parameters, {report['macs_per_frame'] / 1e6:.0f} M MACs per "
+          f"{frame_width}x{frame_height} frame; validation proposal recall "
+          f"{best['recall_24px_and_more'] if best else 'n/a'} (signs >= {GOAL_MIN_SIZE} px); run folder {run_dir}")
+    return report

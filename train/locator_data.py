@@ -1,0 +1,121 @@
+"""Training crops for the learned sign locator, and their grid targets.
+
+Two kinds of crop, both cut from road scenes shrunk by the locator's downscale:
+- real: around the scenes' own signs (or anywhere), with their true boxes;
+- pasted: GTSRB training signs (their ROI, any class, brightened or darkened, 10–128 px in the frame)
+  blended into sign-free places of the same scenes. A hundred scenes hold too few signs to learn
+  from alone; pasting shows the network every class at every size on real backgrounds.
+The scenes given here must not include those the locator is evaluated on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from edgesight.runtime.datasets import LabelledRegions
+from edgesight.runtime.learned_locate import LocatorGeometry
+from edgesight.runtime.scenes import Scene
+
+# A sign's box in crop pixels: x1, y1 inclusive, x2, y2 exclusive (floats after downscaling).
+CropBox = tuple[float, float, float, float]
+
+MIN_PASTED_SIDE, MAX_PASTED_SIDE = 10, 128  # frame pixels: the locator's working range
+
+
+@dataclass
+class LocatorCrops:
+    images: np.ndarray  # (N, crop, crop, 3) uint8 RGB
+    boxes: list[list[CropBox]]
+
+
+def shrink(scene: Scene, geometry: LocatorGeometry) -> tuple[np.ndarray, list[CropBox]]:
+    """The scene as the locator sees it (RGB, downscaled) and its signs' boxes in those pixels."""
+    height, width = scene.image_bgr.shape[:2]
+    small = cv2.resize(scene.image_bgr, (width // geometry.downscale, height // geometry.downscale), interpolation=cv2.INTER_AREA)
+    scale = geometry.downscale
+    boxes = [(x1 / scale, y1 / scale, (x2 + 1) / scale, (y2 + 1) / scale) for x1, y1, x2, y2 in (sign.box for sign in scene.signs)]
+    return cv2.cvtColor(small, cv2.COLOR_BGR2RGB), boxes
+
+
+def _cut(image: np.ndarray, boxes: list[CropBox], size: int, rng: np.random.Generator,
+         around: CropBox | None) -> tuple[np.ndarray, list[CropBox]]:
+    height, width = image.shape[:2]
+    if height < size or width < size:
+        image = cv2.copyMakeBorder(image, 0, max(0, size - height), 0, max(0, size - width), cv2.BORDER_REFLECT)
+        height, width = image.shape[:2]
+    if around is None:
+        x, y = int(rng.integers(0, width - size + 1)), int(rng.integers(0, height - size + 1))
+    else:  # the sign lands anywhere in the crop but its outer 16 pixels
+        centre_x, centre_y = (around[0] + around[2]) / 2, (around[1] + around[3]) / 2
+        x = int(np.clip(centre_x - rng.uniform(16, size - 16), 0, width - size))
+        y = int(np.clip(centre_y - rng.uniform(16, size - 16), 0, height - size))
+    shifted = [(x1 - x, y1 - y, x2 - x, y2 - y) for x1, y1, x2, y2 in boxes]
+    # A sign cut by the crop's edge is kept only if its centre is inside: the grid has a cell for it.
+    inside = [box for box in shifted if 0 <= (box[0] + box[2]) / 2 < size and 0 <= (box[1] + box[3]) / 2 < size]
+    return image[y:y + size, x:x + size].copy(), inside
+
+
+def _blend(canvas: np.ndarray, sign_rgb: np.ndarray, x: int, y: int, side: int, gain: float) -> None:
+    """Paste a sign with edges feathered over an eighth of its side, so no hard square outline teaches the net a shortcut."""
+    sign = np.clip(cv2.resize(sign_rgb, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) * gain, 0, 255)
+    feather = max(1, side // 8)
+    ramp = np.minimum(np.arange(side) + 1, np.arange(side)[::-1] + 1) / feather
+    alpha = np.clip(np.minimum(ramp[np.newaxis, :], ramp[:, np.newaxis]), 0.0, 1.0)[..., np.newaxis]
+    region = canvas[y:y + side, x:x + side].astype(np.float32)
+    canvas[y:y + side, x:x + side] = (alpha * sign + (1 - alpha) * region).astype(np.uint8)
+
+
+def _overlaps(box: CropBox, others: list[CropBox], gap: float = 2.0) -> bool:
+    return any(not (box[2] + gap <= o[0] or box[0] >= o[2] + gap or box[3] + gap <= o[1] or box[1] >= o[3] + gap) for o in others)
+
+
+def build_crops(scenes: list[Scene], signs: LabelledRegions | None, count: int, pasted_fraction: float, size: int,
+                geometry: LocatorGeometry, seed: int) -> LocatorCrops:
+    """`count` crops of `size`², a `pasted_fraction` of them with 1–4 GTSRB signs pasted in."""
+    rng = np.random.default_rng(seed)
+    shrunk = [shrink(scene, geometry) for scene in scenes]
+    pasted = int(round(count * pasted_fraction)) if signs is not None and len(signs) else 0
+    images, boxes = [], []
+    for index in range(count):
+        image, scene_boxes = shrunk[int(rng.integers(len(shrunk)))]
+        if index >= pasted and scene_boxes and rng.random() < 0.7:
+            crop, crop_boxes = _cut(image, scene_boxes, size, rng, scene_boxes[int(rng.integers(len(scene_boxes)))])
+        else:
+            crop, crop_boxes = _cut(image, scene_boxes, size, rng, None)
+        if index < pasted:
+            for _ in range(int(rng.integers(1, 5))):
+                chosen = int(rng.integers(len(signs)))
+                x1, y1, x2, y2 = signs.boxes_xyxy[chosen]
+                sign_rgb = cv2.cvtColor(signs.images_bgr[chosen][y1:y2 + 1, x1:x2 + 1], cv2.COLOR_BGR2RGB)
+                # Sizes spread evenly in log scale: as many small signs as large ones.
+                side = int(np.exp(rng.uniform(np.log(MIN_PASTED_SIDE), np.log(MAX_PASTED_SIDE))) / geometry.downscale)
+                side = min(side, size - 1)
+                x, y = int(rng.integers(0, size - side)), int(rng.integers(0, size - side))
+                box = (float(x), float(y), float(x + side), float(y + side))
+                if not _overlaps(box, crop_boxes):
+                    _blend(crop, sign_rgb, x, y, side, float(rng.uniform(0.5, 1.3)))
+                    crop_boxes.append(box)
+        images.append(crop)
+        boxes.append(crop_boxes)
+    return LocatorCrops(np.stack(images), boxes)
+
+
+def grid_targets(boxes: list[list[CropBox]], size: int, geometry: LocatorGeometry) -> np.ndarray:
+    """[N, cells, cells, 6]: centre heat (a Gaussian per sign, 1 at its cell), x/y offset, log width/height, centre mask."""
+    cells = -(-size // geometry.stride)
+    targets = np.zeros((len(boxes), cells, cells, 6), np.float32)
+    rows, columns = np.mgrid[0:cells, 0:cells]
+    for index, crop_boxes in enumerate(boxes):
+        for x1, y1, x2, y2 in crop_boxes:
+            width, height = x2 - x1, y2 - y1
+            centre_x, centre_y = (x1 + x2) / 2 / geometry.stride, (y1 + y2) / 2 / geometry.stride
+            column, row = int(centre_x), int(centre_y)
+            if not (0 <= column < cells and 0 <= row < cells) or min(width, height) < 1:
+                continue
+            # CenterNet's Gaussian: near misses of the centre are penalised less than far ones.
+            sigma = max(0.5, max(width, height) / geometry.stride / 6)
+            heat = np.exp(-((columns - column) ** 2 + (rows - row) ** 2) / (2 * sigma ** 2))
+            targets[index, :, :, 0] = np.maximum(targets[index, :, :, 0], heat)
+            targets[index, row, column, 1:] = [centre_x - column, centre_y - row, np.log(width), np.log(height), 1.0]
+    return targets
