@@ -32,7 +32,7 @@ class DemoConfig:
     model: str | None = field(default=None, metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, "
                                                               "gtsrb-locate, cifar10; -fp32 for float); default: gtsrb, or "
                                                               "gtsrb-locate (which knows 'not a sign') with --locate signs"})
-    source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file or image folder"})
+    source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file, image folder or glob (quote it)"})
     region: str = field(default="center", metadata={"help": "center: classify the box drawn in the middle; full: the whole frame"})
     locate: str | None = field(default=None, metadata={"help": "signs: find and classify every sign in the frame instead of one region "
                                                                 "(in video a sign shows once seen in 3 of the last 5 frames)"})

@@ -5,6 +5,7 @@ consumer sees the present, not a growing queue of the past. Files and folders ar
 """
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import time
@@ -84,13 +85,17 @@ class VideoFileSource(FrameSource):
 
 
 class ImageFolderSource(FrameSource):
-    """The images of a folder in name order; a file that does not decode is an error naming it."""
+    """The images of a folder, or matching a glob pattern, in name order; a file that does not decode is an error naming it."""
 
-    def __init__(self, folder: Path):
-        self.name = str(folder)
-        self._paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    def __init__(self, folder_or_pattern: Path | str):
+        self.name = str(folder_or_pattern)
+        if isinstance(folder_or_pattern, Path):
+            candidates, described = folder_or_pattern.iterdir(), f"image folder {folder_or_pattern}"
+        else:
+            candidates, described = (Path(name) for name in glob.glob(folder_or_pattern)), f"pattern {folder_or_pattern}"
+        self._paths = sorted(p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self._paths:
-            raise SourceError(f"image folder {folder}: holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+            raise SourceError(f"{described}: matches no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
         self._index = 0
 
     def read(self) -> Frame | None:
@@ -161,7 +166,7 @@ class LiveSource(FrameSource):
 
 
 def open_source(source: str | int | os.PathLike) -> FrameSource:
-    """Open a camera index ("0"), a /dev/video* device, a stream URL, a video file or an image folder.
+    """Open a camera index ("0"), a /dev/video* device, a stream URL, a video file, an image folder or a glob ("shots/*.jpg").
 
     Raises:
         SourceError: the source does not exist or cannot be opened.
@@ -178,9 +183,11 @@ def open_source(source: str | int | os.PathLike) -> FrameSource:
         return LiveSource(text, f"camera device {text}")
     if path.is_dir():
         return ImageFolderSource(path)
+    if glob.has_magic(text):
+        return ImageFolderSource(text)
     if path.is_file():
         return VideoFileSource(path)
     raise SourceError(
         f"{text}: no such file or folder; expected a camera index, a /dev/video* path, a stream URL, "
-        "a video file or an image folder."
+        "a video file, an image folder or a glob pattern of images."
     )

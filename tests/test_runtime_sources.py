@@ -24,6 +24,15 @@ def test_image_folder_gives_paths_as_origin(tmp_path):
     assert origins == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]
 
 
+def test_a_glob_pattern_gives_its_images_in_name_order(tmp_path):
+    for name in ("shot2.png", "shot1.png", "other.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((10, 12, 3), np.uint8))
+    with open_source(str(tmp_path / "shot*.png")) as source:
+        assert [f.origin for f in source] == [str(tmp_path / "shot1.png"), str(tmp_path / "shot2.png")]
+    with pytest.raises(SourceError, match=r"pattern .*nothing\*.png: matches no images"):
+        open_source(str(tmp_path / "nothing*.png"))
+
+
 def test_unreadable_image_in_folder_is_named(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(SourceError, match="broken.png: not a readable image"):
