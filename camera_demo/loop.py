@@ -45,6 +45,8 @@ class DemoConfig:
     jsonl: str | None = field(default=None, metadata={"help": "write one JSON line per frame to this file ('-' = stdout)"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
     max_frames: int | None = field(default=None, metadata={"help": "stop after this many frames"})
+    lost_after: float = field(default=30.0, metadata={"help": "seconds a camera or stream may give no frame, while it is reopened "
+                                                                "with a growing delay, before the demo ends with an error"})
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         raise ValueError(f"region must be one of {REGION_MODES}. Received: region={config.region!r}")
     if config.locate not in (None, "signs"):
         raise ValueError(f"locate must be signs or left out. Received: locate={config.locate!r}")
+    if config.lost_after <= 0:
+        raise ValueError(f"lost_after must be > 0 seconds. Received: lost_after={config.lost_after}")
     if not 0.05 <= config.box_fraction <= 1.0:
         raise ValueError(f"box_fraction must be in [0.05, 1]. Received: box_fraction={config.box_fraction}")
     classifier = Classifier(config.model or ("gtsrb-locate" if config.locate == "signs" else "gtsrb"), threads=config.threads)
@@ -119,7 +123,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_ends_the_loop())
-        source = stack.enter_context(open_source(config.source))
+        source = stack.enter_context(open_source(config.source, lost_after_s=config.lost_after))
         # Images of a folder are unrelated to each other: nothing to confirm over time there.
         tracker = SignTracker() if finder and not isinstance(source, ImageFolderSource) else None
         writer = stack.enter_context(JsonLinesWriter(config.jsonl))

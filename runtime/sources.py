@@ -52,8 +52,19 @@ class FrameSource:
         self.close()
 
 
+# A stream that stalls without closing would otherwise block a read for FFmpeg's default of 30 s or more.
+STREAM_TIMEOUT_MS = 5000
+
+
+def _capture(target: int | str) -> cv2.VideoCapture:
+    if isinstance(target, str) and "://" in target:
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+    return cv2.VideoCapture(target)
+
+
 def _open_capture(target: int | str, description: str) -> cv2.VideoCapture:
-    capture = cv2.VideoCapture(target)
+    capture = _capture(target)
     if not capture.isOpened():
         capture.release()
         raise SourceError(f"{description}: cannot be opened (no such device, unsupported format, or no access).")
@@ -110,16 +121,34 @@ class ImageFolderSource(FrameSource):
         return frame
 
 
+CONNECTED, RECONNECTING, LOST = "connected", "reconnecting", "lost"
+RECONNECT_FIRST_DELAY_S, RECONNECT_MAX_DELAY_S = 0.25, 4.0
+
+
 class LiveSource(FrameSource):
-    """A camera or stream read by a background thread that keeps only the newest frame."""
+    """A camera or stream read by a background thread that keeps only the newest frame.
+
+    When the device or stream stops giving frames, the thread reopens it with a growing delay
+    (0.25 s, doubling to 4 s) and `state` says "reconnecting"; a reader is never given a frame
+    twice, so nothing stale reaches the model. After `lost_after_s` without a frame the state is
+    "lost" and `read` raises. With `lost_after_s=None` the first failed read ends the source instead.
+    """
 
     live = True
 
-    def __init__(self, target: int | str, description: str, first_frame_timeout_s: float = 10.0):
+    def __init__(self, target: int | str, description: str, first_frame_timeout_s: float = 10.0,
+                 lost_after_s: float | None = 30.0):
+        if lost_after_s is not None and lost_after_s <= 0:
+            raise ValueError(f"lost_after_s must be > 0 or None. Received: lost_after_s={lost_after_s}")
         self.name = description
+        self._target = target
         self._capture = _open_capture(target, description)
         reported = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = reported if reported and 0 < reported < 1000 else None
+        self.state = CONNECTED
+        self.reconnects = 0  # times the device was reopened
+        self._gone_since: float | None = None  # when the last frame came before an outage
+        self._lost_after_s = lost_after_s
         self._condition = threading.Condition()
         self._latest: tuple[np.ndarray, float] | None = None
         self._sequence = 0  # frames captured so far; lets read() refuse a frame it has already given
@@ -127,36 +156,89 @@ class LiveSource(FrameSource):
         self._index = 0
         self._ended = False
         self._stop = threading.Event()
+        self._first_frame_timeout_s = first_frame_timeout_s
         self._thread = threading.Thread(target=self._capture_loop, name=f"capture {description}", daemon=True)
         self._thread.start()
-        self._first_frame_timeout_s = first_frame_timeout_s
+
+    def _set_state(self, state: str, ended: bool = False) -> None:
+        with self._condition:
+            self.state = state
+            self._ended = self._ended or ended
+            self._condition.notify_all()
 
     def _capture_loop(self) -> None:
         while not self._stop.is_set():
             ok, image = self._capture.read()
-            with self._condition:
-                if not ok or image is None:
-                    self._ended = True
+            if ok and image is not None and image.size:
+                with self._condition:
+                    self._latest = (image, time.monotonic())
+                    self._sequence += 1
+                    self.state = CONNECTED
                     self._condition.notify_all()
-                    return
-                self._latest = (image, time.monotonic())
-                self._sequence += 1
-                self._condition.notify_all()
+                self._gone_since = None
+                continue
+            if self._lost_after_s is None:
+                self._set_state(self.state, ended=True)
+                return
+            if not self._reopen():
+                return
 
-    def read(self) -> Frame | None:
-        timeout = self._first_frame_timeout_s if self._index == 0 else 5.0
+    def _reopen(self) -> bool:
+        """Reopen the device until it gives a capture again (True) or the outage outlasts lost_after_s (False)."""
+        self._set_state(RECONNECTING)
+        self._capture.release()
+        # Counted from the last frame, not from this attempt: a stream that opens but gives nothing is still gone.
+        if self._gone_since is None:
+            self._gone_since = time.monotonic()
+        delay = RECONNECT_FIRST_DELAY_S
+        while not self._stop.wait(delay):
+            if time.monotonic() - self._gone_since > self._lost_after_s:
+                self._set_state(LOST, ended=True)
+                return False
+            capture = _capture(self._target)
+            if capture.isOpened():
+                self._capture = capture
+                self.reconnects += 1
+                return True  # "connected" again once a frame arrives
+            capture.release()
+            delay = min(2 * delay, RECONNECT_MAX_DELAY_S)
+        return False
+
+    def poll(self, wait_s: float) -> Frame | None:
+        """The newest frame not yet given, or None if none came within `wait_s` (look at `state`).
+
+        Raises:
+            SourceError: the source is lost, or gave no first frame in time.
+            EOFError: a source without reconnection ended.
+        """
+        first = self._index == 0
         with self._condition:
-            fresh = self._condition.wait_for(lambda: self._sequence > self._delivered or self._ended, timeout)
-            if not fresh:
-                raise SourceError(f"{self.name}: no frame for {timeout:.0f} s.")
-            if self._sequence == self._delivered:  # ended with nothing new
-                if self._index == 0:
-                    raise SourceError(f"{self.name}: opened, but gave no frame.")
+            self._condition.wait_for(lambda: self._sequence > self._delivered or self._ended,
+                                     self._first_frame_timeout_s if first else wait_s)
+            if self._sequence == self._delivered:
+                if self.state == LOST:
+                    raise SourceError(f"{self.name}: lost: no frame for more than {self._lost_after_s:g} s "
+                                      f"despite reconnecting.")
+                if self._ended:
+                    if first:
+                        raise SourceError(f"{self.name}: opened, but gave no frame.")
+                    raise EOFError(self.name)
+                if first:
+                    raise SourceError(f"{self.name}: no frame for {self._first_frame_timeout_s:.0f} s.")
                 return None
             image, captured = self._latest  # type: ignore[misc]
             self._delivered = self._sequence
         frame = Frame(image, self._index, captured, self.name)
         self._index += 1
+        return frame
+
+    def read(self) -> Frame | None:
+        """The next fresh frame, waiting through reconnections; None when a source without reconnection ends."""
+        try:
+            while (frame := self.poll(1.0)) is None:
+                pass
+        except EOFError:
+            return None
         return frame
 
     def close(self) -> None:
@@ -165,7 +247,7 @@ class LiveSource(FrameSource):
         self._capture.release()
 
 
-def open_source(source: str | int | os.PathLike) -> FrameSource:
+def open_source(source: str | int | os.PathLike, lost_after_s: float = 30.0) -> FrameSource:
     """Open a camera index ("0"), a /dev/video* device, a stream URL, a video file, an image folder or a glob ("shots/*.jpg").
 
     Raises:
@@ -173,14 +255,14 @@ def open_source(source: str | int | os.PathLike) -> FrameSource:
     """
     text = str(source)
     if text.isdigit():
-        return LiveSource(int(text), f"camera {text}")
+        return LiveSource(int(text), f"camera {text}", lost_after_s=lost_after_s)
     if "://" in text:
-        return LiveSource(text, text)
+        return LiveSource(text, text, lost_after_s=lost_after_s)
     path = Path(text)
     if text.startswith("/dev/video"):
         if not path.exists():
             raise SourceError(f"camera device {text}: does not exist.")
-        return LiveSource(text, f"camera device {text}")
+        return LiveSource(text, f"camera device {text}", lost_after_s=lost_after_s)
     if path.is_dir():
         return ImageFolderSource(path)
     if glob.has_magic(text):

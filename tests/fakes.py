@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -178,3 +180,59 @@ def write_road_scenes(path: Path) -> Path:
     members["FullIJCNN2013/ReadMe.txt"] = b"not a scene"
     path.write_bytes(zip_bytes(members))
     return path
+
+
+class MjpegServer:
+    """A loopback HTTP MJPEG stream (multipart/x-mixed-replace, as IP cameras serve it) of generated frames.
+
+    Frame n is uniformly grey n mod 256, so a reader can tell frames apart. stop() closes every
+    connection, as a camera that drops off the network does; start() serves again on the same port,
+    with another frame size if asked.
+    """
+
+    def __init__(self, size: tuple[int, int] = (160, 120), fps: float = 30.0):
+        self.size, self.fps, self.port = size, fps, 0
+        self._serving = threading.Event()
+        self._server = None
+
+    def start(self, size: tuple[int, int] | None = None) -> MjpegServer:
+        import http.server
+
+        self.size = size or self.size
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                index = 0
+                try:
+                    while owner._serving.is_set():
+                        image = np.full((owner.size[1], owner.size[0], 3), index % 256, np.uint8)
+                        data = cv2.imencode(".jpg", image)[1].tobytes()
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data) + data + b"\r\n")
+                        index += 1
+                        time.sleep(1.0 / owner.fps)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._serving.set()
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+    def stop(self) -> None:
+        self._serving.clear()  # open connections end at their next frame
+        self._server.shutdown()
+        self._server.server_close()

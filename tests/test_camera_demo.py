@@ -1,4 +1,6 @@
 import json
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -103,3 +105,19 @@ def test_sigterm_ends_the_loop_cleanly_and_keeps_the_outputs(tiny_model, tiny_vi
     assert len(jsonl.read_text().splitlines()) == summary.frames
     assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == summary.frames
     assert signal.getsignal(signal.SIGTERM) is handler_before  # the caller's handler is back
+
+
+def test_demo_on_a_stream_that_is_gone_ends_with_a_clear_error_naming_it(tmp_path, capsys):
+    from edgesight.cli.main import main
+    from fakes import MjpegServer, write_tiny_model
+
+    server = MjpegServer().start()
+    model = write_tiny_model(tmp_path / "tiny.onnx")
+    stopper = threading.Timer(1.0, server.stop)
+    stopper.start()
+    started = time.monotonic()
+    assert main(["demo", "--model", str(model), "--source", server.url, "--no-window", "--lost-after", "1",
+                 "--jsonl", str(tmp_path / "out.jsonl")]) == 2
+    assert time.monotonic() - started < 15
+    assert f"{server.url}: lost: no frame for more than 1 s" in capsys.readouterr().err
+    assert (tmp_path / "out.jsonl").read_text().count("\n") >= 5  # the frames before the drop were all recorded

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from edgesight.runtime.errors import SourceError
 from edgesight.runtime.sources import LiveSource, open_source
-from fakes import write_video
+from fakes import MjpegServer, write_video
 
 
 def test_video_file_gives_every_frame_in_order(tiny_video):
@@ -52,7 +52,7 @@ def test_live_reader_keeps_only_the_newest_frame(tmp_path):
     """A slow consumer of a fast source skips frames instead of falling behind, and never sees one twice."""
     clip = write_video(tmp_path / "fast.mp4", frames=120)
     delivered = []
-    with LiveSource(str(clip), "test stream") as source:
+    with LiveSource(str(clip), "test stream", lost_after_s=None) as source:
         for frame in source:
             delivered.append(frame)
             time.sleep(0.02)
@@ -68,3 +68,47 @@ def test_truncated_video_is_an_error_not_an_empty_run(tiny_video, tmp_path):
     truncated.write_bytes(tiny_video.read_bytes()[: tiny_video.stat().st_size // 3])
     with pytest.raises(SourceError, match="truncated.mp4"):
         list(open_source(truncated))
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_dropped_stream_is_reconnected_without_stale_frames_and_may_change_size():
+    server = MjpegServer(size=(160, 120)).start()
+    source = LiveSource(server.url, "loopback camera", lost_after_s=20)
+    try:
+        before = [source.read() for _ in range(5)]
+        assert source.state == "connected" and before[-1].image_bgr.shape == (120, 160, 3)
+        server.stop()
+        assert _wait_for(lambda: source.state == "reconnecting", 8), source.state
+        source.poll(0.0)  # a frame captured just before the drop may still be waiting; it is fresh, not stale
+        assert source.poll(0.5) is None  # nothing old is handed out again while the stream is away
+        server.start(size=(200, 100))
+        after = source.read()
+        assert source.state == "connected" and source.reconnects >= 1
+        assert after.image_bgr.shape == (100, 200, 3) and after.captured > before[-1].captured
+    finally:
+        source.close()
+        server.stop()
+
+
+def test_a_stream_gone_for_longer_than_the_timeout_is_a_clear_error_not_a_hang():
+    server = MjpegServer().start()
+    source = LiveSource(server.url, "loopback camera", lost_after_s=1.5)
+    try:
+        source.read()
+        server.stop()
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"loopback camera: lost: no frame for more than 1.5 s"):
+            while True:
+                source.read()
+        assert time.monotonic() - started < 10
+        assert source.state == "lost"
+    finally:
+        source.close()
