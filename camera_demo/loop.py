@@ -13,17 +13,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from edgesight.runtime.classifier import Classifier
-from edgesight.runtime.learned_locate import COLOUR, open_locator
-from edgesight.runtime.preprocess import center_box, full_box
+from edgesight.runtime.learned_locate import COLOUR
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
-from edgesight.runtime.signs import SignFinder
 from edgesight.runtime.sources import ImageFolderSource, open_source
-from edgesight.runtime.tracking import SignTracker
+from edgesight.runtime.stream import Recognizer, StreamOptions, classify_frames
 
-from .overlay import draw_overlay, draw_signs
+from .overlay import Speed, draw_overlay, draw_signs, draw_source_state
 from .video import VideoSink
 
-REGION_MODES = ("center", "full")
 WINDOW_TITLE = "edgesight"
 
 
@@ -45,6 +42,7 @@ class DemoConfig:
     jsonl: str | None = field(default=None, metadata={"help": "write one JSON line per frame to this file ('-' = stdout)"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
     max_frames: int | None = field(default=None, metadata={"help": "stop after this many frames"})
+    max_fps: float | None = field(default=None, metadata={"help": "classify at most this many frames per second (saves a robot's CPU)"})
     lost_after: float = field(default=30.0, metadata={"help": "seconds a camera or stream may give no frame, while it is reopened "
                                                                 "with a growing delay, before the demo ends with an error"})
 
@@ -56,13 +54,19 @@ class DemoSummary:
     fps: float
     latency_ms_median: float
     latency_ms_p95: float
+    end_to_end_ms_median: float  # from capture to result: what a robot reacting to the result waits
+    end_to_end_ms_p99: float
+    frame_age_ms_median: float  # from capture to the start of classification
+    frame_age_ms_p99: float
     top_labels: list[tuple[str, int]]
     ended_by: str
 
     def describe(self) -> str:
         labels = ", ".join(f"{label} ×{count}" for label, count in self.top_labels) or "none"
         return (f"{self.frames} frames in {self.seconds:.1f} s: {self.fps:.1f} frames/s; classification latency "
-                f"median {self.latency_ms_median:.2f} ms, p95 {self.latency_ms_p95:.2f} ms; ended by {self.ended_by}\n"
+                f"median {self.latency_ms_median:.2f} ms, p95 {self.latency_ms_p95:.2f} ms; capture to result median "
+                f"{self.end_to_end_ms_median:.1f} ms, p99 {self.end_to_end_ms_p99:.1f} ms (frame age median "
+                f"{self.frame_age_ms_median:.1f} ms, p99 {self.frame_age_ms_p99:.1f} ms); ended by {self.ended_by}\n"
                 f"most frequent confident labels: {labels}")
 
 
@@ -102,21 +106,19 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     Raises:
         ModelFileError, SourceError: the model or source cannot be used.
     """
-    if config.region not in REGION_MODES:
-        raise ValueError(f"region must be one of {REGION_MODES}. Received: region={config.region!r}")
+    options = StreamOptions(region=config.region, box_fraction=config.box_fraction, locate=config.locate == "signs",
+                            locator=tuple(config.locator), top_k=config.top_k, max_fps=config.max_fps)
+    options.check()
     if config.locate not in (None, "signs"):
         raise ValueError(f"locate must be signs or left out. Received: locate={config.locate!r}")
     if config.lost_after <= 0:
         raise ValueError(f"lost_after must be > 0 seconds. Received: lost_after={config.lost_after}")
-    if not 0.05 <= config.box_fraction <= 1.0:
-        raise ValueError(f"box_fraction must be in [0.05, 1]. Received: box_fraction={config.box_fraction}")
-    classifier = Classifier(config.model or ("gtsrb-locate" if config.locate == "signs" else "gtsrb"), threads=config.threads)
-    finder = SignFinder(classifier, locator=open_locator(config.locator, config.threads)) if config.locate == "signs" else None
+    classifier = Classifier(config.model or ("gtsrb-locate" if options.locate else "gtsrb"), threads=config.threads)
     show = not config.no_window and display_available()
     if not config.no_window and not show:
         print("no display found: running without a window", file=sys.stderr)
 
-    latencies_ms: list[float] = []
+    timings: dict[str, list[float]] = {"latency": [], "age": [], "end_to_end": []}
     label_counts: Counter[str] = Counter()
     ended_by = "end of input"
     fps = 0.0
@@ -124,37 +126,37 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_ends_the_loop())
         source = stack.enter_context(open_source(config.source, lost_after_s=config.lost_after))
-        # Images of a folder are unrelated to each other: nothing to confirm over time there.
-        tracker = SignTracker() if finder and not isinstance(source, ImageFolderSource) else None
+        recognize = Recognizer(classifier, options, config.threads, track=not isinstance(source, ImageFolderSource))
         writer = stack.enter_context(JsonLinesWriter(config.jsonl))
         sink = stack.enter_context(VideoSink(config.save_video, source.fps or 15.0)) if config.save_video else None
         if show:
             stack.callback(cv2.destroyAllWindows)
-        previous = time.monotonic()
+        previous, annotated = time.monotonic(), None
         try:
-            for frame in source:
-                tic = time.perf_counter()
-                if finder:
-                    found = finder.find(frame.image_bgr)
-                    signs = [(sign.box, sign.prediction) for _, sign in tracker.update(found)] if tracker else \
-                        [(sign.box, sign.prediction) for sign in found]
-                else:
-                    box = center_box(frame.image_bgr.shape, config.box_fraction) if config.region == "center" else full_box(frame.image_bgr.shape)
-                    predictions = classifier.classify_boxes(frame.image_bgr, [box], config.top_k)[0]
-                    signs = [(box, predictions[0])]
-                latency_ms = (time.perf_counter() - tic) * 1000
-                latencies_ms.append(latency_ms)
-                label_counts.update(prediction.label for _, prediction in signs if prediction.score >= 0.5)
+            for result in classify_frames(source, recognize, options.max_fps):
+                if result.frame is None:  # the camera or stream went away or came back
+                    print(f"{source.name}: {result.source_state}", file=sys.stderr, flush=True)
+                    writer.write({"event": "source_state", "source": source.name, "t": round(time.monotonic() - started, 4),
+                                  "state": result.source_state})
+                    if show and annotated is not None:
+                        cv2.imshow(WINDOW_TITLE, draw_source_state(annotated, result.source_state))
+                        cv2.waitKey(1)
+                    continue
+                frame = result.frame
+                for name, value in (("latency", result.latency_ms), ("age", result.frame_age_ms), ("end_to_end", result.end_to_end_ms)):
+                    timings[name].append(value)
+                label_counts.update(predictions[0].label for _, predictions in result.detections if predictions[0].score >= 0.5)
                 now = time.monotonic()
                 # Smoothed so the number on screen is readable, yet follows changes within a second.
                 instant = 1.0 / max(now - previous, 1e-6)
-                fps = instant if frame.index == 0 else 0.9 * fps + 0.1 * instant
+                fps = instant if len(timings["latency"]) == 1 else 0.9 * fps + 0.1 * instant
                 previous = now
-                writer.write(frame_record(frame.index, frame.origin, frame.captured - started, latency_ms,
-                                          [detection(box, prediction) for box, prediction in signs]))
+                writer.write(frame_record(frame.index, frame.origin, frame.captured - started, result.latency_ms,
+                                          [detection(box, predictions[0]) for box, predictions in result.detections]))
                 if sink or show:
-                    annotated = draw_signs(frame.image_bgr, signs, fps, latency_ms) if finder else \
-                        draw_overlay(frame.image_bgr, signs[0][0], predictions, fps, latency_ms)
+                    speed = Speed(fps, result.latency_ms, result.end_to_end_ms)
+                    annotated = draw_signs(frame.image_bgr, [(box, predictions[0]) for box, predictions in result.detections], speed) \
+                        if options.locate else draw_overlay(frame.image_bgr, *result.detections[0], speed)
                     if sink:
                         sink.write(annotated)
                     if show:
@@ -162,7 +164,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
                         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                             ended_by = "q pressed"
                             break
-                if config.max_frames is not None and frame.index + 1 >= config.max_frames:
+                if config.max_frames is not None and len(timings["latency"]) >= config.max_frames:
                     ended_by = "max_frames"
                     break
         except KeyboardInterrupt:
@@ -170,10 +172,16 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         except Terminated:
             ended_by = "SIGTERM"
     seconds = time.monotonic() - started
+    frames = len(timings["latency"])
+
+    def percentile(name: str, q: float) -> float:
+        return float(np.percentile(timings[name], q)) if frames else 0.0
+
     summary = DemoSummary(
-        frames=len(latencies_ms), seconds=seconds, fps=len(latencies_ms) / seconds if seconds > 0 else 0.0,
-        latency_ms_median=float(np.median(latencies_ms)) if latencies_ms else 0.0,
-        latency_ms_p95=float(np.percentile(latencies_ms, 95)) if latencies_ms else 0.0,
+        frames=frames, seconds=seconds, fps=frames / seconds if seconds > 0 else 0.0,
+        latency_ms_median=percentile("latency", 50), latency_ms_p95=percentile("latency", 95),
+        end_to_end_ms_median=percentile("end_to_end", 50), end_to_end_ms_p99=percentile("end_to_end", 99),
+        frame_age_ms_median=percentile("age", 50), frame_age_ms_p99=percentile("age", 99),
         top_labels=label_counts.most_common(5), ended_by=ended_by,
     )
     print(summary.describe(), file=sys.stderr if config.jsonl == "-" else sys.stdout)

@@ -1,6 +1,7 @@
 """Drawing on frames: the classified region, the top labels, frames/s and latency."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
@@ -17,12 +18,21 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, c
     cv2.putText(image, text, origin, FONT, scale, color, max(1, int(1.6 * scale)), cv2.LINE_AA)
 
 
+@dataclass(frozen=True)
+class Speed:
+    fps: float
+    latency_ms: float  # locate and classify
+    end_to_end_ms: float  # from capture to result
+
+    def describe(self) -> str:
+        return f"{self.fps:5.1f} fps  {self.latency_ms:5.2f} ms  capture-to-result {self.end_to_end_ms:5.1f} ms"
+
+
 def draw_overlay(
     frame_bgr: np.ndarray,
     box_xyxy: Sequence[int],
     predictions: Sequence[Prediction],
-    fps: float,
-    latency_ms: float,
+    speed: Speed,
     min_score: float = 0.5,
 ) -> np.ndarray:
     """A copy of the frame with the region, its top-k labels and the speed drawn on it."""
@@ -35,10 +45,10 @@ def draw_overlay(
     cv2.rectangle(canvas, (x1, y1), (x2, y2), GREEN if confident else AMBER, max(2, int(3 * scale)))
     # The labels sit in a shaded panel at the top left, away from the region being classified.
     panel_height = line_height * (len(predictions) + 1) + line_height // 2
-    panel_width = min(width, int(390 * scale))
+    panel_width = min(width, int(640 * scale))
     shade = canvas[:panel_height, :panel_width]
     shade[:] = (shade * 0.45).astype(np.uint8)
-    _text(canvas, f"{fps:5.1f} fps  {latency_ms:5.2f} ms", (8, line_height), scale * 0.9, WHITE)
+    _text(canvas, speed.describe(), (8, line_height), scale * 0.9, WHITE)
     for rank, prediction in enumerate(predictions):
         color = (GREEN if confident else AMBER) if rank == 0 else WHITE
         _text(canvas, f"{prediction.score * 100:3.0f}%  {prediction.label}", (8, line_height * (rank + 2)),
@@ -46,7 +56,7 @@ def draw_overlay(
     return canvas
 
 
-def draw_signs(frame_bgr: np.ndarray, signs: Sequence[tuple[Sequence[int], Prediction]], fps: float, latency_ms: float) -> np.ndarray:
+def draw_signs(frame_bgr: np.ndarray, signs: Sequence[tuple[Sequence[int], Prediction]], speed: Speed) -> np.ndarray:
     """A copy of the frame with every located sign's box and label, and the speed."""
     canvas = frame_bgr.copy()
     scale = max(0.5, canvas.shape[0] / 800)
@@ -54,5 +64,14 @@ def draw_signs(frame_bgr: np.ndarray, signs: Sequence[tuple[Sequence[int], Predi
         x1, y1, x2, y2 = (int(v) for v in box)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), GREEN, max(2, int(2 * scale)))
         _text(canvas, f"{prediction.label} {prediction.score * 100:.0f}%", (x1, max(int(20 * scale), y1 - 6)), scale * 0.6, GREEN)
-    _text(canvas, f"{fps:5.1f} fps  {latency_ms:5.2f} ms  {len(signs)} sign(s)", (8, int(32 * scale)), scale * 0.9, WHITE)
+    _text(canvas, f"{speed.describe()}  {len(signs)} sign(s)", (8, int(32 * scale)), scale * 0.9, WHITE)
+    return canvas
+
+
+def draw_source_state(last_annotated_bgr: np.ndarray, state: str) -> np.ndarray:
+    """The last shown frame, dimmed, with the source's state across it: what a viewer sees while a camera is away."""
+    canvas = (last_annotated_bgr * 0.4).astype(np.uint8)
+    height = canvas.shape[0]
+    scale = max(0.6, height / 600)
+    _text(canvas, f"camera {state}...", (16, height // 2), scale, AMBER)
     return canvas
