@@ -112,3 +112,21 @@ def test_a_stream_gone_for_longer_than_the_timeout_is_a_clear_error_not_a_hang()
         assert source.state == "lost"
     finally:
         source.close()
+
+
+def test_a_video_served_over_http_is_read_through_ffmpeg(tiny_video):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tiny_video.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with open_source(f"http://127.0.0.1:{server.server_address[1]}/{tiny_video.name}", lost_after_s=2) as source:
+            first = source.read()
+        assert first is not None and first.image_bgr.shape == (120, 160, 3)
+    finally:
+        server.shutdown()
+        server.server_close()
