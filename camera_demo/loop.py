@@ -13,28 +13,31 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from edgesight.runtime.classifier import Classifier
-from edgesight.runtime.learned_locate import COLOUR
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
 from edgesight.runtime.sources import ImageFolderSource, open_source
-from edgesight.runtime.stream import Recognizer, StreamOptions, classify_frames
+from edgesight.runtime.stream import DEFAULT_LOCATORS, Recognizer, StreamOptions, classify_frames
+from edgesight.runtime.tasks import NOT_A_SIGN
 
 from .overlay import Speed, draw_overlay, draw_signs, draw_source_state
 from .video import VideoSink
 
 WINDOW_TITLE = "edgesight"
+LOCATE_MODES = ("auto", "signs", "none")
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     model: str | None = field(default=None, metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, "
-                                                              "gtsrb-locate, cifar10; -fp32 for float); default: gtsrb, or "
-                                                              "gtsrb-locate (which knows 'not a sign') with --locate signs"})
+                                                              "gtsrb-locate, cifar10; -fp32 for float); default: gtsrb-locate "
+                                                              "(which knows 'not a sign'), or gtsrb with --locate none"})
     source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file, image folder or glob (quote it)"})
-    region: str = field(default="center", metadata={"help": "center: classify the box drawn in the middle; full: the whole frame"})
-    locate: str | None = field(default=None, metadata={"help": "signs: find and classify every sign in the frame instead of one region "
-                                                                "(in video a sign shows once seen in 3 of the last 5 frames)"})
-    locator: list[str] = field(default_factory=lambda: [COLOUR], metadata={
-        "help": "with --locate signs, where to look: colour, a locator file from train-locator and export, or both"})
+    locate: str = field(default="auto", metadata={"help": "signs: find and classify every sign in the frame (in video a sign shows once "
+                                                           "seen in 3 of the last 5 frames); none: classify one region (--region); "
+                                                           "auto: signs for a model that knows 'not a sign', else none"})
+    region: str = field(default="center", metadata={"help": "with --locate none, center: classify the box drawn in the middle; full: the whole frame"})
+    locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={
+        "help": "where to look for signs: colour (colour blobs), sign-locator (the shipped learned locator) or a locator file "
+                "from train-locator and export; several are combined"})
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
     top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
     no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})
@@ -106,14 +109,16 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     Raises:
         ModelFileError, SourceError: the model or source cannot be used.
     """
-    options = StreamOptions(region=config.region, box_fraction=config.box_fraction, locate=config.locate == "signs",
-                            locator=tuple(config.locator), top_k=config.top_k, max_fps=config.max_fps)
-    options.check()
-    if config.locate not in (None, "signs"):
-        raise ValueError(f"locate must be signs or left out. Received: locate={config.locate!r}")
+    if config.locate not in LOCATE_MODES:
+        raise ValueError(f"locate must be one of {LOCATE_MODES}. Received: locate={config.locate!r}")
     if config.lost_after <= 0:
         raise ValueError(f"lost_after must be > 0 seconds. Received: lost_after={config.lost_after}")
-    classifier = Classifier(config.model or ("gtsrb-locate" if options.locate else "gtsrb"), threads=config.threads)
+    classifier = Classifier(config.model or ("gtsrb" if config.locate == "none" else "gtsrb-locate"), threads=config.threads)
+    # Locating needs a model that rejects what is no sign: without that class every leaf and tail light is read as a sign.
+    locate = config.locate == "signs" or (config.locate == "auto" and NOT_A_SIGN in classifier.labels)
+    options = StreamOptions(region=config.region, box_fraction=config.box_fraction, locate=locate,
+                            locator=tuple(config.locator), top_k=config.top_k, max_fps=config.max_fps)
+    options.check()
     show = not config.no_window and display_available()
     if not config.no_window and not show:
         print("no display found: running without a window", file=sys.stderr)

@@ -10,15 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
+from edgesight.runtime.bench import machine_description
 from edgesight.runtime.errors import EdgesightError
-from edgesight.runtime.files import write_json_atomic
-from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_TASK, LearnedLocator, LocatorGeometry
+from edgesight.runtime.files import write_json_atomic, write_text_atomic
+from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_TASK, LearnedLocator, LocatorGeometry, network_input
 from edgesight.runtime.scenes import read_scenes
 
-from .convert import keras_to_onnx, save_model
+from .convert import keras_to_onnx, relax_spatial_dims, save_model
 
 # Logits of Keras and onnxruntime may differ by float rounding, not more.
 MAX_GRID_DIFFERENCE = 1e-3
@@ -30,15 +30,10 @@ class LocatorExportError(EdgesightError, RuntimeError):
 
 
 def _frames(run_config: dict, data: str, geometry: LocatorGeometry) -> list[np.ndarray]:
-    """The run's validation scenes, downscaled and RGB as the network takes them (or the first 5 scenes if none)."""
+    """The run's validation scenes as the network takes them (or the first 5 scenes if none)."""
     wanted = set(run_config["split"]["validation_scenes"])
     scenes = [scene for scene in read_scenes(data) if scene.name in wanted or not wanted]
-    frames = []
-    for scene in scenes[: max(5, len(wanted))]:
-        height, width = scene.image_bgr.shape[:2]
-        small = cv2.resize(scene.image_bgr, (width // geometry.downscale, height // geometry.downscale), interpolation=cv2.INTER_AREA)
-        frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB)[np.newaxis])
-    return frames
+    return [network_input(scene.image_bgr, geometry) for scene in scenes[: max(5, len(wanted))]]
 
 
 def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: str | None, opset: int, provenance: dict) -> dict:
@@ -49,11 +44,14 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     data = data or run_config["train"]["data"]
     print(f"converting {run_dir / 'model.keras'} (sign locator) to ONNX (opset {opset})", file=sys.stderr)
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
-    proto = keras_to_onnx(model, opset)
     frames = _frames(run_config, data, geometry)
+    proto = relax_spatial_dims(keras_to_onnx(model, opset, traced_size=frames[0].shape[1:3]))
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    # Each frame at its own size and at three quarters of it: the opened dims must hold for any size.
+    checked = frames + [frame[:, : frame.shape[1] * 3 // 4 // geometry.stride * geometry.stride,
+                               : frame.shape[2] * 3 // 4 // geometry.stride * geometry.stride] for frame in frames[:2]]
     difference = max(float(np.max(np.abs(session.run(None, {"image": frame})[0] - model(frame, training=False).numpy())))
-                     for frame in frames)
+                     for frame in checked)
     if difference > MAX_GRID_DIFFERENCE:
         raise LocatorExportError(f"{run_dir}: the ONNX locator differs from Keras by {difference:.2e} "
                                  f"(> {MAX_GRID_DIFFERENCE}) on the validation scenes.")
@@ -80,12 +78,60 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
         timings.append((time.perf_counter() - started) * 1000)
     report = {
         "locator": str(path), "bytes": path.stat().st_size, "max_grid_difference_keras_onnx": difference,
-        "parity_frames": len(frames), "ms_per_frame_1_thread": round(float(np.median(timings)), 2),
+        "parity_frames": len(checked), "ms_per_frame_1_thread": round(float(np.median(timings)), 2),
         "frame_size": [frame.shape[1], frame.shape[0]], "parameters": train_report.get("parameters"),
         "macs_per_frame": train_report.get("macs_per_frame"),
     }
     write_json_atomic(run_dir / "export_report.json", report)
+    write_text_atomic(run_dir / "MODEL_CARD.md", _card(report, run_config, train_report))
     print(f"wrote {path} ({report['bytes'] / 1024:.0f} KiB); ONNX matches Keras within {difference:.1e}; "
           f"{report['ms_per_frame_1_thread']} ms per {frame.shape[1]}x{frame.shape[0]} frame (1 thread, median, "
           f"including the downscale and decoding)")
     return report
+
+
+def _card(report: dict, run_config: dict, train_report: dict) -> str:
+    options = run_config["train"]
+    flags = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in options.items()
+                     if key not in ("resume", "run_dir") and value is not None)
+    sweep = "\n".join(f"| {row['min_score']} | {row['recall_24px_and_more']} | {row['proposals_per_frame']} |"
+                      for row in train_report.get("validation_proposal_recall", []))
+    width, height = report["frame_size"]
+    return f"""# Model card: sign locator
+
+Finds where traffic signs are in a road scene, for the classifier to read them (`--locate signs --locator ...`).
+A CenterNet-style network of separable convolutions on the frame at half resolution; per 8×8 frame pixels: the
+chance that a sign's centre lies there, its offset, log width and height. Input: RGB uint8 NHWC of any size (cut to a
+multiple of the stride after downscaling); output: a float32 grid (see `edgesight.runtime.learned_locate`).
+
+| | |
+|---|---|
+| parameters | {report['parameters']:,} |
+| multiply-accumulates per {width}×{height} frame | {report['macs_per_frame'] / 1e6:.0f} M |
+| file | `locator.onnx`, {report['bytes'] / 1024:.0f} KiB, float32 (parity with Keras within {report['max_grid_difference_keras_onnx']:.1e}) |
+| time per {width}×{height} frame | {report['ms_per_frame_1_thread']} ms, 1 thread, downscale and decoding included ({machine_description()}) |
+| training wall time | {train_report.get('train_seconds', 0) / 60:.0f} min on that machine (2 cores, no GPU), with other work sharing it |
+
+Learnt from the road scenes `{options['data']}` ({len(run_config['split']['training_scenes'])} for training,
+{len(run_config['split']['validation_scenes'])} held out) and GTSRB training signs pasted into them
+(`{options['signs']}`). Measure it on scenes it never saw with `edgesight eval-frames`.
+
+Proposal recall on its validation scenes, the held-out part of the scenes above (signs of 24 px or more covered by a proposal at IoU ≥ 0.5):
+
+| min centre score | recall | proposals per frame |
+|---|---|---|
+{sweep}
+
+## Reproduce
+
+```
+edgesight train-locator {flags}
+edgesight export RUN_DIR
+```
+
+## Data
+
+S. Houben, J. Stallkamp, J. Salmen, M. Schlipsing, C. Igel, "Detection of traffic signs in real-world images: The German
+Traffic Sign Detection Benchmark", IJCNN 2013. J. Stallkamp, M. Schlipsing, J. Salmen, C. Igel, "Man vs. computer:
+Benchmarking machine learning algorithms for traffic sign recognition", Neural Networks 32, 2012.
+"""

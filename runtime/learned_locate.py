@@ -18,7 +18,8 @@ input NHWC RGB uint8) with its own keys, since it has no classes:
                         "color": "RGB", "dtype": "uint8"}   (any frame size)
     edgesight.metrics, edgesight.provenance   as for a classifier
 
-Output: one float32 tensor [batch, ceil(H/stride), ceil(W/stride), 5] for an input of H×W (after downscaling).
+Output: one float32 tensor [batch, H/stride, W/stride, 5] for an input of H×W (after downscaling), both multiples of
+the stride (`network_input` cuts the shrunk frame to that).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from .errors import ModelFileError
 from .locate import Box, ColourLocator
+from .shipped import resolve_model
 
 LOCATOR_TASK = "sign-locator"
 LOCATOR_KEY = "edgesight.locator"
@@ -92,15 +94,30 @@ def decode_grid(grid: np.ndarray, geometry: LocatorGeometry, frame_shape: tuple[
     return boxes
 
 
+def network_input(frame_bgr: np.ndarray, geometry: LocatorGeometry) -> np.ndarray:
+    """[1, H, W, 3] RGB uint8: the frame shrunk by the downscale, its right and bottom edges cut to a multiple of the stride.
+
+    The exported graph's padding holds for sizes that are multiples of the stride (export/convert.py,
+    relax_spatial_dims); the cut is at most stride - 1 pixels of the shrunk frame, and the cells keep
+    their places, so boxes need no correction.
+    """
+    height, width = frame_bgr.shape[:2]
+    small = cv2.resize(frame_bgr, (max(1, width // geometry.downscale), max(1, height // geometry.downscale)), interpolation=cv2.INTER_AREA)
+    rows = max(geometry.stride, small.shape[0] // geometry.stride * geometry.stride)
+    columns = max(geometry.stride, small.shape[1] // geometry.stride * geometry.stride)
+    return cv2.cvtColor(small[:rows, :columns], cv2.COLOR_BGR2RGB)[np.newaxis]
+
+
 class LearnedLocator:
     """Sign proposals from a locator file (see the module docstring for its contract)."""
 
-    def __init__(self, path: str | Path, threads: int | None = 1, min_score: float = 0.1, max_boxes: int = 40):
+    def __init__(self, path: str | Path, threads: int | None = 1, min_score: float = 0.1, max_boxes: int = 40,
+                 passes: tuple[int, ...] = (1,)):
         import onnxruntime as ort
 
-        self.path = Path(path)
+        self.path = resolve_model(path)
         if not self.path.is_file():
-            raise ModelFileError(f"{self.path}: no such locator file.")
+            raise ModelFileError(f"{self.path}: no such locator file (nor a shipped locator name: sign-locator).")
         if not 0.0 < min_score < 1.0 or max_boxes < 1:
             raise ValueError(f"min_score must be in (0, 1) and max_boxes >= 1. Received: min_score={min_score}, max_boxes={max_boxes}")
         options = ort.SessionOptions()
@@ -112,16 +129,20 @@ class LearnedLocator:
             raise ModelFileError(f"{self.path}: onnxruntime cannot load it as a model ({error}).") from None
         self.geometry = read_locator_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
         self._input_name = self._session.get_inputs()[0].name
+        if not passes or any(factor < 1 for factor in passes):
+            raise ValueError(f"passes must be downscale factors >= 1. Received: passes={passes}")
         self.min_score, self.max_boxes = min_score, max_boxes
+        # Each pass runs the network on the frame shrunk by the file's downscale times its factor: a factor 2
+        # pass finds signs twice the largest size the locator learnt (a sign held up close to a camera).
+        self.passes = tuple(LocatorGeometry(self.geometry.downscale * factor, self.geometry.stride) for factor in passes)
 
     def scored_proposals(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]:
         """Candidate boxes with the locator's confidence that a sign is centred there, best first."""
-        height, width = frame_bgr.shape[:2]
-        scale = self.geometry.downscale
-        small = cv2.resize(frame_bgr, (max(1, width // scale), max(1, height // scale)), interpolation=cv2.INTER_AREA)
-        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)[np.newaxis]
-        grid = self._session.run(None, {self._input_name: rgb})[0][0]
-        return decode_grid(grid, self.geometry, frame_bgr.shape, self.min_score, self.max_boxes)
+        proposals = []
+        for geometry in self.passes:
+            grid = self._session.run(None, {self._input_name: network_input(frame_bgr, geometry)})[0][0]
+            proposals += decode_grid(grid, geometry, frame_bgr.shape, self.min_score, self.max_boxes)
+        return sorted(proposals, key=lambda proposal: -proposal[1])
 
     def propose(self, frame_bgr: np.ndarray) -> list[Box]:
         """Candidate sign boxes, best first; overlapping ones are left to the detector's suppression."""

@@ -14,7 +14,7 @@ ends or is closed (leaving a `for` loop early closes it).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from .classifier import Classifier, Prediction
@@ -27,6 +27,8 @@ from .sources import LOST, Frame, ImageFolderSource, LiveSource, open_source
 from .tracking import SignTracker
 
 REGION_MODES = ("center", "full")
+# The colour locator and the shipped learned one: each finds signs the other misses (README, "Signs in whole road scenes").
+DEFAULT_LOCATORS = (COLOUR, "sign-locator")
 # How long a live source is waited on before a result reports that it is still away.
 POLL_S = 0.5
 
@@ -46,7 +48,7 @@ class StreamOptions:
     region: str = "center"  # center: the box in the middle of the frame; full: the whole frame
     box_fraction: float = 0.4  # side of the centre box over the frame's shorter side
     locate: bool = False  # find and classify every sign instead of one region
-    locator: Sequence[str] = field(default_factory=lambda: (COLOUR,))  # with locate: colour, locator files, or both
+    locator: Sequence[str] = DEFAULT_LOCATORS  # with locate: colour, sign-locator, locator files; several are combined
     top_k: int = 3
     max_fps: float | None = None  # classify at most this many frames per second (a robot's CPU budget)
 

@@ -114,8 +114,10 @@ def test_a_confirmed_sign_survives_a_missed_frame_and_one_misread_then_fades():
 def test_demo_locate_signs_on_an_image_folder_writes_every_box_with_the_image_path(tmp_path):
     from edgesight.camera_demo.loop import DemoConfig, run_demo
     from edgesight.runtime.classifier import Classifier
+    from edgesight.runtime.learned_locate import open_locator
     from edgesight.runtime.results import detection
     from edgesight.runtime.signs import SignFinder
+    from edgesight.runtime.stream import DEFAULT_LOCATORS
 
     folder = tmp_path / "scenes"
     folder.mkdir()
@@ -125,7 +127,7 @@ def test_demo_locate_signs_on_an_image_folder_writes_every_box_with_the_image_pa
     run_demo(DemoConfig(model="gtsrb-tiny", source=str(folder), locate="signs", no_window=True, jsonl=str(jsonl),
                         save_video=str(tmp_path / "signs.mp4")))
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    finder = SignFinder(Classifier("gtsrb-tiny"))
+    finder = SignFinder(Classifier("gtsrb-tiny"), locator=open_locator(list(DEFAULT_LOCATORS)))  # the demo's locators
     assert [record["source"] for record in records] == [str(folder / f"scene{index}.png") for index in range(3)]
     for record in records:  # images of a folder are not confirmed over time: every sign found is written
         expected = [detection(sign.box, sign.prediction) for sign in finder.find(cv2.imread(record["source"]))]
@@ -136,7 +138,7 @@ def test_demo_locate_signs_on_an_image_folder_writes_every_box_with_the_image_pa
 def test_demo_rejects_an_unknown_locate_mode():
     from edgesight.camera_demo.loop import DemoConfig, run_demo
 
-    with pytest.raises(ValueError, match="locate must be signs or left out"):
+    with pytest.raises(ValueError, match="locate must be one of"):
         run_demo(DemoConfig(locate="faces", source="0"))
 
 

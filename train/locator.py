@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from edgesight.runtime.files import atomic_path, write_json_atomic
 from edgesight.runtime.frame_eval import GOAL_MIN_SIZE, MIN_IOU
-from edgesight.runtime.learned_locate import LOCATOR_TASK, LocatorGeometry, decode_grid
+from edgesight.runtime.learned_locate import LOCATOR_TASK, LocatorGeometry, decode_grid, network_input
 from edgesight.runtime.locate import iou
 from edgesight.runtime.scenes import Scene, read_scenes
 from keras import layers
@@ -102,14 +102,10 @@ def split_scenes(scenes: list[Scene], val_fraction: float, seed: int) -> tuple[l
 
 def proposal_recall(model: keras.Model, scenes: list[Scene], scores=SCORE_SWEEP) -> list[dict]:
     """Per centre score: the share of signs of 24 px or more some proposal covers at IoU >= 0.5, and proposals per frame."""
-    import cv2
-
     tallies = {score: {"found": 0, "proposals": 0} for score in scores}
     signs = 0
     for scene in scenes:
-        height, width = scene.image_bgr.shape[:2]
-        small = cv2.resize(scene.image_bgr, (width // GEOMETRY.downscale, height // GEOMETRY.downscale), interpolation=cv2.INTER_AREA)
-        grid = model(cv2.cvtColor(small, cv2.COLOR_BGR2RGB)[np.newaxis], training=False).numpy()[0]
+        grid = model(network_input(scene.image_bgr, GEOMETRY), training=False).numpy()[0]
         wanted = [sign for sign in scene.signs if sign.size >= GOAL_MIN_SIZE]
         signs += len(wanted)
         for score, tally in tallies.items():
