@@ -30,7 +30,7 @@ from edgesight.runtime.cpu import int8_outlook
 from edgesight.runtime.datasets import preprocess_regions
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.metadata import parse_metadata
-from edgesight.runtime.tasks import get_task, test_set_name
+from edgesight.runtime.tasks import task_of_run, test_set_name
 
 DEFAULTS = {"calibration_method": ExportConfig.calibration_method, "quant_format": ExportConfig.quant_format,
             "int8_types": ExportConfig.int8_types, "per_tensor": ExportConfig.per_tensor,
@@ -56,7 +56,7 @@ def _probabilities(path: Path, images_nhwc: np.ndarray) -> np.ndarray:
 def measure_run(run_dir: Path, folder: Path, repeats: int) -> dict:
     run_config = json.loads((run_dir / "config.json").read_text())
     data = run_config["train"]["data"]
-    task = get_task(run_config["train"]["task"], data, run_config["train"].get("background"))
+    task = task_of_run(run_config["train"], data)
     fp32_path = run_dir / "model.onnx"
     fp32_proto = onnx.load(fp32_path)
     metadata = parse_metadata({entry.key: entry.value for entry in fp32_proto.metadata_props}, str(fp32_path))

@@ -35,7 +35,7 @@ from edgesight.runtime.datasets import preprocess_regions
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import atomic_path, write_json_atomic, write_text_atomic
 from edgesight.runtime.preprocess import PreprocessSpec
-from edgesight.runtime.tasks import get_task, test_set_name
+from edgesight.runtime.tasks import get_task, task_of_run, test_set_name
 
 from .config import ExportConfig
 
@@ -97,7 +97,7 @@ def _run_target(folder: Path, config: BenchConfig) -> Target:
     run_config = json.loads((folder / "config.json").read_text())
     spec = PreprocessSpec(**run_config["preprocess"])
     data = config.data or run_config["train"]["data"]
-    task = get_task(run_config["train"]["task"], data, run_config["train"].get("background"))
+    task = task_of_run(run_config["train"], data)
     name = str(folder)
     engines = [EngineSpec(name, "onnxruntime", "onnxruntime int8", str(folder / "model.int8.onnx"), spec),
                EngineSpec(name, "onnxruntime", "onnxruntime fp32", str(folder / "model.onnx"), spec)]

@@ -17,7 +17,7 @@ from edgesight.runtime.evaluate import evaluate_batch
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.metadata import ModelMetadata
 from edgesight.runtime.preprocess import PreprocessSpec
-from edgesight.runtime.tasks import get_task, test_set_name
+from edgesight.runtime.tasks import task_of_run, test_set_name
 
 from .config import ExportConfig
 from .convert import keras_to_onnx, save_model, stamp_metadata
@@ -111,7 +111,7 @@ def export_run(config: ExportConfig) -> dict:
 
         return export_locator(run_dir, run_config, train_report, config.data, config.opset, _provenance(run_dir / "model.keras"))
     data = config.data or run_config["train"]["data"]
-    task = get_task(run_config["train"]["task"], data, run_config["train"].get("background"))
+    task = task_of_run(run_config["train"], data)
     spec = PreprocessSpec(**run_config["preprocess"])  # as trained, input size included
     started = time.monotonic()
 

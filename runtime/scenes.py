@@ -132,14 +132,14 @@ def read_scenes(path: str | Path) -> Iterator[Scene]:
 BACKGROUND_MAX_IOU = 0.2
 
 
-def scene_regions(path: str | Path, background_label: int, per_scene: int = 40, seed: int = 0) -> LabelledRegions:
+def scene_regions(path: str | Path, background_label: int, locator=None, per_scene: int = 40, seed: int = 0) -> LabelledRegions:
     """Training regions from road scenes: every true sign with its class, and background boxes.
 
-    The background boxes are what the colour locator proposes away from the signs (the cases the
-    detector must learn to reject: leaves, cars, roofs) and, a quarter as many, random sign-sized
-    windows. Each region's group is its scene, so a validation split never shares a scene.
+    The background boxes are what the locator (colour by default) proposes away from the signs (the
+    cases the detector must learn to reject: leaves, cars, roofs) and, a quarter as many, random
+    sign-sized windows. Each region's group is its scene, so a validation split never shares a scene.
     """
-    locator, rng = ColourLocator(), np.random.default_rng(seed)
+    locator, rng = locator or ColourLocator(), np.random.default_rng(seed)
     images, boxes, labels, groups, names = [], [], [], [], []
 
     def add(scene: Scene, box, label: int) -> None:

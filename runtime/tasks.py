@@ -53,14 +53,15 @@ TASKS = {
 NOT_A_SIGN = "not a sign"
 
 
-def _with_background_regions(load: Callable[..., LabelledRegions], scenes: str, background_label: int):
+def _with_background_regions(load: Callable[..., LabelledRegions], scenes: str, background_label: int, locators: tuple[str, ...]):
     def load_with_background(data, split, progress=None, skip_bad_images=False) -> LabelledRegions:
         regions = load(data, split, progress=progress, skip_bad_images=skip_bad_images)
         if split != "train":
             return regions  # scored on the task's own official test set
+        from .learned_locate import open_locator
         from .scenes import scene_regions
 
-        extra = scene_regions(scenes, background_label)
+        extra = scene_regions(scenes, background_label, open_locator(list(locators)))
         return LabelledRegions(regions.images_bgr + extra.images_bgr, np.concatenate([regions.boxes_xyxy, extra.boxes_xyxy]),
                                np.concatenate([regions.labels, extra.labels]), regions.groups + extra.groups,
                                regions.names + extra.names)
@@ -68,12 +69,18 @@ def _with_background_regions(load: Callable[..., LabelledRegions], scenes: str, 
     return load_with_background
 
 
-def with_background(task: Task, scenes: str) -> Task:
-    """The task plus a "not a sign" class, trained on road scenes' background boxes (and their signs)."""
+def with_background(task: Task, scenes: str, locators: tuple[str, ...] = ("colour",)) -> Task:
+    """The task plus a "not a sign" class, trained on road scenes' background boxes (and their signs).
+
+    The background boxes are what `locators` propose away from the signs: the reject class must know
+    the mistakes of the locators it will sit behind.
+    """
     if task.augmentation != "signs":
         raise ValueError(f"background scenes train a sign model's reject class; task {task.name!r} is not a sign task.")
-    return replace(task, labels=task.labels + (NOT_A_SIGN,), load=_with_background_regions(task.load, scenes, len(task.labels)),
-                   description=f"{task.description}, plus {NOT_A_SIGN!r} from the background of road scenes {scenes}")
+    return replace(task, labels=task.labels + (NOT_A_SIGN,),
+                   load=_with_background_regions(task.load, scenes, len(task.labels), tuple(locators)),
+                   description=f"{task.description}, plus {NOT_A_SIGN!r} from the background of road scenes {scenes} "
+                               f"(proposals of {' and '.join(locators)})")
 
 
 def test_set_name(task: Task, data: str, images: int) -> str:
@@ -86,11 +93,12 @@ def test_set_name(task: Task, data: str, images: int) -> str:
     return name
 
 
-def get_task(name: str, data: str | None = None, background: str | None = None) -> Task:
+def get_task(name: str, data: str | None = None, background: str | None = None,
+             background_locators: tuple[str, ...] = ("colour",)) -> Task:
     """A built-in task, or a user's image-folder dataset at `data` under a name of the user's choice;
-    with `background` road scenes, plus a "not a sign" class learnt from them."""
+    with `background` road scenes, plus a "not a sign" class learnt from what `background_locators` propose there."""
     if background is not None:
-        return with_background(get_task(name, data), background)
+        return with_background(get_task(name, data), background, background_locators)
     if name in TASKS:
         return TASKS[name]
     if data is None:
@@ -107,3 +115,9 @@ def get_task(name: str, data: str | None = None, background: str | None = None) 
         description=f"image-folder dataset {data}, {len(labels)} classes",
     )
 
+
+
+def task_of_run(train_options: dict, data: str | None) -> Task:
+    """The task a training run used (its `config.json` "train" options), background scenes and their locators included."""
+    return get_task(train_options["task"], data, train_options.get("background"),
+                    tuple(train_options.get("background_locator") or ("colour",)))  # runs from before the option: colour

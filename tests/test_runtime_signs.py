@@ -177,6 +177,17 @@ def test_a_sign_task_with_background_scenes_gains_a_not_a_sign_class_for_trainin
         get_task("cifar10", background=str(scenes_zip))
 
 
+def test_the_reject_class_learns_from_the_proposals_of_the_locators_asked_for(scenes_zip, tiny_gtsrb):
+    from edgesight.runtime.tasks import task_of_run
+
+    options = {"task": "gtsrb", "background": str(scenes_zip), "background_locator": ["colour", "sign-locator"]}
+    both = task_of_run(options, str(tiny_gtsrb))
+    assert "proposals of colour and sign-locator" in both.description
+    assert (both.load(tiny_gtsrb, "train").labels == 43).sum() > 0
+    earlier_run = {"task": "gtsrb", "background": str(scenes_zip)}  # config.json of a run from before the option
+    assert "proposals of colour)" in task_of_run(earlier_run, str(tiny_gtsrb)).description
+
+
 def test_the_finder_drops_boxes_read_as_not_a_sign():
     from edgesight.runtime.signs import SignFinder
     from edgesight.runtime.tasks import NOT_A_SIGN

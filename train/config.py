@@ -21,6 +21,9 @@ class TrainConfig:
     background: str | None = field(default=None, metadata={"help": "road scenes (GTSDB layout: images and gt.txt) for a sign task: their "
                                                                     "background boxes train an extra 'not a sign' class and their signs "
                                                                     "join the training set; keep the scenes you evaluate on out of it"})
+    background_locator: list[str] = field(default_factory=lambda: ["colour"], metadata={
+        "help": "with --background, whose proposals the 'not a sign' class learns from: colour, sign-locator, a locator "
+                "file, or several (the locators the model will sit behind at runtime)"})
     init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task "
                                                                    "(its architecture and preprocessing are used) with a fresh schedule"})
     epochs: int = field(default=35, metadata={"help": "training epochs"})

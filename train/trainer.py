@@ -133,12 +133,12 @@ def train(config: TrainConfig) -> dict:
     if config.list_models:
         from .models import zoo_table
 
-        task = get_task(config.task, config.data, config.background)
+        task = get_task(config.task, config.data, config.background, tuple(config.background_locator))
         spec = input_spec(task, config)
         print(zoo_table(spec.height, spec.width, len(task.labels)))
         return {}
     run_dir, config, state = prepare_run_dir(config, f"runs/{config.task}")
-    task = get_task(config.task, config.data, config.background)
+    task = get_task(config.task, config.data, config.background, tuple(config.background_locator))
     if config.init_from and state is None:
         config = _adopt_source_run(config, task)
     from .models import ARCHITECTURES
