@@ -56,7 +56,8 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
         raise LocatorExportError(f"{run_dir}: the ONNX locator differs from Keras by {difference:.2e} "
                                  f"(> {MAX_GRID_DIFFERENCE}) on the validation scenes.")
     props = {
-        "edgesight.format": 1, "edgesight.task": LOCATOR_TASK, LOCATOR_KEY: geometry.to_json(),
+        "edgesight.format": 1, "edgesight.task": LOCATOR_TASK,
+        LOCATOR_KEY: geometry.to_json() | ({"min_score": chosen} if (chosen := train_report.get("operating_min_score")) else {}),
         "edgesight.input": {"name": "image", "height": None, "width": None, "channels": 3, "layout": "NHWC", "color": "RGB", "dtype": "uint8"},
         "edgesight.metrics": {"validation_proposal_recall": train_report.get("validation_proposal_recall"),
                               "validation_scenes": train_report.get("validation_scenes")},
@@ -116,7 +117,8 @@ Learnt from the road scenes `{options['data']}` ({len(run_config['split']['train
 {len(run_config['split']['validation_scenes'])} held out) and GTSRB training signs pasted into them
 (`{options['signs']}`). Measure it on scenes it never saw with `edgesight eval-frames`.
 
-Proposal recall on its validation scenes, the held-out part of the scenes above (signs of 24 px or more covered by a proposal at IoU ≥ 0.5):
+Proposal recall on its validation scenes, the held-out part of the scenes above (signs of 24 px or more covered by a
+proposal at IoU ≥ 0.5). The runtime uses min centre score {train_report.get('operating_min_score')}, the strictest within a point of the best recall:
 
 | min centre score | recall | proposals per frame |
 |---|---|---|

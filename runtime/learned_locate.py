@@ -13,7 +13,8 @@ input NHWC RGB uint8) with its own keys, since it has no classes:
     edgesight.format   1
     edgesight.task     "sign-locator"
     edgesight.locator  {"downscale": 2, "stride": 4,
-                        "outputs": ["centre_logit", "offset_x", "offset_y", "log_width", "log_height"]}
+                        "outputs": ["centre_logit", "offset_x", "offset_y", "log_width", "log_height"],
+                        "min_score": 0.2}   (optional: the centre score chosen on validation scenes)
     edgesight.input    {"name", "height": null, "width": null, "channels": 3, "layout": "NHWC",
                         "color": "RGB", "dtype": "uint8"}   (any frame size)
     edgesight.metrics, edgesight.provenance   as for a classifier
@@ -37,6 +38,7 @@ from .shipped import resolve_model
 LOCATOR_TASK = "sign-locator"
 LOCATOR_KEY = "edgesight.locator"
 LOCATOR_OUTPUTS = ("centre_logit", "offset_x", "offset_y", "log_width", "log_height")
+DEFAULT_MIN_SCORE = 0.1  # for a locator file that names no operating point
 
 
 @dataclass(frozen=True)
@@ -111,15 +113,12 @@ def network_input(frame_bgr: np.ndarray, geometry: LocatorGeometry) -> np.ndarra
 class LearnedLocator:
     """Sign proposals from a locator file (see the module docstring for its contract)."""
 
-    def __init__(self, path: str | Path, threads: int | None = 1, min_score: float = 0.1, max_boxes: int = 40,
-                 passes: tuple[int, ...] = (1,)):
+    def __init__(self, path: str | Path, threads: int | None = 1, min_score: float | None = None, max_boxes: int = 40):
         import onnxruntime as ort
 
         self.path = resolve_model(path)
         if not self.path.is_file():
             raise ModelFileError(f"{self.path}: no such locator file (nor a shipped locator name: sign-locator).")
-        if not 0.0 < min_score < 1.0 or max_boxes < 1:
-            raise ValueError(f"min_score must be in (0, 1) and max_boxes >= 1. Received: min_score={min_score}, max_boxes={max_boxes}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, every core
         options.inter_op_num_threads = 1
@@ -127,22 +126,19 @@ class LearnedLocator:
             self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for unreadable files
             raise ModelFileError(f"{self.path}: onnxruntime cannot load it as a model ({error}).") from None
-        self.geometry = read_locator_metadata(self._session.get_modelmeta().custom_metadata_map, str(self.path))
+        props = self._session.get_modelmeta().custom_metadata_map
+        self.geometry = read_locator_metadata(props, str(self.path))
         self._input_name = self._session.get_inputs()[0].name
-        if not passes or any(factor < 1 for factor in passes):
-            raise ValueError(f"passes must be downscale factors >= 1. Received: passes={passes}")
-        self.min_score, self.max_boxes = min_score, max_boxes
-        # Each pass runs the network on the frame shrunk by the file's downscale times its factor: a factor 2
-        # pass finds signs twice the largest size the locator learnt (a sign held up close to a camera).
-        self.passes = tuple(LocatorGeometry(self.geometry.downscale * factor, self.geometry.stride) for factor in passes)
+        # The file's operating point was chosen on its validation scenes at training (train/locator.py).
+        self.min_score = min_score if min_score is not None else json.loads(props[LOCATOR_KEY]).get("min_score", DEFAULT_MIN_SCORE)
+        self.max_boxes = max_boxes
+        if not 0.0 < self.min_score < 1.0 or max_boxes < 1:
+            raise ValueError(f"min_score must be in (0, 1) and max_boxes >= 1. Received: min_score={self.min_score}, max_boxes={max_boxes}")
 
     def scored_proposals(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]:
         """Candidate boxes with the locator's confidence that a sign is centred there, best first."""
-        proposals = []
-        for geometry in self.passes:
-            grid = self._session.run(None, {self._input_name: network_input(frame_bgr, geometry)})[0][0]
-            proposals += decode_grid(grid, geometry, frame_bgr.shape, self.min_score, self.max_boxes)
-        return sorted(proposals, key=lambda proposal: -proposal[1])
+        grid = self._session.run(None, {self._input_name: network_input(frame_bgr, self.geometry)})[0][0]
+        return decode_grid(grid, self.geometry, frame_bgr.shape, self.min_score, self.max_boxes)
 
     def propose(self, frame_bgr: np.ndarray) -> list[Box]:
         """Candidate sign boxes, best first; overlapping ones are left to the detector's suppression."""

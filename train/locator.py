@@ -116,6 +116,15 @@ def proposal_recall(model: keras.Model, scenes: list[Scene], scores=SCORE_SWEEP)
              "proposals_per_frame": round(tally["proposals"] / max(1, len(scenes)), 1)} for score, tally in tallies.items()]
 
 
+def operating_min_score(sweep: list[dict]) -> float | None:
+    """The strictest centre score that keeps recall within a point of the best: fewer proposals to classify, as many signs."""
+    scored = [row for row in sweep if row["recall_24px_and_more"] is not None]
+    if not scored:
+        return None
+    best = max(row["recall_24px_and_more"] for row in scored)
+    return max(row["min_score"] for row in scored if row["recall_24px_and_more"] >= best - 0.01)
+
+
 def _check(config: LocatorTrainConfig) -> None:
     if config.width < 4 or config.crops < 1 or config.epochs < 1 or config.batch_size < 1:
         raise TrainError(f"width must be >= 4 and crops, epochs, batch_size >= 1. Received: width={config.width}, "
@@ -190,7 +199,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     frame_height, frame_width = scenes[0].image_bgr.shape[:2]
     sized = build_locator(config.width, frame_height // GEOMETRY.downscale, frame_width // GEOMETRY.downscale)
     report = {
-        "task": LOCATOR_TASK, "parameters": int(model.count_params()),
+        "task": LOCATOR_TASK, "parameters": int(model.count_params()), "operating_min_score": operating_min_score(sweep),
         "macs_per_frame": count_macs(sized), "frame_size": [frame_width, frame_height],
         "epochs": config.epochs, "train_seconds": round(checkpoint.train_seconds, 1),
         "final_validation_loss": history.get("val_loss", [None])[-1],
