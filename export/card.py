@@ -23,6 +23,8 @@ def training_command(options: dict) -> str:
     for option in ("optimizer", "resize", "input_size", "background", "init_from"):
         if options.get(option) is not None:
             arguments += [f"--{option.replace('_', '-')}", options[option]]
+    if options.get("background") and options.get("background_locator"):
+        arguments += ["--background-locator", *options["background_locator"]]
     return " ".join(shlex.quote(str(a)) for a in arguments)
 
 
@@ -71,9 +73,10 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"| training wall time | {minutes:.0f} min{chain} on the machine below (2 cores, no GPU), "
         f"including any other work sharing it; validation split by {'track' if options['task'] == 'gtsrb' else 'image'} |",
         "",
-        *([f"The last class, \"not a sign\", was learnt from road scenes `{options['background']}`: the boxes the colour "
-           "locator proposes away from their signs, and random windows; their signs joined the training set. Measure "
-           "road-scene figures on other scenes (`edgesight eval-frames`).", ""] if options.get("background") else []),
+        *([f"The last class, \"not a sign\", was learnt from road scenes `{options['background']}`: the boxes the "
+           f"{' and '.join(options.get('background_locator') or ['colour'])} locator(s) propose away from their signs, and random "
+           "windows; their signs joined the training set. Measure road-scene figures on other scenes (`edgesight eval-frames`).", ""]
+          if options.get("background") else []),
         "## Latency on this machine", "",
         f"Machine: {machine_description()}. Per 96×96 region of a 640×480 frame: crop, resize, inference, top-1; batch 1; "
         "median and p99 of 2,000 interleaved runs after warm-up (`edgesight bench`).", "",
