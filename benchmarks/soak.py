@@ -1,7 +1,7 @@
 """Soak test of the live loop: a looping clip for minutes on end, resident memory and frame rate per minute.
 
     python benchmarks/soak.py --minutes 10 --out benchmarks/results/soak        # centre box, shipped gtsrb
-    python benchmarks/soak.py --minutes 10 --locate --out benchmarks/results/soak-locate
+    python benchmarks/soak.py --minutes 10 --locate --out benchmarks/results/soak-locate   # every sign, gtsrb-locate
 
 Frames go through the same path as `edgesight demo` (runtime.stream.classify_frames), JSON lines
 are formatted and discarded, so every allocation of a real run happens. Goal (issue 6): resident
@@ -58,16 +58,17 @@ def resident_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="gtsrb", help="model file or shipped name")
+    parser.add_argument("--model", default=None, help="model file or shipped name (default: gtsrb-locate with --locate, else gtsrb)")
     parser.add_argument("--clip", type=Path, default=REPOSITORY / "samples" / "gtsdb_drive.mp4")
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to run; each minute is one row")
-    parser.add_argument("--locate", action="store_true", help="find every sign (colour locator) instead of the centre box")
+    parser.add_argument("--locate", action="store_true", help="find every sign (the default locators) instead of the centre box")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="folder for soak.json and soak.md")
     arguments = parser.parse_args()
 
-    classifier = Classifier(arguments.model, threads=arguments.threads)
-    recognize = Recognizer(classifier, StreamOptions(locate=arguments.locate), arguments.threads, track=True)
+    classifier = Classifier(arguments.model or ("gtsrb-locate" if arguments.locate else "gtsrb"), threads=arguments.threads)
+    options = StreamOptions(locate=arguments.locate)
+    recognize = Recognizer(classifier, options, arguments.threads, track=True)
     minutes: list[dict] = []
     started = time.monotonic()
     window_started, window_frames, latencies = started, 0, []
@@ -92,14 +93,15 @@ def main() -> None:
     # A trend, not noise: the slope of a line through the per-minute rates, as a fraction of their mean per minute.
     slope = float(np.polyfit(np.arange(len(rates)), rates, 1)[0] / np.mean(rates)) if len(rates) > 1 else 0.0
     report = {
-        "model": str(classifier.path), "clip": str(arguments.clip), "locate": arguments.locate, "threads": arguments.threads,
+        "model": str(classifier.path), "clip": str(arguments.clip), "locate": arguments.locate,
+        "locators": list(options.locator) if arguments.locate else None, "threads": arguments.threads,
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}", "minutes": minutes,
         "resident_growth_mb": round(growth, 1), "memory_goal_met": growth < MEMORY_GOAL_MB,
         "frame_rate_change_first_to_last": round(drift, 4), "frame_rate_trend_per_minute": round(slope, 4),
     }
     arguments.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(arguments.out / "soak.json", report)
-    lines = [f"# Soak: {len(minutes)} min of `{arguments.clip.name}` on a loop, {'locate signs' if arguments.locate else 'centre box'}, "
+    lines = [f"# Soak: {len(minutes)} min of `{arguments.clip.name}` on a loop, {'locate signs with ' + ' and '.join(options.locator) if arguments.locate else 'centre box'}, "
              f"{arguments.threads} thread(s)", "", "| minute | frames/s | latency median (ms) | resident MB |", "|---|---|---|---|"]
     lines += [f"| {m['minute']} | {m['frames_per_second']} | {m['latency_ms_median']} | {m['resident_mb']} |" for m in minutes]
     lines += ["", f"Resident memory grew {growth:+.1f} MB from the first minute to the last (goal < {MEMORY_GOAL_MB:g} MB); "
