@@ -15,18 +15,19 @@ SHIPPED_MODELS = {
     "cifar10": ("cifar10", "model.int8.onnx"),
     "cifar10-fp32": ("cifar10", "model.onnx"),
 }
-# Not classifiers: where signs are in a road scene, for --locator.
+# Not classifiers (so not under models/, whose files all follow the model-file contract): for --locator.
 SHIPPED_LOCATORS = {"sign-locator": ("sign-locator", "locator.onnx")}
 
 
 def shipped_model_path(name: str) -> Path | None:
     """The file of a shipped model or locator name, or None if `name` is not one (or the package lacks it)."""
+    package = "edgesight.models" if name in SHIPPED_MODELS else "edgesight.locators"
     shipped = SHIPPED_MODELS.get(name) or SHIPPED_LOCATORS.get(name)
     if shipped is None:
         return None
     folder, file_name = shipped
     try:
-        path = Path(str(resources.files("edgesight.models") / folder / file_name))
+        path = Path(str(resources.files(package) / folder / file_name))
     except ModuleNotFoundError:
         return None
     return path if path.is_file() else None

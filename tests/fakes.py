@@ -236,3 +236,18 @@ class MjpegServer:
         self._serving.clear()  # open connections end at their next frame
         self._server.shutdown()
         self._server.server_close()
+
+
+def interrupt_after_first_epoch(monkeypatch):
+    """Make training stop (KeyboardInterrupt) right after epoch 1 is checkpointed; returns the undo."""
+    from edgesight.train import checkpoint as checkpoint_module
+
+    original = checkpoint_module.EpochCheckpoint.on_epoch_end
+
+    def interrupted(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", interrupted)
+    return lambda: monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", original)

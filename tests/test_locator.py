@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from edgesight.runtime.errors import ModelFileError
 from edgesight.runtime.learned_locate import LocatorGeometry, decode_grid, read_locator_metadata
-from fakes import write_gtsrb_archives, write_road_scenes
+from fakes import interrupt_after_first_epoch, write_gtsrb_archives, write_road_scenes
 
 GEOMETRY = LocatorGeometry(downscale=2, stride=4)
 
@@ -75,23 +75,15 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     from edgesight.export.pipeline import export_run
     from edgesight.runtime.learned_locate import LearnedLocator
     from edgesight.runtime.scenes import read_scenes
-    from edgesight.train import checkpoint as checkpoint_module
     from edgesight.train.locator import train_locator
 
     scenes, signs = write_road_scenes(tmp_path / "scenes.zip"), write_gtsrb_archives(tmp_path / "gtsrb")
-    original = checkpoint_module.EpochCheckpoint.on_epoch_end
-
-    def interrupted_after_first_epoch(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
-            raise KeyboardInterrupt
-
     run_dir = tmp_path / "locator"
-    monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", interrupted_after_first_epoch)
+    undo = interrupt_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train_locator(_locator_config(scenes, signs, run_dir))
     assert json.loads((run_dir / "state.json").read_text())["epochs_done"] == 1
-    monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", original)
+    undo()
     report = train_locator(_locator_config(scenes, signs, run_dir, resume=True))
     train_locator(_locator_config(scenes, signs, tmp_path / "uninterrupted"))
     resumed, uninterrupted = (keras.models.load_model(folder / "model.keras").get_weights() for folder in (run_dir, tmp_path / "uninterrupted"))

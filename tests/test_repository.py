@@ -14,7 +14,9 @@ def test_shipped_model_folders_hold_only_what_export_writes():
     shipped = {"MODEL_CARD.md", "model.onnx", "model.int8.onnx", "model.ort", "model.int8.ort", "required_operators.config"}
     for folder in (path for path in (REPOSITORY / "models").iterdir() if path.is_dir() and path.name != "__pycache__"):
         names = {path.name for path in folder.iterdir()}
-        if "locator.onnx" in names:  # a sign locator's export: one float file and its card
-            assert names == {"MODEL_CARD.md", "locator.onnx"}, folder
-            continue
         assert {"MODEL_CARD.md", "model.onnx", "model.int8.onnx"} <= names <= shipped, folder
+
+
+def test_shipped_locator_folders_hold_a_locator_file_and_its_card():
+    for folder in (path for path in (REPOSITORY / "locators").iterdir() if path.is_dir() and path.name != "__pycache__"):
+        assert {path.name for path in folder.iterdir()} == {"MODEL_CARD.md", "locator.onnx"}, folder

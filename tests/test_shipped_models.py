@@ -121,7 +121,7 @@ def test_the_shipped_locator_follows_its_metadata_and_proposes_on_a_road_scene()
     from edgesight.runtime.learned_locate import LearnedLocator
 
     locator = LearnedLocator("sign-locator")
-    assert locator.path.samefile(REPOSITORY / "models" / "sign-locator" / "locator.onnx")
+    assert locator.path.samefile(REPOSITORY / "locators" / "sign-locator" / "locator.onnx")
     assert (locator.geometry.downscale, locator.geometry.stride) == (2, 4)
     card = (locator.path.parent / "MODEL_CARD.md").read_text()
     assert "training wall time" in card and "Proposal recall" in card

@@ -25,18 +25,11 @@ def _config(data, run_dir, **changes):
 
 
 def test_training_resumes_after_an_interruption(tiny_gtsrb, tmp_path, monkeypatch):
-    from edgesight.train import checkpoint as checkpoint_module
     from edgesight.train.trainer import train
-
-    original = checkpoint_module.EpochCheckpoint.on_epoch_end
-
-    def interrupted_after_first_epoch(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
-            raise KeyboardInterrupt
+    from fakes import interrupt_after_first_epoch
 
     run_dir = tmp_path / "run"
-    monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", interrupted_after_first_epoch)
+    undo = interrupt_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train(_config(tiny_gtsrb, run_dir))
     state = json.loads((run_dir / "state.json").read_text())
@@ -45,7 +38,7 @@ def test_training_resumes_after_an_interruption(tiny_gtsrb, tmp_path, monkeypatc
     with pytest.raises(TrainError, match="pass --resume"):
         train(_config(tiny_gtsrb, run_dir))
 
-    monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", original)
+    undo()
     report = train(_config(tiny_gtsrb, run_dir, resume=True))
     train(_config(tiny_gtsrb, tmp_path / "uninterrupted"))
     import keras
