@@ -14,6 +14,7 @@ import numpy as np
 from .cifar import CIFAR10_CLASS_NAMES, is_lossless_cifar10, load_cifar10
 from .datasets import GTSRB_CLASS_NAMES, LabelledRegions, load_gtsrb
 from .image_folder import discover_labels, load_image_folder
+from .learned_locate import COLOUR, open_locator
 from .preprocess import PreprocessSpec
 
 
@@ -58,7 +59,6 @@ def _with_background_regions(load: Callable[..., LabelledRegions], scenes: str, 
         regions = load(data, split, progress=progress, skip_bad_images=skip_bad_images)
         if split != "train":
             return regions  # scored on the task's own official test set
-        from .learned_locate import open_locator
         from .scenes import scene_regions
 
         extra = scene_regions(scenes, background_label, open_locator(list(locators)))
@@ -69,7 +69,7 @@ def _with_background_regions(load: Callable[..., LabelledRegions], scenes: str, 
     return load_with_background
 
 
-def with_background(task: Task, scenes: str, locators: tuple[str, ...] = ("colour",)) -> Task:
+def with_background(task: Task, scenes: str, locators: tuple[str, ...] = (COLOUR,)) -> Task:
     """The task plus a "not a sign" class, trained on road scenes' background boxes (and their signs).
 
     The background boxes are what `locators` propose away from the signs: the reject class must know
@@ -94,7 +94,7 @@ def test_set_name(task: Task, data: str, images: int) -> str:
 
 
 def get_task(name: str, data: str | None = None, background: str | None = None,
-             background_locators: tuple[str, ...] = ("colour",)) -> Task:
+             background_locators: tuple[str, ...] = (COLOUR,)) -> Task:
     """A built-in task, or a user's image-folder dataset at `data` under a name of the user's choice;
     with `background` road scenes, plus a "not a sign" class learnt from what `background_locators` propose there."""
     if background is not None:
@@ -120,4 +120,4 @@ def get_task(name: str, data: str | None = None, background: str | None = None,
 def task_of_run(train_options: dict, data: str | None) -> Task:
     """The task a training run used (its `config.json` "train" options), background scenes and their locators included."""
     return get_task(train_options["task"], data, train_options.get("background"),
-                    tuple(train_options.get("background_locator") or ("colour",)))  # runs from before the option: colour
+                    tuple(train_options.get("background_locator") or (COLOUR,)))  # runs from before the option: colour
