@@ -7,6 +7,7 @@ classifier then decides what each box holds (and the detector drops what it doub
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -30,6 +31,15 @@ def iou(a, b) -> float:
     return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter)
 
 
+# Inclusive OpenCV HSV ranges (hue 0-179) of the colours German signs are painted in. Red wraps
+# around hue 0. cv2.inRange makes each mask in one pass, several times faster than numpy comparisons.
+SIGN_COLOURS = {
+    "red": [((0, 61, 41), (9, 255, 255)), ((166, 61, 41), (179, 255, 255))],
+    "blue": [((96, 91, 41), (129, 255, 255))],
+    "yellow": [((16, 101, 101), (34, 255, 255))],
+}
+
+
 @dataclass(frozen=True)
 class ColourLocator:
     scale: int = 2  # search at 1/scale resolution: a 24 px sign is still 12 px there
@@ -39,11 +49,9 @@ class ColourLocator:
     min_fill: float = 0.1  # blob pixels over box area: rings and outlines are thin
 
     def _masks(self, small_bgr: np.ndarray) -> list[np.ndarray]:
-        hue, saturation, value = cv2.split(cv2.cvtColor(small_bgr, cv2.COLOR_BGR2HSV))
-        red = ((hue < 10) | (hue > 165)) & (saturation > 60) & (value > 40)
-        blue = (hue > 95) & (hue < 130) & (saturation > 90) & (value > 40)
-        yellow = (hue > 15) & (hue < 35) & (saturation > 100) & (value > 100)
-        return [mask.astype(np.uint8) * 255 for mask in (red, blue, yellow)]
+        hsv = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2HSV)
+        return [functools.reduce(cv2.bitwise_or, [cv2.inRange(hsv, low, high) for low, high in ranges])
+                for ranges in SIGN_COLOURS.values()]
 
     def propose(self, frame_bgr: np.ndarray) -> list[Box]:
         """Candidate sign boxes, in no particular order; overlapping ones are left to the detector's suppression."""
@@ -54,13 +62,13 @@ class ColourLocator:
         boxes = []
         for mask in self._masks(small):
             closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, closing)
-            count, _, stats, _ = cv2.connectedComponentsWithStats(closed)
-            for x, y, w, h, area in stats[1:count]:
-                side_min, side_max = min(w, h) * self.scale, max(w, h) * self.scale
-                if side_min < self.min_side or side_max > max_side or max(w, h) > self.max_aspect * min(w, h):
-                    continue
-                if area < self.min_fill * w * h:
-                    continue
-                boxes.append((int(x * self.scale), int(y * self.scale),
-                              int(min(width, (x + w) * self.scale) - 1), int(min(height, (y + h) * self.scale) - 1)))
+            # BBDT gives the same components as the default algorithm, with stats in less than half the time.
+            count, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(closed, 8, cv2.CV_32S, cv2.CCL_BBDT)
+            x, y, w, h, area = stats[1:count].T
+            short, long = np.minimum(w, h), np.maximum(w, h)
+            sign_like = ((short * self.scale >= self.min_side) & (long * self.scale <= max_side)
+                         & (long <= self.max_aspect * short) & (area >= self.min_fill * w * h))
+            for bx, by, bw, bh in stats[1:count][sign_like, :4].tolist():
+                boxes.append((bx * self.scale, by * self.scale,
+                              min(width, (bx + bw) * self.scale) - 1, min(height, (by + bh) * self.scale) - 1))
         return boxes
