@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .errors import ModelFileError
-from .locate import Box, ColourLocator
+from .locate import Box, ColourLocator, ShrunkFrame
 from .shipped import resolve_model
 
 LOCATOR_TASK = "sign-locator"
@@ -96,15 +96,14 @@ def decode_grid(grid: np.ndarray, geometry: LocatorGeometry, frame_shape: tuple[
     return boxes
 
 
-def network_input(frame_bgr: np.ndarray, geometry: LocatorGeometry) -> np.ndarray:
+def network_input(frame: np.ndarray | ShrunkFrame, geometry: LocatorGeometry) -> np.ndarray:
     """[1, H, W, 3] RGB uint8: the frame shrunk by the downscale, its right and bottom edges cut to a multiple of the stride.
 
     The exported graph's padding holds for sizes that are multiples of the stride (export/convert.py,
     relax_spatial_dims); the cut is at most stride - 1 pixels of the shrunk frame, and the cells keep
     their places, so boxes need no correction.
     """
-    height, width = frame_bgr.shape[:2]
-    small = cv2.resize(frame_bgr, (max(1, width // geometry.downscale), max(1, height // geometry.downscale)), interpolation=cv2.INTER_AREA)
+    small = ShrunkFrame.of(frame).by(geometry.downscale)
     rows = max(geometry.stride, small.shape[0] // geometry.stride * geometry.stride)
     columns = max(geometry.stride, small.shape[1] // geometry.stride * geometry.stride)
     return cv2.cvtColor(small[:rows, :columns], cv2.COLOR_BGR2RGB)[np.newaxis]
@@ -135,14 +134,15 @@ class LearnedLocator:
         if not 0.0 < self.min_score < 1.0 or max_boxes < 1:
             raise ValueError(f"min_score must be in (0, 1) and max_boxes >= 1. Received: min_score={self.min_score}, max_boxes={max_boxes}")
 
-    def scored_proposals(self, frame_bgr: np.ndarray) -> list[tuple[Box, float]]:
-        """Candidate boxes with the locator's confidence that a sign is centred there, best first."""
-        grid = self._session.run(None, {self._input_name: network_input(frame_bgr, self.geometry)})[0][0]
-        return decode_grid(grid, self.geometry, frame_bgr.shape, self.min_score, self.max_boxes)
+    def scored_proposals(self, frame: np.ndarray | ShrunkFrame) -> list[tuple[Box, float]]:
+        """Candidate boxes in a BGR frame with the locator's confidence that a sign is centred there, best first."""
+        frame = ShrunkFrame.of(frame)
+        grid = self._session.run(None, {self._input_name: network_input(frame, self.geometry)})[0][0]
+        return decode_grid(grid, self.geometry, frame.full.shape, self.min_score, self.max_boxes)
 
-    def propose(self, frame_bgr: np.ndarray) -> list[Box]:
+    def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:
         """Candidate sign boxes, best first; overlapping ones are left to the detector's suppression."""
-        return [box for box, _ in self.scored_proposals(frame_bgr)]
+        return [box for box, _ in self.scored_proposals(frame)]
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,9 @@ class CombinedLocator:
 
     locators: tuple
 
-    def propose(self, frame_bgr: np.ndarray) -> list[Box]:
-        return [box for locator in self.locators for box in locator.propose(frame_bgr)]
+    def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:
+        frame = ShrunkFrame.of(frame)  # one downscaled copy for all of them
+        return [box for locator in self.locators for box in locator.propose(frame)]
 
 
 COLOUR = "colour"

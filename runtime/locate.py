@@ -31,6 +31,28 @@ def iou(a, b) -> float:
     return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter)
 
 
+class ShrunkFrame:
+    """A BGR frame and its downscaled copies (INTER_AREA), each made once however many locators ask for it.
+
+    Locators take either a plain frame or one of these; the combined locator hands them one, which
+    saves a resize of the full frame per extra locator (0.5 ms at 1360x800).
+    """
+
+    def __init__(self, frame_bgr: np.ndarray):
+        self.full = frame_bgr
+        self._copies: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, frame) -> ShrunkFrame:
+        return frame if isinstance(frame, ShrunkFrame) else cls(frame)
+
+    def by(self, factor: int) -> np.ndarray:
+        if factor not in self._copies:
+            height, width = self.full.shape[:2]
+            self._copies[factor] = cv2.resize(self.full, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA)
+        return self._copies[factor]
+
+
 # Inclusive OpenCV HSV ranges (hue 0-179) of the colours German signs are painted in. Red wraps
 # around hue 0. cv2.inRange makes each mask in one pass, several times faster than numpy comparisons.
 SIGN_COLOURS = {
@@ -53,10 +75,11 @@ class ColourLocator:
         return [functools.reduce(cv2.bitwise_or, [cv2.inRange(hsv, low, high) for low, high in ranges])
                 for ranges in SIGN_COLOURS.values()]
 
-    def propose(self, frame_bgr: np.ndarray) -> list[Box]:
-        """Candidate sign boxes, in no particular order; overlapping ones are left to the detector's suppression."""
-        height, width = frame_bgr.shape[:2]
-        small = cv2.resize(frame_bgr, (width // self.scale, height // self.scale), interpolation=cv2.INTER_AREA)
+    def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:
+        """Candidate sign boxes in a BGR frame, in no particular order; overlapping ones are left to the detector's suppression."""
+        frame = ShrunkFrame.of(frame)
+        height, width = frame.full.shape[:2]
+        small = frame.by(self.scale)
         closing = np.ones((3, 3), np.uint8)  # joins a ring broken by a pixel or two
         max_side = self.max_side_fraction * min(height, width)
         boxes = []
