@@ -1,7 +1,14 @@
-"""Tiny data in the real formats: GTSRB-layout archives, a video, an edgesight ONNX model built with onnx.helper."""
+"""Tiny data in the real formats: GTSRB-layout archives, a video, an edgesight ONNX model built with onnx.helper,
+and loopback cameras (HTTP MJPEG, RTSP H.264)."""
 from __future__ import annotations
 
+import base64
+import contextlib
 import io
+import itertools
+import re
+import socket
+import struct
 import threading
 import time
 import zipfile
@@ -251,3 +258,149 @@ def interrupt_after_first_epoch(monkeypatch):
 
     monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", interrupted)
     return lambda: monkeypatch.setattr(checkpoint_module.EpochCheckpoint, "on_epoch_end", original)
+
+
+def h264_frames(count: int, size: tuple[int, int], fps: int) -> list[list[bytes]]:
+    """The NAL units of each of `count` H.264 frames (libx264 through PyAV); frame n is grey (n * 8) mod 256.
+
+    Frame 0 is the only keyframe and carries the SPS and PPS, so a stream that starts over at frame 0
+    can be joined by a new reader.
+    """
+    import fractions
+
+    import av
+
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = size[0], size[1], "yuv420p"
+    encoder.time_base = fractions.Fraction(1, fps)
+    encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(count), "bf": "0"}
+    packets = []
+    for index in range(count):
+        image = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), index * 8 % 256, np.uint8), format="bgr24")
+        image.pts = index
+        packets += encoder.encode(image)
+    packets += encoder.encode(None)
+    return [[unit for unit in re.split(b"\x00\x00\x00\x01|\x00\x00\x01", bytes(packet)) if unit] for packet in packets]
+
+
+def rtp_h264_payloads(units: list[bytes], most: int = 1400) -> list[bytes]:
+    """RTP payloads of one frame's NAL units (RFC 6184): a small unit whole, a large one in FU-A fragments."""
+    payloads = []
+    for unit in units:
+        if len(unit) <= most:
+            payloads.append(unit)
+            continue
+        indicator, kind, body = unit[0] & 0xE0 | 28, unit[0] & 0x1F, unit[1:]
+        for start in range(0, len(body), most):
+            flags = (0x80 if start == 0 else 0) | (0x40 if start + most >= len(body) else 0)  # start, end
+            payloads.append(bytes([indicator, flags | kind]) + body[start:start + most])
+    return payloads
+
+
+class RtspServer:
+    """A loopback RTSP camera serving generated H.264 frames over RTP interleaved in the TCP connection.
+
+    Enough of RFC 2326 and RFC 6184 for FFmpeg's client: OPTIONS, DESCRIBE (SDP with the parameter
+    sets), SETUP (TCP only: a UDP request gets 461, as from cameras behind NAT, and FFmpeg retries
+    over TCP), PLAY, TEARDOWN. Each reader gets the frames from the keyframe on, looped.
+    stop() and start() as for MjpegServer.
+    """
+
+    def __init__(self, size: tuple[int, int] = (160, 120), fps: int = 30, frames: int = 30):
+        self.size, self.fps, self.frames, self.port = size, fps, frames, 0
+        self._serving = threading.Event()
+        self._listener: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+
+    def start(self, size: tuple[int, int] | None = None) -> RtspServer:
+        self.size = size or self.size
+        self._units = h264_frames(self.frames, self.size, self.fps)
+        self._listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.port = self._listener.getsockname()[1]
+        self._serving.set()
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/live"
+
+    def stop(self) -> None:
+        self._serving.clear()
+        for connection in [self._listener, *self._connections]:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        self._connections = []
+
+    def _accept(self) -> None:
+        while self._serving.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self._connections.append(connection)
+            threading.Thread(target=self._session, args=(connection,), daemon=True).start()
+
+    def _session(self, connection: socket.socket) -> None:
+        send_lock = threading.Lock()
+        requests = connection.makefile("rb")
+        try:
+            while self._serving.is_set():
+                head = []
+                while (line := requests.readline()) not in (b"\r\n", b"\n", b""):
+                    head.append(line.decode().strip())
+                if not head:
+                    return
+                fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
+                method = head[0].split()[0]
+                if int(fields.get("Content-Length", 0)):
+                    requests.read(int(fields["Content-Length"]))
+                status, headers, body = self._answer(method, fields)
+                reply = f"RTSP/1.0 {status}\r\nCSeq: {fields.get('CSeq', '0')}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                with send_lock:
+                    connection.sendall(f"{reply}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                if method == "PLAY":
+                    threading.Thread(target=self._play, args=(connection, send_lock), daemon=True).start()
+                if method == "TEARDOWN":
+                    return
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    def _answer(self, method: str, fields: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
+        session = {"Session": "edgesight"}
+        if method == "OPTIONS":
+            return "200 OK", {"Public": "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN"}, b""
+        if method == "DESCRIBE":
+            sps, pps = (base64.b64encode(unit).decode() for unit in self._units[0] if unit[0] & 0x1F in (7, 8))
+            sdp = ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=edgesight test camera\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+                   "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+                   f"a=fmtp:96 packetization-mode=1;sprop-parameter-sets={sps},{pps}\r\na=control:track0\r\n")
+            return "200 OK", {"Content-Type": "application/sdp", "Content-Base": f"{self.url}/"}, sdp.encode()
+        if method == "SETUP":
+            if "TCP" not in fields.get("Transport", ""):
+                return "461 Unsupported Transport", {}, b""
+            return "200 OK", session | {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"}, b""
+        if method in ("PLAY", "TEARDOWN", "GET_PARAMETER"):
+            return "200 OK", session, b""
+        return "501 Not Implemented", {}, b""
+
+    def _play(self, connection: socket.socket, send_lock: threading.Lock) -> None:
+        sequence, tick = 0, 90_000 // self.fps
+        try:
+            for index in itertools.count():
+                if not self._serving.is_set():
+                    return
+                payloads = rtp_h264_payloads(self._units[index % len(self._units)])
+                for number, packet in enumerate(payloads):
+                    marker = 0x80 if number == len(payloads) - 1 else 0  # the frame's last packet
+                    header = struct.pack("!BBHII", 0x80, marker | 96, sequence & 0xFFFF, index * tick & 0xFFFFFFFF, 0xED6E)
+                    sequence += 1
+                    with send_lock:
+                        connection.sendall(b"$\x00" + struct.pack("!H", len(header) + len(packet)) + header + packet)
+                time.sleep(1.0 / self.fps)
+        except OSError:
+            pass

@@ -1,3 +1,4 @@
+import importlib.util
 import time
 
 import cv2
@@ -5,7 +6,24 @@ import numpy as np
 import pytest
 from edgesight.runtime.errors import SourceError
 from edgesight.runtime.sources import LiveSource, open_source
-from fakes import MjpegServer, write_video
+from fakes import MjpegServer, RtspServer, write_video
+
+# The loopback cameras: HTTP MJPEG, and RTSP with H.264 (which needs PyAV to encode the frames).
+NEEDS_PYAV = pytest.mark.skipif(importlib.util.find_spec("av") is None, reason="the RTSP camera needs PyAV (pip install av) to encode H.264")
+LOOPBACK_CAMERAS = [MjpegServer, pytest.param(RtspServer, marks=NEEDS_PYAV)]
+
+
+@NEEDS_PYAV
+def test_an_rtsp_camera_gives_decoded_h264_frames_in_order():
+    server = RtspServer(size=(160, 120), fps=10).start()
+    try:
+        with open_source(server.url, lost_after_s=5) as source:
+            frames = [source.read() for _ in range(4)]
+    finally:
+        server.stop()
+    greys = [float(frame.image_bgr.mean()) for frame in frames]
+    assert all(frame.image_bgr.shape == (120, 160, 3) and frame.image_bgr.std() < 2 for frame in frames)  # decoded, not smeared
+    assert greys == sorted(greys) and greys[-1] - greys[0] >= 16  # frame n is grey 8n: each read is a newer frame
 
 
 def test_video_file_gives_every_frame_in_order(tiny_video):
@@ -79,8 +97,9 @@ def _wait_for(condition, seconds: float) -> bool:
     return False
 
 
-def test_a_dropped_stream_is_reconnected_without_stale_frames_and_may_change_size():
-    server = MjpegServer(size=(160, 120)).start()
+@pytest.mark.parametrize("camera", LOOPBACK_CAMERAS)
+def test_a_dropped_stream_is_reconnected_without_stale_frames_and_may_change_size(camera):
+    server = camera(size=(160, 120)).start()
     source = LiveSource(server.url, "loopback camera", lost_after_s=20)
     try:
         before = [source.read() for _ in range(5)]
@@ -98,8 +117,9 @@ def test_a_dropped_stream_is_reconnected_without_stale_frames_and_may_change_siz
         server.stop()
 
 
-def test_a_stream_gone_for_longer_than_the_timeout_is_a_clear_error_not_a_hang():
-    server = MjpegServer().start()
+@pytest.mark.parametrize("camera", LOOPBACK_CAMERAS)
+def test_a_stream_gone_for_longer_than_the_timeout_is_a_clear_error_not_a_hang(camera):
+    server = camera().start()
     source = LiveSource(server.url, "loopback camera", lost_after_s=1.5)
     try:
         source.read()
