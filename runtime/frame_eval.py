@@ -39,7 +39,7 @@ class EvalFramesConfig:
     data: str = field(metadata={"help": "road scenes in the GTSDB layout: a folder or .zip with images and gt.txt"})
     out: str = field(default="out/eval-frames", metadata={"help": "folder for eval_frames.json and annotated example frames"})
     min_score: float = field(default=0.5, metadata={"help": "a located box whose best class scores less is taken for background"})
-    threads: int = field(default=1, metadata={"help": "onnxruntime threads (the speed goal is for one core)"})
+    threads: int = field(default=1, metadata={"help": "onnxruntime and OpenCV threads (the speed goal is for one core)"})
     locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={
         "help": "where to look: colour (colour blobs), sign-locator (the shipped learned locator) or a locator file from "
                 "train-locator and export; several are combined (every proposal of each is classified)"})
@@ -83,6 +83,58 @@ def _annotate(scene: Scene, found: list[FoundSign], correct: list[bool], claimed
     return image
 
 
+@dataclass
+class _Tally:
+    per_band: dict = field(default_factory=lambda: {name: {"signs": 0, "found": 0, "detections": 0, "correct": 0} for name, _, _ in BANDS})
+    goal: dict = field(default_factory=lambda: {"signs": 0, "found": 0})
+    sweep: dict = field(default_factory=lambda: {score: {"found": 0, "detections": 0, "correct": 0} for score in SCORE_SWEEP})
+    milliseconds: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+    examples: list = field(default_factory=list)  # (errors, scene, found, correct, claimed) of the worst frames
+    frames: int = 0
+    false_detections: int = 0
+
+
+def _score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignFinder) -> _Tally:
+    """Locate and classify every scene (timed, decoding excluded) and tally the matches against its signs."""
+    tally = _Tally()
+    for scene in read_scenes(config.data):
+        unknown = sorted({sign.class_id for sign in scene.signs if not 0 <= sign.class_id < len(classifier.labels)})
+        if unknown:
+            raise DatasetError(f"{scene.source}: ground-truth class id(s) {unknown} outside the model's "
+                               f"{len(classifier.labels)} classes; expected GTSRB class ids 0-42.")
+        started = time.perf_counter()
+        candidates = finder.candidates(scene.image_bgr)
+        found = finder.select(candidates, config.min_score)
+        tally.milliseconds.append((time.perf_counter() - started) * 1000)
+        correct, claimed = match(found, scene.signs)
+        for score, at_score_tally in tally.sweep.items():
+            at_score = match(finder.select(candidates, score), scene.signs)
+            at_score_tally["detections"] += len(at_score[0])
+            at_score_tally["correct"] += sum(at_score[0])
+            at_score_tally["found"] += sum(was and true.size >= GOAL_MIN_SIZE for was, true in zip(at_score[1], scene.signs))
+        tally.frames += 1
+        tally.false_detections += correct.count(False)
+        for true, was_found in zip(scene.signs, claimed):
+            band = tally.per_band[_band(true.size)]
+            band["signs"] += 1
+            band["found"] += was_found
+            if true.size >= GOAL_MIN_SIZE:
+                tally.goal["signs"] += 1
+                tally.goal["found"] += was_found
+        for sign, right in zip(found, correct):
+            band = tally.per_band[_band(box_size(sign.box))]
+            band["detections"] += 1
+            band["correct"] += right
+        errors = correct.count(False) + claimed.count(False)
+        tally.records.append({"source": scene.name, "signs": len(scene.signs), "missed": claimed.count(False),
+                              "detections": [detection(sign.box, sign.prediction) | {"correct": right} for sign, right in zip(found, correct)]})
+        if config.examples and errors:
+            tally.examples.append((errors, scene, found, correct, claimed))
+            tally.examples = sorted(tally.examples, key=lambda item: (-item[0], item[1].name))[: config.examples]
+    return tally
+
+
 def evaluate_frames(config: EvalFramesConfig) -> dict:
     """Run the sign finder over every scene and write the report and example frames to `config.out`."""
     if not 0.0 <= config.min_score <= 1.0:
@@ -94,45 +146,15 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
         raise ModelFileError(f"{classifier.path}: a {classifier.metadata.task!r} model; eval-frames scores road scenes "
                              "labelled with GTSRB class ids, so it needs a gtsrb sign model (gtsrb, gtsrb-tiny, gtsrb-locate).")
     finder = SignFinder(classifier, locator=open_locator(config.locator, config.threads), min_score=config.min_score)
-    per_band = {name: {"signs": 0, "found": 0, "detections": 0, "correct": 0} for name, _, _ in BANDS}
-    goal = {"signs": 0, "found": 0}
-    frames, false_detections, milliseconds, records = 0, 0, [], []
-    sweep = {score: {"found": 0, "detections": 0, "correct": 0} for score in SCORE_SWEEP}
-    examples: list[tuple[int, Scene, list, list, list]] = []
-    for scene in read_scenes(config.data):
-        unknown = sorted({sign.class_id for sign in scene.signs if not 0 <= sign.class_id < len(classifier.labels)})
-        if unknown:
-            raise DatasetError(f"{scene.source}: ground-truth class id(s) {unknown} outside the model's "
-                               f"{len(classifier.labels)} classes; expected GTSRB class ids 0-42.")
-        started = time.perf_counter()
-        candidates = finder.candidates(scene.image_bgr)
-        found = finder.select(candidates, config.min_score)
-        milliseconds.append((time.perf_counter() - started) * 1000)
-        correct, claimed = match(found, scene.signs)
-        for score, tally in sweep.items():
-            at_score = match(finder.select(candidates, score), scene.signs)
-            tally["detections"] += len(at_score[0])
-            tally["correct"] += sum(at_score[0])
-            tally["found"] += sum(was and true.size >= GOAL_MIN_SIZE for was, true in zip(at_score[1], scene.signs))
-        frames += 1
-        false_detections += correct.count(False)
-        for true, was_found in zip(scene.signs, claimed):
-            band = per_band[_band(true.size)]
-            band["signs"] += 1
-            band["found"] += was_found
-            if true.size >= GOAL_MIN_SIZE:
-                goal["signs"] += 1
-                goal["found"] += was_found
-        for sign, right in zip(found, correct):
-            band = per_band[_band(box_size(sign.box))]
-            band["detections"] += 1
-            band["correct"] += right
-        errors = correct.count(False) + claimed.count(False)
-        records.append({"source": scene.name, "signs": len(scene.signs), "missed": claimed.count(False),
-                        "detections": [detection(sign.box, sign.prediction) | {"correct": right} for sign, right in zip(found, correct)]})
-        if config.examples and errors:
-            examples.append((errors, scene, found, correct, claimed))
-            examples = sorted(examples, key=lambda item: (-item[0], item[1].name))[: config.examples]
+    # OpenCV's resizes and colour conversions would otherwise use every core and flatter a one-core figure.
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(config.threads)
+    try:
+        tally = _score_scenes(config, classifier, finder)
+    finally:
+        cv2.setNumThreads(opencv_threads)
+    per_band, goal, sweep, milliseconds = tally.per_band, tally.goal, tally.sweep, tally.milliseconds
+    frames, false_detections, records, examples = tally.frames, tally.false_detections, tally.records, tally.examples
     if not frames:
         raise ValueError(f"{config.data}: no scene images found beside gt.txt.")
     out = Path(config.out)
