@@ -78,22 +78,26 @@ def decode_grid(grid: np.ndarray, geometry: LocatorGeometry, frame_shape: tuple[
     scores higher (the usual CenterNet peak test, which stands in for suppression here).
     """
     height, width = frame_shape[:2]
-    scores = 1.0 / (1.0 + np.exp(-grid[..., 0]))
-    peaks = (scores >= min_score) & (scores == cv2.dilate(scores, np.ones((3, 3), np.uint8)))
+    # Peaks are found on the logits (the sigmoid keeps their order), so only the kept cells need one.
+    logits = np.ascontiguousarray(grid[..., 0])
+    min_logit = np.log(min_score / (1.0 - min_score))
+    peaks = (logits >= min_logit) & (logits == cv2.dilate(logits, np.ones((3, 3), np.uint8)))
     rows, columns = np.nonzero(peaks)
-    best = np.argsort(-scores[rows, columns], kind="stable")[:max_boxes]
+    best = np.argsort(-logits[rows, columns], kind="stable")[:max_boxes]
+    rows, columns = rows[best], columns[best]
+    offset_x, offset_y, log_width, log_height = np.moveaxis(grid[rows, columns, 1:5], -1, 0)
     per_cell = geometry.stride * geometry.downscale
-    boxes = []
-    for row, column in zip(rows[best], columns[best]):
-        offset_x, offset_y, log_width, log_height = grid[row, column, 1:5]
-        centre_x, centre_y = (column + offset_x) * per_cell, (row + offset_y) * per_cell
-        half_width = np.exp(np.clip(log_width, 0.0, 8.0)) * geometry.downscale / 2
-        half_height = np.exp(np.clip(log_height, 0.0, 8.0)) * geometry.downscale / 2
-        box = (int(max(0, round(centre_x - half_width))), int(max(0, round(centre_y - half_height))),
-               int(min(width - 1, round(centre_x + half_width) - 1)), int(min(height - 1, round(centre_y + half_height) - 1)))
-        if box[2] > box[0] and box[3] > box[1]:
-            boxes.append((box, float(scores[row, column])))
-    return boxes
+    centre_x, centre_y = (columns + offset_x) * per_cell, (rows + offset_y) * per_cell
+    half_width = np.exp(np.clip(log_width, 0.0, 8.0)) * geometry.downscale / 2
+    half_height = np.exp(np.clip(log_height, 0.0, 8.0)) * geometry.downscale / 2
+    x1 = np.maximum(0, np.round(centre_x - half_width))
+    y1 = np.maximum(0, np.round(centre_y - half_height))
+    x2 = np.minimum(width - 1, np.round(centre_x + half_width) - 1)
+    y2 = np.minimum(height - 1, np.round(centre_y + half_height) - 1)
+    scores = 1.0 / (1.0 + np.exp(-logits[rows, columns]))
+    kept = (x2 > x1) & (y2 > y1)
+    return [((int(a), int(b), int(c), int(d)), float(score))
+            for a, b, c, d, score in zip(x1[kept], y1[kept], x2[kept], y2[kept], scores[kept])]
 
 
 def network_input(frame: np.ndarray | ShrunkFrame, geometry: LocatorGeometry) -> np.ndarray:
