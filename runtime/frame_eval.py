@@ -23,7 +23,7 @@ from .learned_locate import open_locator
 from .locate import box_size, iou
 from .results import detection
 from .scenes import Scene, TrueSign, read_scenes
-from .signs import FoundSign, SignFinder
+from .signs import SIGN_MIN_SCORE, FoundSign, SignFinder
 from .stream import DEFAULT_LOCATORS
 
 MIN_IOU = 0.5
@@ -38,7 +38,7 @@ class EvalFramesConfig:
     model: str = field(metadata={"help": "edgesight sign model file or shipped name (gtsrb, gtsrb-tiny)"})
     data: str = field(metadata={"help": "road scenes in the GTSDB layout: a folder or .zip with images and gt.txt"})
     out: str = field(default="out/eval-frames", metadata={"help": "folder for eval_frames.json and annotated example frames"})
-    min_score: float = field(default=0.5, metadata={"help": "a located box whose best class scores less is taken for background"})
+    min_score: float = field(default=SIGN_MIN_SCORE, metadata={"help": "a located box whose best class scores less is taken for background"})
     threads: int = field(default=1, metadata={"help": "onnxruntime and OpenCV threads (the speed goal is for one core)"})
     locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={
         "help": "where to look: colour (colour blobs), sign-locator (the shipped learned locator) or a locator file from "

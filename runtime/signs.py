@@ -11,6 +11,12 @@ from .locate import Box, ColourLocator
 from .tasks import NOT_A_SIGN
 
 
+# A located box whose best class scores less is taken for background. Chosen on GTSDB scenes 00000-00099
+# with gtsrb-locate and the default locators: 0.9 against 0.5 cut false detections from 0.16 to 0.07 per frame
+# for 2 points of recall (89.8% -> 87.8%); held-out scenes 00100-00199 agreed (0.31 -> 0.14, 84.1% -> 83.3%).
+SIGN_MIN_SCORE = 0.9
+
+
 @dataclass(frozen=True)
 class FoundSign:
     box: Box
@@ -21,7 +27,7 @@ class FoundSign:
 class SignFinder:
     classifier: Classifier
     locator: object = field(default_factory=ColourLocator)  # anything with propose(frame_bgr) -> boxes
-    min_score: float = 0.5  # a box whose best class scores less is taken for background
+    min_score: float = SIGN_MIN_SCORE
     overlap: float = 0.3  # suppress a box overlapping a better one by more than this IoU
 
     def find(self, frame_bgr: np.ndarray) -> list[FoundSign]:
