@@ -19,6 +19,7 @@ from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_TASK, LearnedL
 from edgesight.runtime.scenes import read_scenes
 
 from .convert import keras_to_onnx, relax_spatial_dims, save_model
+from .simplify import fold_input_scaling
 
 # Logits of Keras and onnxruntime may differ by float rounding, not more.
 MAX_GRID_DIFFERENCE = 1e-3
@@ -46,6 +47,7 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
     frames = _frames(run_config, data, geometry)
     proto = relax_spatial_dims(keras_to_onnx(model, opset, traced_size=frames[0].shape[1:3]))
+    scaling_folded = fold_input_scaling(proto)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     # Each frame at its own size and at three quarters of it: the opened dims must hold for any size.
     checked = frames + [frame[:, : frame.shape[1] * 3 // 4 // geometry.stride * geometry.stride,
@@ -79,7 +81,7 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
         timings.append((time.perf_counter() - started) * 1000)
     report = {
         "locator": str(path), "bytes": path.stat().st_size, "max_grid_difference_keras_onnx": difference,
-        "parity_frames": len(checked), "ms_per_frame_1_thread": round(float(np.median(timings)), 2),
+        "parity_frames": len(checked), "input_scaling_folded": scaling_folded, "ms_per_frame_1_thread": round(float(np.median(timings)), 2),
         "frame_size": [frame.shape[1], frame.shape[0]], "parameters": train_report.get("parameters"),
         "macs_per_frame": train_report.get("macs_per_frame"),
     }

@@ -6,7 +6,10 @@ TOOLCHAIN_NOTES.md), and tf2onnx spells two simple things with many nodes:
 - per-image standardization (Keras `LayerNormalization` over H, W, C after the 1/255 `Rescaling`)
   becomes a dozen elementwise nodes; ONNX has one `LayerNormalization` op for it;
 - `Flatten` reshapes to a shape computed at run time from the batch size (Shape, Gather, Slice,
-  Concat, Cast…), although everything but the batch is known.
+  Concat, Cast…), although everything but the batch is known;
+- for the sign locator, whose input is a whole frame, the 1/255 `Rescaling` before the first
+  convolution becomes float passes and a float layout transpose over every pixel
+  (`fold_input_scaling`).
 
 Each rewrite checks its pattern and leaves the graph untouched when it does not match; the export's
 Keras-vs-ONNX parity check then proves the rewritten graph computes the same function.
@@ -106,6 +109,60 @@ def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
     kept = [initializer for initializer in graph.initializer if initializer.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
+
+
+def fold_input_scaling(model_proto: onnx.ModelProto) -> bool:
+    """Move a uint8 image's scaling into the first convolution's weights, and transpose it while still uint8.
+
+    tf2onnx turns Keras' Rescaling before the first convolution into Cast -> Mul(s) -> Add(0) ->
+    Transpose(NHWC to NCHW) on float values: two passes over the whole frame and a transpose of
+    four times the bytes. Rewritten as Transpose (uint8) -> Cast -> Conv with its weights times s,
+    the locator's 680x400 input costs 0.7 ms less (of 6.8). Exact up to float rounding: with no
+    offset, scaling commutes with the convolution's zero padding. Returns whether the pattern was
+    found; the graph is left alone otherwise.
+    """
+    graph = model_proto.graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def only_consumer(name: str, op_type: str):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op_type else None
+
+    def scalar(name: str) -> float | None:
+        tensor = initializers.get(name)
+        values = numpy_helper.to_array(tensor) if tensor is not None else None
+        return float(values.reshape(-1)[0]) if values is not None and values.size == 1 else None
+
+    cast = only_consumer(graph.input[0].name, "Cast")
+    mul = cast and only_consumer(cast.output[0], "Mul")
+    scale = mul and scalar(mul.input[1])
+    add = mul and only_consumer(mul.output[0], "Add")
+    after_scaling = add.output[0] if add is not None and scalar(add.input[1]) == 0.0 else mul and mul.output[0]
+    transpose = after_scaling and only_consumer(after_scaling, "Transpose")
+    conv = transpose and only_consumer(transpose.output[0], "Conv")
+    permutation = next((list(attribute.ints) for attribute in transpose.attribute if attribute.name == "perm"), None) if transpose else None
+    if not conv or scale is None or permutation != [0, 3, 1, 2] or conv.input[1] not in initializers:
+        return False
+    weights = initializers[conv.input[1]]
+    weights.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weights) * scale, weights.name))
+    transpose.input[0] = graph.input[0].name
+    cast.input[0] = transpose.output[0]
+    conv.input[0] = cast.output[0]
+    scaling = [mul] if after_scaling == mul.output[0] else [mul, add]
+    rest = [node for node in graph.node if all(node is not moved for moved in (transpose, cast, *scaling))]
+    del graph.node[:]
+    graph.node.extend([transpose, cast, *rest])
+    stale = {transpose.output[0], cast.output[0]}  # their element types changed
+    kept_info = [info for info in graph.value_info if info.name not in stale]
+    del graph.value_info[:]
+    graph.value_info.extend(kept_info)
+    _drop_unused_initializers(graph)
+    onnx.checker.check_model(model_proto, full_check=True)
+    return True
 
 
 def simplify(model: onnx.ModelProto, keras_model) -> list[str]:

@@ -93,6 +93,7 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
 
     exported = export_run(ExportConfig(run_dir=str(run_dir)))
     assert exported["max_grid_difference_keras_onnx"] < 1e-3 and (run_dir / "locator.onnx").is_file()
+    assert exported["input_scaling_folded"]  # the parity above holds for the rewritten graph
     locator = LearnedLocator(run_dir / "locator.onnx", min_score=0.01)
     scene = next(read_scenes(scenes))
     for box in locator.propose(scene.image_bgr):
