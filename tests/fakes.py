@@ -177,11 +177,15 @@ def road_scene(seed: int, signs: list[tuple[int, int, int]]) -> np.ndarray:
     return image
 
 
-def write_road_scenes(path: Path) -> Path:
-    """Three road scenes in the GTSDB layout inside a zip: one sign, none, two (speed limit 50, class 2)."""
+def write_road_scenes(path: Path, truth_class: int = 2) -> Path:
+    """Three road scenes in the GTSDB layout inside a zip: one sign, none, two (speed limit 50, class 2).
+
+    truth_class: the class gt.txt gives those signs; another one makes every reading of them wrong.
+    """
     images = {"00000.jpg": road_scene(0, [(80, 60, 20)]), "00001.jpg": road_scene(1, []),
               "00002.jpg": road_scene(2, [(200, 120, 30), (60, 150, 14)])}
-    truth = "00000.jpg;60;40;100;80;2\n00002.jpg;170;90;230;150;2\n00002.jpg;46;136;74;164;2\n"
+    truth = "".join(f"{name};{box};{truth_class}\n" for name, box in (("00000.jpg", "60;40;100;80"), ("00002.jpg", "170;90;230;150"),
+                                                                        ("00002.jpg", "46;136;74;164")))
     members = {f"FullIJCNN2013/{name}": cv2.imencode(".jpg", image)[1].tobytes() for name, image in images.items()}
     members["FullIJCNN2013/gt.txt"] = truth.encode()
     members["FullIJCNN2013/ReadMe.txt"] = b"not a scene"

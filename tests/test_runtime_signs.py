@@ -59,7 +59,9 @@ def test_matching_needs_overlap_and_the_right_class_and_lets_each_sign_be_claime
     assert iou((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
 
 
-def test_eval_frames_writes_the_report_and_annotated_examples(scenes_zip, tiny_model, tmp_path):
+def test_eval_frames_writes_the_report_and_annotated_examples(tiny_model, tmp_path):
+    # Labelled as another class than painted, every sign is an error: both scenes with signs are examples.
+    scenes_zip = write_road_scenes(tmp_path / "mislabelled.zip", truth_class=1)
     out = tmp_path / "report"
     report = evaluate_frames(EvalFramesConfig(model=str(tiny_model), data=str(scenes_zip), out=str(out), min_score=0.0, examples=2))
     assert report["frames"] == 3 and report["signs_24px_and_more"] == 3
@@ -70,7 +72,8 @@ def test_eval_frames_writes_the_report_and_annotated_examples(scenes_zip, tiny_m
     detections = sum(len(frame["detections"]) for frame in written["per_frame"])
     right = sum(d["correct"] for frame in written["per_frame"] for d in frame["detections"])
     assert written["false_detections_per_frame"] == pytest.approx((detections - right) / 3, abs=1e-4)
-    assert 1 <= len(written["examples"]) <= 2 and all((out / name).is_file() for name in written["examples"])
+    assert right == 0 and sorted(written["examples"]) == ["00000.annotated.jpg", "00002.annotated.jpg"]
+    assert all((out / name).is_file() for name in written["examples"])
     assert written["ms_per_frame"]["median"] > 0
 
 
