@@ -319,8 +319,7 @@ class RtspServer:
     def start(self, size: tuple[int, int] | None = None) -> RtspServer:
         self.size = size or self.size
         self._units = h264_frames(self.frames, self.size, self.fps)
-        self._listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener = socket.create_server(("127.0.0.1", self.port))  # sets SO_REUSEADDR: the port is free again at once
         self.port = self._listener.getsockname()[1]
         self._serving.set()
         threading.Thread(target=self._accept, daemon=True).start()
