@@ -20,22 +20,39 @@ def training_command(options: dict) -> str:
                  "--model", options["model"], "--epochs", options["epochs"], "--batch-size", options["batch_size"],
                  "--learning-rate", options["learning_rate"], "--weight-decay", options["weight_decay"],
                  "--val-fraction", options["val_fraction"], "--seed", options["seed"]]
-    for option in ("optimizer", "resize", "input_size", "background", "init_from"):
+    for option in ("optimizer", "resize", "input_size", "background", "init_from", "teacher"):
         if options.get(option) is not None:
             arguments += [f"--{option.replace('_', '-')}", options[option]]
+    if options.get("teacher"):
+        arguments += ["--distill-temperature", options["distill_temperature"], "--distill-weight", options["distill_weight"]]
     if options.get("background") and options.get("background_locator"):
         arguments += ["--background-locator", *options["background_locator"]]
     return " ".join(shlex.quote(str(a)) for a in arguments)
 
 
 def training_commands(run_config: dict) -> list[str]:
-    """The commands that made this run, the runs it started from first."""
+    """The commands that made this run, the runs it started from or learnt from (its teacher) first."""
     options = run_config["train"]
-    source = options.get("init_from")
     earlier = []
-    if source and (Path(source) / "config.json").is_file():
-        earlier = training_commands(json.loads((Path(source) / "config.json").read_text()))
+    for source in (options.get("teacher"), options.get("init_from")):
+        if source and (Path(source) / "config.json").is_file():
+            earlier += training_commands(json.loads((Path(source) / "config.json").read_text()))
     return earlier + [training_command(options)]
+
+
+def _teacher_note(options: dict) -> list[str]:
+    """A card paragraph naming the teacher of a distilled run and what it cost to train."""
+    teacher = options.get("teacher")
+    if not teacher:
+        return []
+    report_path = Path(teacher) / "report.json"
+    teacher_report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    cost = (f", itself trained in {teacher_report['train_seconds_total'] / 60:.0f} min (not counted above)"
+            if "train_seconds_total" in teacher_report else "")
+    accuracy = f", Keras test accuracy {teacher_report['test_accuracy'] * 100:.2f}%" if "test_accuracy" in teacher_report else ""
+    return [f"Distilled from the run `{teacher}` ({teacher_report.get('model', 'its model')}{accuracy}{cost}): "
+            f"{options['distill_weight']:.0%} of the loss follows its outputs softened at temperature "
+            f"{options['distill_temperature']:g}, the rest the true class. Its command is listed first under Reproduce.", ""]
 
 
 def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export_report: dict) -> Path:
@@ -77,6 +94,7 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
            f"{' and '.join(options.get('background_locator') or ['colour'])} locator(s) propose away from their signs, and random "
            "windows; their signs joined the training set. Measure road-scene figures on other scenes (`edgesight eval-frames`).", ""]
           if options.get("background") else []),
+        *_teacher_note(options),
         "## Latency on this machine", "",
         f"Machine: {machine_description()}. Per 96×96 region of a 640×480 frame: crop, resize, inference, top-1; batch 1; "
         "median and p99 of 2,000 interleaved runs after warm-up (`edgesight bench`).", "",

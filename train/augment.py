@@ -18,6 +18,8 @@ class Augmentation:
     mirror: bool  # never for signs: a mirrored "keep left" is "keep right"
     shadow: float = 0.0  # chance that a straight-edged shadow darkens part of the image
     erasing: float = 0.0  # chance that a random patch is replaced by noise (Cutout / Random Erasing)
+    # Range of RandomSaturation's factor (0 grey, 0.5 unchanged, 1 fully saturated), or None.
+    saturation: tuple[float, float] | None = None
 
 
 class RandomShadow(layers.Layer):
@@ -47,9 +49,10 @@ class RandomShadow(layers.Layer):
 
 
 AUGMENTATIONS = {
-    # A hand-held camera's view of a sign: tilted, off-centre, nearer or farther, any light.
+    # A hand-held camera's view of a sign: tilted, off-centre, nearer or farther, any light, and
+    # sun-faded paint (a bleached red rim made the models misread a whole test track of "bend" signs).
     "signs": Augmentation(rotation_degrees=12, translate=0.08, zoom=0.15, brightness=0.3, contrast=0.35, mirror=False,
-                          shadow=0.3),
+                          shadow=0.3, saturation=(0.25, 0.6)),
     # Objects: mirror images are the same class; shifted crops as in the usual CIFAR recipe.
     # Erased patches teach the net to use the whole object, not its one most telling part (occlusion).
     "objects": Augmentation(rotation_degrees=0, translate=0.125, zoom=0.1, brightness=0.2, contrast=0.2, mirror=True,
@@ -71,6 +74,8 @@ def build_augmenter(name: str, seed: int) -> keras.Sequential:
         layers.RandomBrightness(settings.brightness, value_range=(0, 255), seed=seed + 3),
         layers.RandomContrast(settings.contrast, seed=seed + 4),
     ]
+    if settings.saturation:
+        steps.append(layers.RandomSaturation(settings.saturation, value_range=(0, 255), seed=seed + 8))
     if settings.shadow:
         steps.append(RandomShadow(settings.shadow, seed=seed + 6))
     if settings.erasing:

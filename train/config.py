@@ -26,6 +26,12 @@ class TrainConfig:
                 "file, or several (the locators the model will sit behind at runtime)"})
     init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task "
                                                                    "(its architecture and preprocessing are used) with a fresh schedule"})
+    teacher: str | None = field(default=None, metadata={"help": "distil from a finished run folder of the same task and input size: "
+                                                                 "the student also learns the teacher's softened class ranking"})
+    distill_temperature: float = field(default=4.0, metadata={"help": "with --teacher, the softmax temperature of the teacher's and "
+                                                                        "student's softened outputs"})
+    distill_weight: float = field(default=0.7, metadata={"help": "with --teacher, the share of the loss that follows the teacher "
+                                                                   "(the rest follows the true class)"})
     epochs: int = field(default=35, metadata={"help": "training epochs"})
     batch_size: int = field(default=128, metadata={"help": "images per training step"})
     learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate (cosine decay after 1 warm-up epoch)"})

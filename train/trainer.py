@@ -121,7 +121,13 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int):
         optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
     else:
         optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if config.teacher:
+        from .distill import DistillationLoss, distillation_metric
+
+        model.compile(optimizer=optimizer, loss=DistillationLoss(config.distill_temperature, config.distill_weight),
+                      metrics=[distillation_metric()])
+    else:
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
 def train(config: TrainConfig) -> dict:
@@ -149,6 +155,9 @@ def train(config: TrainConfig) -> dict:
         raise TrainError(f"optimizer must be adamw or sgd. Received: optimizer={config.optimizer!r}")
     if config.epochs < 1 or config.batch_size < 1:
         raise TrainError(f"epochs and batch_size must be >= 1. Received: epochs={config.epochs}, batch_size={config.batch_size}")
+    if config.teacher and not (config.distill_temperature > 0 and 0 <= config.distill_weight <= 1):
+        raise TrainError(f"distill_temperature must be > 0 and distill_weight in [0, 1]. Received: "
+                         f"distill_temperature={config.distill_temperature}, distill_weight={config.distill_weight}")
 
     print(f"reading {task.name} training data from {config.data}", file=sys.stderr, flush=True)
     regions = task.load(config.data, "train", progress=_progress("decoded"), skip_bad_images=config.skip_bad_images)
@@ -191,6 +200,11 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     if state and epochs_done >= config.epochs and (run_dir / "model.keras").is_file():
         print(f"{run_dir}: training already finished; reporting", file=sys.stderr)
         return keras.models.load_model(run_dir / "model.keras"), history, seconds_before
+    if config.teacher:
+        from .distill import load_teacher, with_teacher_targets  # also registers the loss a checkpoint names
+
+        spec = input_spec(task, config)
+        teacher = load_teacher(config.teacher, task.labels, spec.height, spec.width)
     if state:
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
@@ -207,9 +221,15 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     seeds = EpochSeeds(augmenter, config.seed)
     train_data = training_dataset(images_nhwc[train_index], labels[train_index], config.batch_size, augmenter, seeds)
     val_data = evaluation_dataset(images_nhwc[val_index], labels[val_index], 512) if len(val_index) else None
+    if config.teacher:
+        train_data = with_teacher_targets(train_data, teacher)
+        val_data = with_teacher_targets(val_data, teacher) if val_data is not None else None
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, seconds_before)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
               callbacks=[seeds, checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    if config.teacher:
+        # The finished model file names no training-only loss, so any Keras loads it as it loads the others.
+        model.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     with atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
@@ -258,6 +278,7 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
         # With --init-from, the wall time of every run in the chain: what the model cost to make.
         "train_seconds_total": round(train_seconds + _source_seconds(config), 1),
         "init_from": config.init_from,
+        "teacher": config.teacher,
         "final_validation_accuracy": history.get("val_accuracy", [None])[-1],
         "test_accuracy": accuracy,
         "test_images": int(len(test)),

@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+from edgesight.train.config import TrainConfig
+
+pytest.importorskip("tensorflow", reason="training tests need the [train] extra")
+
+
+def _config(data, run_dir, **changes):
+    options = dict(data=str(data), run_dir=str(run_dir), epochs=2, batch_size=16, val_fraction=0.34, seed=3,
+                   model="cnn-tiny", resize="linear")
+    return TrainConfig(**(options | changes))
+
+
+def test_distillation_loss_is_cross_entropy_plus_the_softened_gap_to_the_teacher():
+    import keras
+    from edgesight.train.distill import DistillationLoss
+
+    student = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    labels = np.array([[0.0], [2.0]], np.float32)
+    cross_entropy = -np.log([0.7, 0.8]).mean()
+
+    def loss(teacher_probabilities, **options):
+        targets = np.concatenate([labels, np.log(teacher_probabilities)], axis=1)
+        return float(keras.ops.convert_to_numpy(DistillationLoss(**options)(targets, student)))
+
+    assert loss(student, weight=0.0) == pytest.approx(cross_entropy, rel=1e-5)
+    assert loss(student, weight=1.0) == pytest.approx(0.0, abs=1e-5)  # nothing to learn from an identical teacher
+    teacher = np.array([[0.4, 0.5, 0.1], [0.1, 0.3, 0.6]], np.float32)
+    # The gap to the teacher is measured on outputs softened at T and scaled by T^2 (Hinton et al.).
+    softened = lambda p, t: np.exp(np.log(p) / t) / np.exp(np.log(p) / t).sum(1, keepdims=True)  # noqa: E731
+    kl = (softened(teacher, 4) * np.log(softened(teacher, 4) / softened(student, 4))).sum(1).mean() * 16
+    assert loss(teacher, weight=0.7, temperature=4.0) == pytest.approx(0.3 * cross_entropy + 0.7 * kl, rel=1e-4)
+
+
+def test_a_distilled_run_resumes_exactly_and_names_its_teacher(tiny_gtsrb, tmp_path, monkeypatch):
+    import keras
+    from edgesight.export.card import training_commands
+    from edgesight.train.trainer import train
+    from fakes import interrupt_after_first_epoch
+
+    train(_config(tiny_gtsrb, tmp_path / "teacher", epochs=1, model="cnn-base", resize=None))
+    student = tmp_path / "student"
+    undo = interrupt_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tiny_gtsrb, student, teacher=str(tmp_path / "teacher")))
+    undo()
+    report = train(_config(tiny_gtsrb, student, resume=True))
+    train(_config(tiny_gtsrb, tmp_path / "uninterrupted", teacher=str(tmp_path / "teacher")))
+    resumed, uninterrupted = (keras.models.load_model(folder / "model.keras") for folder in (student, tmp_path / "uninterrupted"))
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()))
+    assert report["teacher"] == str(tmp_path / "teacher") and 0.0 <= report["test_accuracy"] <= 1.0
+    assert len(json.loads((student / "history.json").read_text())["val_accuracy"]) == 2
+    assert resumed.loss == "sparse_categorical_crossentropy"  # the finished file needs no edgesight code to load
+
+    # The distilled student differs from one trained on the labels alone.
+    plain = train(_config(tiny_gtsrb, tmp_path / "plain"))
+    assert plain["teacher"] is None
+    plain_weights = keras.models.load_model(tmp_path / "plain" / "model.keras").get_weights()
+    assert not all(np.array_equal(a, b) for a, b in zip(plain_weights, resumed.get_weights()))
+
+    commands = training_commands(json.loads((student / "config.json").read_text()))
+    assert len(commands) == 2 and "--model cnn-base" in commands[0]
+    assert f"--teacher {tmp_path / 'teacher'} --distill-temperature 4.0 --distill-weight 0.7" in commands[1]
+
+
+def test_a_teacher_that_cannot_teach_is_refused(tiny_gtsrb, tmp_path):
+    from edgesight.train.distill import DistillError
+    from edgesight.train.trainer import TrainError, train
+
+    with pytest.raises(DistillError, match="needs a finished run folder"):
+        train(_config(tiny_gtsrb, tmp_path / "a", teacher=str(tmp_path / "nowhere")))
+    train(_config(tiny_gtsrb, tmp_path / "teacher48", epochs=1, input_size=48))
+    with pytest.raises(DistillError, match="the teacher reads 48x48 images, the student 32x32"):
+        train(_config(tiny_gtsrb, tmp_path / "b", teacher=str(tmp_path / "teacher48")))
+    with pytest.raises(TrainError, match="distill_weight in \\[0, 1\\]. Received: distill_temperature=4.0, distill_weight=1.5"):
+        train(_config(tiny_gtsrb, tmp_path / "c", teacher=str(tmp_path / "teacher48"), distill_weight=1.5))

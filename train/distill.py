@@ -1,0 +1,88 @@
+"""Knowledge distillation: a finished, larger run (the teacher) softens the targets a small model learns from.
+
+The teacher reads each augmented training batch as the student does, so the student learns the
+teacher's whole ranking of classes ("a 60 that looks a bit like an 80") rather than only the label.
+Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network", 2015.
+
+Targets travel as one (N, 1 + classes) tensor per batch, so Keras's fit, checkpoints and resume work
+unchanged: column 0 is the true class, the rest the teacher's log-probabilities.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from edgesight.runtime.errors import EdgesightError
+
+_EPSILON = 1e-7
+
+
+class DistillError(EdgesightError, ValueError):
+    """The teacher run cannot teach this student."""
+
+
+def load_teacher(run_dir: str, labels: tuple[str, ...], height: int, width: int) -> keras.Model:
+    """The finished run's Keras model, checked to have the student's classes and input size."""
+    folder = Path(run_dir)
+    if not (folder / "model.keras").is_file() or not (folder / "config.json").is_file():
+        raise DistillError(f"{folder}: --teacher needs a finished run folder (model.keras and config.json).")
+    saved = json.loads((folder / "config.json").read_text())
+    if tuple(saved["labels"]) != tuple(labels):
+        raise DistillError(f"{folder}: the teacher's classes differ from this task's; a teacher must know the same classes.")
+    teacher_size = (saved["preprocess"]["height"], saved["preprocess"]["width"])
+    if teacher_size != (height, width):
+        raise DistillError(f"{folder}: the teacher reads {teacher_size[0]}x{teacher_size[1]} images, the student "
+                           f"{height}x{width}; they must read the same images.")
+    teacher = keras.models.load_model(folder / "model.keras", compile=False)
+    teacher.trainable = False
+    return teacher
+
+
+def with_teacher_targets(dataset: tf.data.Dataset, teacher: keras.Model) -> tf.data.Dataset:
+    """(images, labels) batches -> (images, [label, teacher log-probabilities]) batches."""
+    def add_teacher(images, labels):
+        log_probabilities = tf.math.log(teacher(images, training=False) + _EPSILON)
+        return images, tf.concat([tf.cast(labels, tf.float32)[:, None], log_probabilities], axis=1)
+
+    return dataset.map(add_teacher, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+@keras.saving.register_keras_serializable(package="edgesight")
+class DistillationLoss(keras.losses.Loss):
+    """(1 - weight) x cross-entropy with the true class + weight x T^2 x KL(teacher_T || student_T).
+
+    The model outputs probabilities; softmax(log p / T) equals softmax(logits / T), so the softened
+    student needs no separate logits output (the exported graph stays as it is).
+    """
+
+    def __init__(self, temperature: float = 4.0, weight: float = 0.7, name: str = "distillation", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.temperature, self.weight = float(temperature), float(weight)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        labels = ops.cast(y_true[:, 0], "int32")
+        student_log = ops.log(ops.clip(y_pred, _EPSILON, 1.0))
+        hard = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
+        teacher_soft = ops.softmax(y_true[:, 1:] / self.temperature, axis=-1)
+        student_soft_log = ops.log_softmax(student_log / self.temperature, axis=-1)
+        teacher_soft_log = ops.log_softmax(y_true[:, 1:] / self.temperature, axis=-1)
+        soft = ops.sum(teacher_soft * (teacher_soft_log - student_soft_log), axis=-1) * self.temperature ** 2
+        return (1.0 - self.weight) * hard + self.weight * soft
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "temperature": self.temperature, "weight": self.weight}
+
+
+@keras.saving.register_keras_serializable(package="edgesight")
+def true_class_accuracy(y_true, y_pred):
+    """Top-1 accuracy against column 0 of the distillation targets."""
+    ops = keras.ops
+    return ops.cast(ops.equal(ops.cast(y_true[:, 0], "int64"), ops.argmax(y_pred, axis=-1)), "float32")
+
+
+def distillation_metric() -> keras.metrics.Metric:
+    # Named "accuracy" so the history, curves and reports read as for any run.
+    return keras.metrics.MeanMetricWrapper(true_class_accuracy, name="accuracy")
