@@ -141,3 +141,19 @@ def test_random_shadow_darkens_one_side_of_a_straight_edge_and_only_in_training(
             assert len(runs) in (0, 2) and (not len(runs) or runs[0] == 0 or runs[1] == 32)
     np.testing.assert_array_equal(RandomShadow(0.0, seed=1)(images, training=True).numpy(), images.numpy())
     np.testing.assert_array_equal(RandomShadow(1.0, seed=1)(images, training=False).numpy(), images.numpy())
+
+
+def test_sign_augmentation_fades_colours_without_mirroring():
+    import keras
+    from edgesight.train.augment import AUGMENTATIONS, build_augmenter
+
+    assert not AUGMENTATIONS["signs"].mirror
+    only_colour = keras.Sequential([layer for layer in build_augmenter("signs", seed=2).layers
+                                    if isinstance(layer, keras.layers.RandomSaturation)])
+    red = np.zeros((256, 8, 8, 3), np.float32)
+    red[..., 0] = 200.0
+    faded = np.clip(keras.ops.convert_to_numpy(only_colour(red, training=True))[:, 0, 0], 0, 255)  # as training clips
+    saturation = 1.0 - faded.min(axis=1) / faded.max(axis=1)
+    assert (faded[:, 0] >= faded[:, 1]).all() and np.allclose(faded[:, 1], faded[:, 2])  # still a red hue, only paler
+    assert (saturation < 0.5).mean() > 0.15  # about a quarter sun-faded to half their saturation or less
+    assert (saturation > 0.99).mean() > 0.2  # and some kept fully red
