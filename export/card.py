@@ -20,39 +20,46 @@ def training_command(options: dict) -> str:
                  "--model", options["model"], "--epochs", options["epochs"], "--batch-size", options["batch_size"],
                  "--learning-rate", options["learning_rate"], "--weight-decay", options["weight_decay"],
                  "--val-fraction", options["val_fraction"], "--seed", options["seed"]]
-    for option in ("optimizer", "resize", "input_size", "background", "init_from", "teacher"):
+    for option in ("optimizer", "resize", "input_size", "background", "init_from"):
         if options.get(option) is not None:
             arguments += [f"--{option.replace('_', '-')}", options[option]]
     if options.get("teacher"):
-        arguments += ["--distill-temperature", options["distill_temperature"], "--distill-weight", options["distill_weight"]]
+        arguments += ["--teacher", *options["teacher"], "--distill-temperature", options["distill_temperature"],
+                      "--distill-weight", options["distill_weight"]]
     if options.get("background") and options.get("background_locator"):
         arguments += ["--background-locator", *options["background_locator"]]
     return " ".join(shlex.quote(str(a)) for a in arguments)
 
 
 def training_commands(run_config: dict) -> list[str]:
-    """The commands that made this run, the runs it started from or learnt from (its teacher) first."""
+    """The commands that made this run, the runs it learnt from (its teachers) or started from first."""
     options = run_config["train"]
     earlier = []
-    for source in (options.get("teacher"), options.get("init_from")):
+    for source in [*(options.get("teacher") or []), options.get("init_from")]:
         if source and (Path(source) / "config.json").is_file():
             earlier += training_commands(json.loads((Path(source) / "config.json").read_text()))
     return earlier + [training_command(options)]
 
 
 def _teacher_note(options: dict) -> list[str]:
-    """A card paragraph naming the teacher of a distilled run and what it cost to train."""
-    teacher = options.get("teacher")
-    if not teacher:
+    """A card paragraph naming the teachers of a distilled run and what they cost to train."""
+    teachers = options.get("teacher") or []
+    if not teachers:
         return []
-    report_path = Path(teacher) / "report.json"
-    teacher_report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    cost = (f", itself trained in {teacher_report['train_seconds_total'] / 60:.0f} min (not counted above)"
-            if "train_seconds_total" in teacher_report else "")
-    accuracy = f", Keras test accuracy {teacher_report['test_accuracy'] * 100:.2f}%" if "test_accuracy" in teacher_report else ""
-    return [f"Distilled from the run `{teacher}` ({teacher_report.get('model', 'its model')}{accuracy}{cost}): "
-            f"{options['distill_weight']:.0%} of the loss follows its outputs softened at temperature "
-            f"{options['distill_temperature']:g}, the rest the true class. Its command is listed first under Reproduce.", ""]
+    described = []
+    for teacher in teachers:
+        report_path = Path(teacher) / "report.json"
+        report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+        facts = [report.get("model", "its model")]
+        if "test_accuracy" in report:
+            facts.append(f"Keras test accuracy {report['test_accuracy'] * 100:.2f}%")
+        if "train_seconds_total" in report:
+            facts.append(f"trained in {report['train_seconds_total'] / 60:.0f} min, not counted above")
+        described.append(f"`{teacher}` ({', '.join(facts)})")
+    whose = "its outputs" if len(teachers) == 1 else "their averaged outputs"
+    return [f"Distilled from {' and '.join(described)}: {options['distill_weight']:.0%} of the loss follows {whose} softened "
+            f"at temperature {options['distill_temperature']:g}, the rest the true class. Their commands come first under "
+            "Reproduce.", ""]
 
 
 def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export_report: dict) -> Path:

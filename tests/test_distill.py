@@ -13,6 +13,10 @@ def _config(data, run_dir, **changes):
     return TrainConfig(**(options | changes))
 
 
+def run_labels(run_dir):
+    return tuple(json.loads((run_dir / "config.json").read_text())["labels"])
+
+
 def test_distillation_loss_is_cross_entropy_plus_the_softened_gap_to_the_teacher():
     import keras
     from edgesight.train.distill import DistillationLoss
@@ -44,21 +48,29 @@ def test_a_distilled_run_resumes_exactly_and_names_its_teacher(tiny_gtsrb, tmp_p
     student = tmp_path / "student"
     undo = interrupt_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        train(_config(tiny_gtsrb, student, teacher=str(tmp_path / "teacher")))
+        train(_config(tiny_gtsrb, student, teacher=[str(tmp_path / "teacher")]))
     undo()
     report = train(_config(tiny_gtsrb, student, resume=True))
-    train(_config(tiny_gtsrb, tmp_path / "uninterrupted", teacher=str(tmp_path / "teacher")))
+    train(_config(tiny_gtsrb, tmp_path / "uninterrupted", teacher=[str(tmp_path / "teacher")]))
     resumed, uninterrupted = (keras.models.load_model(folder / "model.keras") for folder in (student, tmp_path / "uninterrupted"))
     assert all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()))
-    assert report["teacher"] == str(tmp_path / "teacher") and 0.0 <= report["test_accuracy"] <= 1.0
+    assert report["teacher"] == [str(tmp_path / "teacher")] and 0.0 <= report["test_accuracy"] <= 1.0
     assert len(json.loads((student / "history.json").read_text())["val_accuracy"]) == 2
     assert resumed.loss == "sparse_categorical_crossentropy"  # the finished file needs no edgesight code to load
 
     # The distilled student differs from one trained on the labels alone.
     plain = train(_config(tiny_gtsrb, tmp_path / "plain"))
-    assert plain["teacher"] is None
+    assert plain["teacher"] == []
     plain_weights = keras.models.load_model(tmp_path / "plain" / "model.keras").get_weights()
     assert not all(np.array_equal(a, b) for a, b in zip(plain_weights, resumed.get_weights()))
+
+    from edgesight.train.distill import load_teacher
+
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    alone = load_teacher([str(tmp_path / "teacher")], run_labels(student), 32, 32).predict(images, verbose=0)
+    pair = load_teacher([str(tmp_path / "teacher"), str(tmp_path / "plain")], run_labels(student), 32, 32)
+    plain_alone = keras.models.load_model(tmp_path / "plain" / "model.keras").predict(images, verbose=0)
+    np.testing.assert_allclose(pair.predict(images, verbose=0), (alone + plain_alone) / 2, atol=1e-6)  # several: averaged
 
     commands = training_commands(json.loads((student / "config.json").read_text()))
     assert len(commands) == 2 and "--model cnn-base" in commands[0]
@@ -70,9 +82,9 @@ def test_a_teacher_that_cannot_teach_is_refused(tiny_gtsrb, tmp_path):
     from edgesight.train.trainer import TrainError, train
 
     with pytest.raises(DistillError, match="needs a finished run folder"):
-        train(_config(tiny_gtsrb, tmp_path / "a", teacher=str(tmp_path / "nowhere")))
+        train(_config(tiny_gtsrb, tmp_path / "a", teacher=[str(tmp_path / "nowhere")]))
     train(_config(tiny_gtsrb, tmp_path / "teacher48", epochs=1, input_size=48))
     with pytest.raises(DistillError, match="the teacher reads 48x48 images, the student 32x32"):
-        train(_config(tiny_gtsrb, tmp_path / "b", teacher=str(tmp_path / "teacher48")))
+        train(_config(tiny_gtsrb, tmp_path / "b", teacher=[str(tmp_path / "teacher48")]))
     with pytest.raises(TrainError, match="distill_weight in \\[0, 1\\]. Received: distill_temperature=4.0, distill_weight=1.5"):
-        train(_config(tiny_gtsrb, tmp_path / "c", teacher=str(tmp_path / "teacher48"), distill_weight=1.5))
+        train(_config(tiny_gtsrb, tmp_path / "c", teacher=[str(tmp_path / "teacher48")], distill_weight=1.5))

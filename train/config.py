@@ -26,8 +26,9 @@ class TrainConfig:
                 "file, or several (the locators the model will sit behind at runtime)"})
     init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task "
                                                                    "(its architecture and preprocessing are used) with a fresh schedule"})
-    teacher: str | None = field(default=None, metadata={"help": "distil from a finished run folder of the same task and input size: "
-                                                                 "the student also learns the teacher's softened class ranking"})
+    teacher: list[str] = field(default_factory=list, metadata={
+        "help": "distil from finished run folders of the same task and input size (several: their averaged outputs): "
+                "the student also learns the teachers' softened class ranking"})
     distill_temperature: float = field(default=4.0, metadata={"help": "with --teacher, the softmax temperature of the teacher's and "
                                                                         "student's softened outputs"})
     distill_weight: float = field(default=0.7, metadata={"help": "with --teacher, the share of the loss that follows the teacher "

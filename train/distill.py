@@ -23,9 +23,7 @@ class DistillError(EdgesightError, ValueError):
     """The teacher run cannot teach this student."""
 
 
-def load_teacher(run_dir: str, labels: tuple[str, ...], height: int, width: int) -> keras.Model:
-    """The finished run's Keras model, checked to have the student's classes and input size."""
-    folder = Path(run_dir)
+def _load_one_teacher(folder: Path, labels: tuple[str, ...], height: int, width: int) -> keras.Model:
     if not (folder / "model.keras").is_file() or not (folder / "config.json").is_file():
         raise DistillError(f"{folder}: --teacher needs a finished run folder (model.keras and config.json).")
     saved = json.loads((folder / "config.json").read_text())
@@ -35,7 +33,17 @@ def load_teacher(run_dir: str, labels: tuple[str, ...], height: int, width: int)
     if teacher_size != (height, width):
         raise DistillError(f"{folder}: the teacher reads {teacher_size[0]}x{teacher_size[1]} images, the student "
                            f"{height}x{width}; they must read the same images.")
-    teacher = keras.models.load_model(folder / "model.keras", compile=False)
+    return keras.models.load_model(folder / "model.keras", compile=False)
+
+
+def load_teacher(run_dirs: list[str], labels: tuple[str, ...], height: int, width: int) -> keras.Model:
+    """The finished runs' Keras models as one teacher (their probabilities averaged), checked against the student."""
+    models = [_load_one_teacher(Path(run_dir), labels, height, width) for run_dir in run_dirs]
+    if len(models) == 1:
+        teacher = models[0]
+    else:
+        image = keras.Input((height, width, 3), dtype="uint8")
+        teacher = keras.Model(image, keras.layers.Average()([model(image) for model in models]), name="teachers")
     teacher.trainable = False
     return teacher
 
