@@ -37,7 +37,7 @@ def test_shipped_model_follows_the_contract(folder, name):
     assert name in card and f"{metadata.metrics['test_accuracy'] * 100:.2f}%" in card and "training wall time" in card
 
 
-@pytest.mark.parametrize("folder, least_read_right", [("gtsrb", 6), ("gtsrb-tiny", 6)])
+@pytest.mark.parametrize("folder, least_read_right", [("gtsrb", 8), ("gtsrb-tiny", 6)])
 def test_int8_sign_model_reads_the_signs_held_in_the_centre_box_of_the_sample_clip(folder, least_read_right, tmp_path):
     truth = json.loads(CLIP.with_suffix(".json").read_text())
     jsonl = tmp_path / "clip.jsonl"
@@ -50,9 +50,9 @@ def test_int8_sign_model_reads_the_signs_held_in_the_centre_box_of_the_sample_cl
         held = predicted[segment["hold_first_frame"] : segment["last_frame"] + 1]
         label, count = Counter(held).most_common(1)[0]
         read_right.append(label == segment["class_id"] and count >= 0.8 * len(held))
-    # Some of the eight are hard real frames: a backlit "snow" triangle whose flake looks like the priority
-    # cross at 32 px (the shipped models misread it), and an over-exposed "restriction ends (overtaking)"
-    # (read right by the base model, not by every model we trained); the rest must be right.
+    # Two of the eight are hard real frames: a backlit "snow" triangle whose flake looks like the priority
+    # cross at 32 px, and an over-exposed, washed-out "restriction ends (overtaking)". The base model trained
+    # with faded colours reads both; the tiny model misreads both.
     assert sum(read_right) >= least_read_right, read_right
 
 
