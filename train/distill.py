@@ -74,10 +74,9 @@ class DistillationLoss(keras.losses.Loss):
         labels = ops.cast(y_true[:, 0], "int32")
         student_log = ops.log(ops.clip(y_pred, _EPSILON, 1.0))
         hard = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
-        teacher_soft = ops.softmax(y_true[:, 1:] / self.temperature, axis=-1)
-        student_soft_log = ops.log_softmax(student_log / self.temperature, axis=-1)
         teacher_soft_log = ops.log_softmax(y_true[:, 1:] / self.temperature, axis=-1)
-        soft = ops.sum(teacher_soft * (teacher_soft_log - student_soft_log), axis=-1) * self.temperature ** 2
+        student_soft_log = ops.log_softmax(student_log / self.temperature, axis=-1)
+        soft = ops.sum(ops.exp(teacher_soft_log) * (teacher_soft_log - student_soft_log), axis=-1) * self.temperature ** 2
         return (1.0 - self.weight) * hard + self.weight * soft
 
     def get_config(self) -> dict:
