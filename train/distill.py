@@ -73,7 +73,7 @@ class DistillationLoss(keras.losses.Loss):
         ops = keras.ops
         labels = ops.cast(y_true[:, 0], "int32")
         student_log = ops.log(ops.clip(y_pred, _EPSILON, 1.0))
-        hard = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
+        hard = -ops.take_along_axis(student_log, labels[:, None], axis=-1)[:, 0]
         teacher_soft_log = ops.log_softmax(y_true[:, 1:] / self.temperature, axis=-1)
         student_soft_log = ops.log_softmax(student_log / self.temperature, axis=-1)
         soft = ops.sum(ops.exp(teacher_soft_log) * (teacher_soft_log - student_soft_log), axis=-1) * self.temperature ** 2
