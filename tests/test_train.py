@@ -98,9 +98,12 @@ def test_a_run_can_start_from_another_runs_weights(tiny_gtsrb, tmp_path):
     from edgesight.train.trainer import train
 
     first = train(_config(tiny_gtsrb, tmp_path / "first", epochs=1, model="cnn-tiny", resize="linear"))
-    second = train(_config(tiny_gtsrb, tmp_path / "second", epochs=1, init_from=str(tmp_path / "first"), learning_rate=1e-3))
-    saved = json.loads((tmp_path / "second" / "config.json").read_text())
+    second = train(_config(tiny_gtsrb, tmp_path / "second", epochs=1, init_from=str(tmp_path / "first"), learning_rate=1e-3,
+                           seed=7, val_fraction=0.3))
+    saved, source = (json.loads((tmp_path / name / "config.json").read_text()) for name in ("second", "first"))
     assert saved["train"]["model"] == "cnn-tiny" and saved["preprocess"]["resize"] == "linear"  # taken from the source run
+    # Another seed and fraction would split afresh and validate on tracks the source run trained on.
+    assert saved["split"] == source["split"] and saved["train"]["val_fraction"] == source["train"]["val_fraction"]
     assert second["init_from"] == str(tmp_path / "first")
     assert second["train_seconds_total"] == pytest.approx(first["train_seconds_total"] + second["train_seconds"], abs=0.2)
     # It really started from the first run's weights: one gentle epoch stays near them.

@@ -25,7 +25,7 @@ class TrainConfig:
         "help": "with --background, whose proposals the 'not a sign' class learns from: colour, sign-locator, a locator "
                 "file, or several (the locators the model will sit behind at runtime)"})
     init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task "
-                                                                   "(its architecture and preprocessing are used) with a fresh schedule"})
+                                                                   "(its architecture, preprocessing and validation tracks are used) with a fresh schedule"})
     teacher: list[str] = field(default_factory=list, metadata={
         "help": "distil from finished run folders of the same task and input size (several: their averaged outputs): "
                 "the student also learns the teachers' softened class ranking"})

@@ -39,8 +39,17 @@ def split_by_group(groups: list[str], labels: np.ndarray, val_fraction: float, s
         if val_fraction > 0 and count == 0 and len(class_groups) >= 2:
             count = 1
         validation_groups.update(rng.choice(class_groups, size=count, replace=False).tolist())
-    in_validation = np.isin(groups_array, list(validation_groups))
+    return split_by_listed_groups(groups, sorted(validation_groups))
+
+
+def split_by_listed_groups(groups: list[str], validation_groups: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the images outside and inside the named validation groups."""
+    in_validation = np.isin(np.array(groups), validation_groups)
     return np.flatnonzero(~in_validation), np.flatnonzero(in_validation)
+
+
+def _saved_validation_groups(run_folder: Path) -> list[str]:
+    return json.loads((run_folder / CONFIG_FILE).read_text())["split"]["validation_groups"]
 
 
 def input_spec(task, config: TrainConfig):
@@ -104,7 +113,8 @@ def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
     if config.input_size not in (None, spec["height"]) or config.resize not in (None, spec["resize"]):
         raise TrainError(f"{source}: was trained at {spec['height']}x{spec['width']} with resize {spec['resize']}; "
                          f"--input-size and --resize must match it or be left out.")
-    return dataclasses.replace(config, model=saved["train"]["model"], input_size=spec["height"], resize=spec["resize"])
+    return dataclasses.replace(config, model=saved["train"]["model"], input_size=spec["height"], resize=spec["resize"],
+                               val_fraction=saved["train"]["val_fraction"])
 
 
 def _compile(model, config: TrainConfig, steps_per_epoch: int):
@@ -161,7 +171,16 @@ def train(config: TrainConfig) -> dict:
 
     print(f"reading {task.name} training data from {config.data}", file=sys.stderr, flush=True)
     regions = task.load(config.data, "train", progress=_progress("decoded"), skip_bad_images=config.skip_bad_images)
-    train_index, val_index = split_by_group(regions.groups, regions.labels, config.val_fraction, config.seed)
+    if config.init_from:
+        # The source run learnt from every track outside its validation tracks, so only those can still
+        # validate; a fresh split would score the weights on images they were trained on.
+        held_out = _saved_validation_groups(Path(config.init_from) if state is None else run_dir)
+        train_index, val_index = split_by_listed_groups(regions.groups, held_out)
+        if held_out and not len(val_index):
+            raise TrainError(f"{config.init_from}: none of its validation tracks is in {config.data}; "
+                             f"--init-from needs the data the source run was trained on.")
+    else:
+        train_index, val_index = split_by_group(regions.groups, regions.labels, config.val_fraction, config.seed)
     spec = input_spec(task, config)
     images_nhwc = preprocess_regions(regions, spec)
     if state is None:
