@@ -32,13 +32,16 @@ def training_command(options: dict) -> str:
 
 
 def training_commands(run_config: dict) -> list[str]:
-    """The commands that made this run, the runs it learnt from (its teachers) or started from first."""
+    """The commands that made this run, the runs it learnt from (its teachers) or started from first.
+
+    Each once: a run started from a distilled run often has the same teacher, which is trained once.
+    """
     options = run_config["train"]
     earlier = []
     for source in [*(options.get("teacher") or []), options.get("init_from")]:
         if source and (Path(source) / "config.json").is_file():
             earlier += training_commands(json.loads((Path(source) / "config.json").read_text()))
-    return earlier + [training_command(options)]
+    return list(dict.fromkeys(earlier + [training_command(options)]))
 
 
 def _teacher_note(options: dict) -> list[str]:

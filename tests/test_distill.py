@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -88,3 +89,20 @@ def test_a_teacher_that_cannot_teach_is_refused(tiny_gtsrb, tmp_path):
         train(_config(tiny_gtsrb, tmp_path / "b", teacher=[str(tmp_path / "teacher48")]))
     with pytest.raises(TrainError, match="distill_weight in \\[0, 1\\]. Received: distill_temperature=4.0, distill_weight=1.5"):
         train(_config(tiny_gtsrb, tmp_path / "c", teacher=[str(tmp_path / "teacher48")], distill_weight=1.5))
+
+
+def test_a_second_cycle_with_the_same_teacher_lists_the_teacher_once(tmp_path):
+    from edgesight.export.card import training_commands
+
+    def run(name, **options):
+        config = {"train": dataclasses.asdict(TrainConfig(data="gtsrb", run_dir=str(tmp_path / name), **options))}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        return config
+
+    run("teacher", model="cnn-base")
+    run("first", model="cnn-tiny", teacher=[str(tmp_path / "teacher")])
+    second = run("second", model="cnn-tiny", teacher=[str(tmp_path / "teacher")], init_from=str(tmp_path / "first"))
+    commands = training_commands(second)
+    assert [command.split("--run-dir ")[1].split()[0] for command in commands] == [
+        str(tmp_path / name) for name in ("teacher", "first", "second")]
