@@ -1,6 +1,6 @@
 """Export of a sign-locator run (`edgesight train-locator`) to one self-describing ONNX file.
 
-The locator stays float: quantized to int8 (QDQ, per-channel, calibrated on 20 of its training scenes) it ran
+The locator stays float: quantized to int8 (QDQ, per-channel, calibrated on 20 development scenes) it ran
 slower in onnxruntime (7.5 against 6.9 ms per 680x400 input, side by side, 2026-11-26; its separable convolutions
 are mostly depthwise, which MLAS does not speed up in int8) and moved centre scores by up to 0.8.
 Parity with Keras is checked on the run's own validation scenes, the file is timed on a full frame.
