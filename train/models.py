@@ -74,37 +74,6 @@ def build_cnn_tiny(height: int, width: int, num_classes: int) -> keras.Model:
     return _flatten_head(inputs, x, 0.3, num_classes, "cnn_tiny")
 
 
-def build_cnn_tiny_deep(height: int, width: int, num_classes: int) -> keras.Model:
-    """cnn-tiny with a fifth conv (80 channels) on the 4x4 grid: 1.5x the parameters for the same MACs.
-
-    At 4x4 a parameter costs 16 MACs, at 16x16 256, so the MACs come from narrowing the 16x16 stage
-    (32 -> 28 channels) and the capacity goes where it is cheap: combining parts into digits and symbols.
-    """
-    inputs, x = _standardized_input(height, width)
-    x = _conv_bn_relu(x, 24, "stem", kernel=4, strides=2)
-    x = _conv_bn_relu(x, 28, "stage1")
-    x = layers.MaxPooling2D(name="pool1")(x)
-    x = _conv_bn_relu(x, 48, "stage2a")
-    x = _conv_bn_relu(x, 56, "stage2b")
-    x = layers.MaxPooling2D(name="pool2")(x)
-    x = _conv_bn_relu(x, 80, "stage3")
-    return _flatten_head(inputs, x, 0.3, num_classes, "cnn_tiny_deep")
-
-
-def build_cnn_tiny_patch(height: int, width: int, num_classes: int) -> keras.Model:
-    """cnn-tiny with a 2x2/2 patch stem: each 2x2 patch's 12 values widen to 28 channels, so no detail is mixed away
-    before the first 3x3 conv (the 4x4/2 stem squeezes 48 values into 24; cnn-tiny read many sharp 60s as 80).
-    """
-    inputs, x = _standardized_input(height, width)
-    x = _conv_bn_relu(x, 28, "stem", kernel=2, strides=2)
-    x = _conv_bn_relu(x, 28, "stage1")
-    x = layers.MaxPooling2D(name="pool1")(x)
-    x = _conv_bn_relu(x, 56, "stage2a")
-    x = _conv_bn_relu(x, 56, "stage2b")
-    x = layers.MaxPooling2D(name="pool2")(x)
-    return _flatten_head(inputs, x, 0.3, num_classes, "cnn_tiny_patch")
-
-
 def build_cnn_small(height: int, width: int, num_classes: int) -> keras.Model:
     """Three conv stages (32-64-128) and a separable 128 stage; flatten keeps where a sign's arrow points."""
     inputs, x = _input_and_scale(height, width)
@@ -159,10 +128,6 @@ ARCHITECTURES = {
     for arch in [
         Architecture("cnn-tiny", "per-image standardization, 4x4/2 stem 24, 3x3 convs 32-56-56, flatten head",
                      build_cnn_tiny),
-        Architecture("cnn-tiny-deep", "cnn-tiny with 16x16 stage 28 wide, 8x8 48-56, and a 4x4 conv 80, flatten head",
-                     build_cnn_tiny_deep),
-        Architecture("cnn-tiny-patch", "cnn-tiny with a 2x2/2 patch stem 28 wide, 3x3 convs 28-56-56, flatten head",
-                     build_cnn_tiny_patch),
         Architecture("cnn-small", "32-64-128 conv + separable 128, flatten head", build_cnn_small),
         Architecture("cnn-base", "per-image standardization, VGG-style 2x(32-64-128) conv, flatten head",
                      build_cnn_base),
