@@ -2,11 +2,12 @@
 import json
 
 import cv2
+import numpy as np
 import pytest
 from edgesight.runtime.classifier import Prediction
 from edgesight.runtime.errors import DatasetError
 from edgesight.runtime.frame_eval import EvalFramesConfig, evaluate_frames, match
-from edgesight.runtime.locate import ColourLocator, iou
+from edgesight.runtime.locate import ColourLocator, ShrunkFrame, iou
 from edgesight.runtime.scenes import TrueSign, read_scenes
 from edgesight.runtime.signs import FoundSign
 from fakes import road_scene, write_road_scenes
@@ -46,6 +47,14 @@ def test_colour_locator_proposes_a_box_on_each_red_ring(scenes_zip):
 
 def _found(box, class_id, score):
     return FoundSign(box, Prediction(str(class_id), class_id, score))
+
+
+def test_the_half_size_copy_equals_an_area_resize_whatever_the_interpolation_used():
+    rng = np.random.default_rng(0)
+    for height, width in ((800, 1360), (2, 2), (6, 10), (7, 11)):  # odd sides take INTER_AREA itself
+        frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        expected = cv2.resize(frame, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(ShrunkFrame(frame).by(2), expected)
 
 
 def test_matching_needs_overlap_and_the_right_class_and_lets_each_sign_be_claimed_once():

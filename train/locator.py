@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from edgesight.runtime.files import atomic_path, write_json_atomic
 from edgesight.runtime.frame_eval import GOAL_MIN_SIZE, MIN_IOU
-from edgesight.runtime.learned_locate import LOCATOR_TASK, LocatorGeometry, decode_grid, network_input
+from edgesight.runtime.learned_locate import LOCATOR_OUTPUTS, LOCATOR_TASK, LocatorGeometry, decode_grid, network_input
 from edgesight.runtime.locate import iou
 from edgesight.runtime.scenes import Scene, read_scenes
 from keras import layers
@@ -25,7 +25,6 @@ from keras import layers
 from .config import LocatorTrainConfig
 from .trainer import CONFIG_FILE, TrainError, prepare_run_dir
 
-GEOMETRY = LocatorGeometry()
 VALIDATION_CROPS = 400
 # Centre scores whose proposal recall the report lists: the runtime's min_score is chosen from these.
 SCORE_SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)
@@ -42,25 +41,36 @@ def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
-def build_locator(width: int, height: int | None = None, frame_width: int | None = None) -> keras.Model:
-    """uint8 RGB frame (any size unless given) -> [rows, columns, 5] grid at stride 4.
+def build_locator(width: int, stride: int = 4, height: int | None = None, frame_width: int | None = None) -> keras.Model:
+    """uint8 RGB frame (any size unless given) -> [rows, columns, 5] grid at `stride` (4 or 8).
 
-    Two stride-2 steps, then separable convolutions dilated 1, 2, 4, 8: they see about 120 pixels
-    of the downscaled frame around each cell, enough for the largest sign, at little cost.
-    Separate heads for the centre score and the box, as in CenterNet.
+    Stride-2 steps down to the stride, then separable convolutions whose dilations reach about 120
+    pixels of the downscaled frame around each cell, enough for the largest sign, at little cost
+    (1, 2, 4, 8 at stride 4; 1, 2, 4 at stride 8, where each step spans twice the pixels).
+    At stride 8 the stride-4 step has three quarters of the width: most of the cost is at the
+    finest grid. One head predicts all five outputs: two heads (as in CenterNet) cost a fifth more
+    of the frame time in onnxruntime, whose 1×1 convolutions pad 1 or 4 outputs to 16.
     """
+    if stride not in (4, 8):
+        raise TrainError(f"stride must be 4 or 8. Received: stride={stride}")
     inputs = keras.Input((height, frame_width, 3), dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
-    x = _separable(x, width, "down", strides=2)
-    for dilation in (1, 2, 4, 8):
+    if stride == 8:
+        x = _separable(x, width * 3 // 4, "down", strides=2)
+        x = _separable(x, width, "down8", strides=2)
+        dilations = (1, 2, 4)
+    else:
+        x = _separable(x, width, "down", strides=2)
+        dilations = (1, 2, 4, 8)
+    for dilation in dilations:
         x = _separable(x, width, f"context{dilation}", dilation=dilation)
-    # A prior of 2% per cell (bias -4) keeps the first steps from drowning in background loss.
-    centre = layers.Conv2D(1, 1, name="centre", bias_initializer=keras.initializers.Constant(-4.0))(_separable(x, width, "centre_head"))
-    box = layers.Conv2D(4, 1, name="box")(_separable(x, width, "box_head"))
-    return keras.Model(inputs, layers.Concatenate(name="grid")([centre, box]), name="sign_locator")
+    # A prior of 2% per cell on the centre score (bias -4) keeps the first steps from drowning in background loss.
+    grid_bias = keras.initializers.Constant([-4.0, 0.0, 0.0, 0.0, 0.0])
+    grid = layers.Conv2D(len(LOCATOR_OUTPUTS), 1, name="grid", bias_initializer=grid_bias)(_separable(x, width, "head"))
+    return keras.Model(inputs, grid, name="sign_locator")
 
 
 @keras.saving.register_keras_serializable(package="edgesight")
@@ -100,16 +110,16 @@ def split_scenes(scenes: list[Scene], val_fraction: float, seed: int) -> tuple[l
             [scene for index, scene in enumerate(scenes) if index in validation])
 
 
-def proposal_recall(model: keras.Model, scenes: list[Scene], scores=SCORE_SWEEP) -> list[dict]:
+def proposal_recall(model: keras.Model, scenes: list[Scene], geometry: LocatorGeometry, scores=SCORE_SWEEP) -> list[dict]:
     """Per centre score: the share of signs of 24 px or more some proposal covers at IoU >= 0.5, and proposals per frame."""
     tallies = {score: {"found": 0, "proposals": 0} for score in scores}
     signs = 0
     for scene in scenes:
-        grid = model(network_input(scene.image_bgr, GEOMETRY), training=False).numpy()[0]
+        grid = model(network_input(scene.image_bgr, geometry), training=False).numpy()[0]
         wanted = [sign for sign in scene.signs if sign.size >= GOAL_MIN_SIZE]
         signs += len(wanted)
         for score, tally in tallies.items():
-            boxes = [box for box, _ in decode_grid(grid, GEOMETRY, scene.image_bgr.shape, score, MAX_BOXES)]
+            boxes = [box for box, _ in decode_grid(grid, geometry, scene.image_bgr.shape, score, MAX_BOXES)]
             tally["proposals"] += len(boxes)
             tally["found"] += sum(any(iou(sign.box, box) >= MIN_IOU for box in boxes) for sign in wanted)
     return [{"min_score": score, "recall_24px_and_more": round(tally["found"] / signs, 4) if signs else None,
@@ -131,8 +141,10 @@ def _check(config: LocatorTrainConfig) -> None:
                          f"crops={config.crops}, epochs={config.epochs}, batch_size={config.batch_size}")
     if not 0.0 <= config.pasted_fraction <= 1.0:
         raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
-    if config.crop_size < 32 or config.crop_size % GEOMETRY.stride:
-        raise TrainError(f"crop_size must be >= 32 and a multiple of {GEOMETRY.stride}. Received: crop_size={config.crop_size}")
+    if config.stride not in (4, 8):
+        raise TrainError(f"stride must be 4 or 8. Received: stride={config.stride}")
+    if config.crop_size < 32 or config.crop_size % config.stride:
+        raise TrainError(f"crop_size must be >= 32 and a multiple of the stride ({config.stride}). Received: crop_size={config.crop_size}")
 
 
 def train_locator(config: LocatorTrainConfig) -> dict:
@@ -151,16 +163,17 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     _check(config)
     run_dir, config, state = prepare_run_dir(config, "runs/sign-locator")
     scenes = list(read_scenes(config.data))
+    geometry = LocatorGeometry(stride=config.stride)
     training_scenes, validation_scenes = split_scenes(scenes, config.val_fraction, config.seed)
     if not any(scene.signs for scene in training_scenes):
         raise TrainError(f"{config.data}: the training scenes hold no signs; a locator cannot learn from them.")
     signs = load_gtsrb(config.signs, "train") if config.signs else None
     print(f"building {config.crops} crops from {len(training_scenes)} scenes", file=sys.stderr, flush=True)
-    crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, GEOMETRY, config.seed)
-    targets = grid_targets(crops.boxes, config.crop_size, GEOMETRY)
+    crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, geometry, config.seed)
+    targets = grid_targets(crops.boxes, config.crop_size, geometry)
     if state is None:
         write_json_atomic(run_dir / CONFIG_FILE, {
-            "kind": "locator", "task": LOCATOR_TASK, "train": dataclasses.asdict(config), "geometry": GEOMETRY.to_json(),
+            "kind": "locator", "task": LOCATOR_TASK, "train": dataclasses.asdict(config), "geometry": geometry.to_json(),
             "split": {"training_scenes": [scene.name for scene in training_scenes],
                       "validation_scenes": [scene.name for scene in validation_scenes]},
         })
@@ -174,7 +187,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
     else:
-        model = build_locator(config.width)
+        model = build_locator(config.width, config.stride)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch * config.epochs)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LocatorLoss(config.size_weight))
     # Light and contrast only: moving or scaling the crop would move its targets too.
@@ -183,8 +196,8 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     seeds = EpochSeeds(augmenter, config.seed)
     validation = None
     if validation_scenes:
-        held = build_crops(validation_scenes, None, VALIDATION_CROPS, 0.0, config.crop_size, GEOMETRY, config.seed + 1)
-        validation = evaluation_dataset(held.images, grid_targets(held.boxes, config.crop_size, GEOMETRY), 64)
+        held = build_crops(validation_scenes, None, VALIDATION_CROPS, 0.0, config.crop_size, geometry, config.seed + 1)
+        validation = evaluation_dataset(held.images, grid_targets(held.boxes, config.crop_size, geometry), 64)
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, state.get("train_seconds", 0.0) if state else 0.0)
     if epochs_done < config.epochs:
         model.fit(training_dataset(crops.images, targets, config.batch_size, augmenter, seeds), validation_data=validation,
@@ -195,9 +208,9 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
 
     started = time.monotonic()
-    sweep = proposal_recall(model, validation_scenes) if validation_scenes else []
+    sweep = proposal_recall(model, validation_scenes, geometry) if validation_scenes else []
     frame_height, frame_width = scenes[0].image_bgr.shape[:2]
-    sized = build_locator(config.width, frame_height // GEOMETRY.downscale, frame_width // GEOMETRY.downscale)
+    sized = build_locator(config.width, config.stride, frame_height // geometry.downscale, frame_width // geometry.downscale)
     report = {
         "task": LOCATOR_TASK, "parameters": int(model.count_params()), "operating_min_score": operating_min_score(sweep),
         "macs_per_frame": count_macs(sized), "frame_size": [frame_width, frame_height],
