@@ -161,25 +161,11 @@ class CombinedLocator:
 
 
 COLOUR = "colour"
-# The colour locator at quarter resolution, for signs of LARGE_SIGN_SIDE px and more only: a sign held up to a
-# webcam can be larger than anything the learned locator learnt (signs of 10-128 px), while colour blobs of that
-# size are few and cheap to find (about a quarter of the half-resolution colour locator's time).
-COLOUR_LARGE = "colour-large"
-LARGE_SIGN_SIDE = 96
-
-
-def _named_locator(name: str, threads: int | None):
-    if name == COLOUR:
-        return ColourLocator()
-    if name == COLOUR_LARGE:
-        return ColourLocator(scale=4, min_side=LARGE_SIGN_SIDE)
-    return LearnedLocator(name, threads=threads)
 
 
 def open_locator(names: list[str], threads: int | None = 1):
-    """The locator for --locator: "colour" (the classical one), "colour-large" (it, for large signs only), a locator
-    file, or several of them combined."""
+    """The locator for --locator: "colour" (the classical one), a locator file, or several of them combined."""
     if not names:
-        raise ValueError(f"locator needs {COLOUR!r}, {COLOUR_LARGE!r}, a locator file, or several.")
-    locators = tuple(_named_locator(name, threads) for name in names)
+        raise ValueError(f"locator needs {COLOUR!r}, a locator file, or both.")
+    locators = tuple(ColourLocator() if name == COLOUR else LearnedLocator(name, threads=threads) for name in names)
     return locators[0] if len(locators) == 1 else CombinedLocator(locators)

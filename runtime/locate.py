@@ -1,7 +1,7 @@
 """Sign proposals in a full frame: where the classifier should look.
 
 A sign covers 1–5% of a road scene, so classifying the frame as a whole means nothing. This
-locator is the classical one: German signs are red, blue or yellow, strongly saturated, so colour
+locator is the classical one: German signs are red or blue, strongly saturated, so colour
 masks at half resolution give blobs, and blobs of sign-like size and shape become boxes. The
 classifier then decides what each box holds (and the detector drops what it doubts).
 """
@@ -68,8 +68,11 @@ class ShrunkFrame:
 SIGN_COLOURS = {
     "red": [((0, 61, 41), (9, 255, 255)), ((166, 61, 41), (179, 255, 255))],
     "blue": [((96, 91, 41), (129, 255, 255))],
-    "yellow": [((16, 101, 101), (34, 255, 255))],
 }
+# No yellow: the one yellow German sign, "priority road", is a yellow diamond inside a white one, so a yellow blob's box
+# never overlaps the sign's by IoU >= 0.5. On GTSDB scenes 00000-00099 a yellow mask proposed 20 boxes a frame and
+# found none of the 147 signs; without it the default locators find the same signs with the same false detections,
+# 1.4 ms a frame sooner.
 
 
 @dataclass(frozen=True)

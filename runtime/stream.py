@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 
 from .classifier import Classifier, Prediction
 from .errors import SourceError
-from .learned_locate import COLOUR_LARGE, open_locator
+from .learned_locate import COLOUR, open_locator
 from .locate import Box
 from .preprocess import center_box, full_box
 from .signs import SignFinder
@@ -27,10 +27,8 @@ from .sources import LOST, Frame, ImageFolderSource, LiveSource, open_source
 from .tracking import SignTracker
 
 REGION_MODES = ("center", "full")
-# The shipped learned locator, and colour blobs for signs larger than it learnt (held up to a webcam, say). On GTSDB
-# scenes 00000-00099 the half-resolution colour locator added 1 sign of 147 to the learned one and doubled the time per
-# frame (README, "Signs in whole road scenes").
-DEFAULT_LOCATORS = ("sign-locator", COLOUR_LARGE)
+# The colour locator and the shipped learned one: each finds signs the other misses (README, "Signs in whole road scenes").
+DEFAULT_LOCATORS = (COLOUR, "sign-locator")
 # How long a live source is waited on before a result reports that it is still away.
 POLL_S = 0.5
 
