@@ -58,6 +58,21 @@ def test_pasted_crops_hold_every_sign_they_were_given(tmp_path):
     assert np.array_equal(again.images, crops.images) and again.boxes == crops.boxes
 
 
+def test_jittered_scenes_keep_each_box_on_its_sign():
+    pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
+    from edgesight.train.locator_data import _jittered
+
+    scene = np.zeros((100, 160, 3), np.uint8)
+    scene[20:40, 30:60] = 255  # a sign at x 30-59, y 20-39: (x1, y1, x2, y2) with x2, y2 exclusive
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        image, (box,) = _jittered(scene, [(30.0, 20.0, 60.0, 40.0)], 0.5, rng)
+        rows, columns = np.nonzero(image[..., 0] > 127)
+        assert abs(box[0] - columns.min()) <= 1 and abs(box[2] - (columns.max() + 1)) <= 1
+        assert abs(box[1] - rows.min()) <= 1 and abs(box[3] - (rows.max() + 1)) <= 1
+        assert 100 / 1.5 - 1 <= image.shape[0] <= 100 * 1.5 + 1
+
+
 def _locator_config(data, signs, run_dir, **changes):
     from edgesight.train.config import LocatorTrainConfig
 

@@ -66,6 +66,8 @@ class LocatorTrainConfig:
                                                       "of the cells and runs the network in about half the time"})
     crops: int = field(default=7000, metadata={"help": "training crops built once from the scenes (and pasted signs)"})
     pasted_fraction: float = field(default=0.65, metadata={"help": "fraction of the crops with GTSRB signs pasted in"})
+    scene_jitter: float = field(default=0.0, metadata={"help": "cut each crop from its scene mirrored at random and scaled by a "
+                                                               "factor in [1/(1+J), 1+J]: more sizes and sides of the few real signs"})
     crop_size: int = field(default=256, metadata={"help": "crop side in downscaled pixels"})
     epochs: int = field(default=16, metadata={"help": "training epochs"})
     batch_size: int = field(default=32, metadata={"help": "crops per training step"})

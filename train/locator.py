@@ -139,6 +139,8 @@ def _check(config: LocatorTrainConfig) -> None:
     if config.width < 4 or config.crops < 1 or config.epochs < 1 or config.batch_size < 1:
         raise TrainError(f"width must be >= 4 and crops, epochs, batch_size >= 1. Received: width={config.width}, "
                          f"crops={config.crops}, epochs={config.epochs}, batch_size={config.batch_size}")
+    if not 0.0 <= config.scene_jitter <= 1.0:
+        raise TrainError(f"scene_jitter must be in [0, 1]. Received: scene_jitter={config.scene_jitter}")
     if not 0.0 <= config.pasted_fraction <= 1.0:
         raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
     if config.stride not in (4, 8):
@@ -169,7 +171,8 @@ def train_locator(config: LocatorTrainConfig) -> dict:
         raise TrainError(f"{config.data}: the training scenes hold no signs; a locator cannot learn from them.")
     signs = load_gtsrb(config.signs, "train") if config.signs else None
     print(f"building {config.crops} crops from {len(training_scenes)} scenes", file=sys.stderr, flush=True)
-    crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, geometry, config.seed)
+    crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, geometry, config.seed,
+                        config.scene_jitter)
     targets = grid_targets(crops.boxes, config.crop_size, geometry)
     if state is None:
         write_json_atomic(run_dir / CONFIG_FILE, {

@@ -70,15 +70,38 @@ def _overlaps(box: CropBox, others: list[CropBox], gap: float = 2.0) -> bool:
     return any(not (box[2] + gap <= o[0] or box[0] >= o[2] + gap or box[3] + gap <= o[1] or box[1] >= o[3] + gap) for o in others)
 
 
+def _jittered(image: np.ndarray, boxes: list[CropBox], jitter: float, rng: np.random.Generator) -> tuple[np.ndarray, list[CropBox]]:
+    """The scene mirrored or not and scaled by a factor in [1/(1+jitter), 1+jitter] (log-uniform), with its boxes.
+
+    A hundred scenes show each real sign at one size and from one side; the locator does not name classes,
+    so a mirrored sign is still a sign to it.
+    """
+    if rng.random() < 0.5:
+        width = image.shape[1]
+        image = cv2.flip(image, 1)
+        boxes = [(width - x2, y1, width - x1, y2) for x1, y1, x2, y2 in boxes]
+    scale = float(np.exp(rng.uniform(-np.log1p(jitter), np.log1p(jitter))))
+    height, width = image.shape[:2]
+    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    image = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x_scale, y_scale = new_width / width, new_height / height
+    return image, [(x1 * x_scale, y1 * y_scale, x2 * x_scale, y2 * y_scale) for x1, y1, x2, y2 in boxes]
+
+
 def build_crops(scenes: list[Scene], signs: LabelledRegions | None, count: int, pasted_fraction: float, size: int,
-                geometry: LocatorGeometry, seed: int) -> LocatorCrops:
-    """`count` crops of `size`², a `pasted_fraction` of them with 1–4 GTSRB signs pasted in."""
+                geometry: LocatorGeometry, seed: int, scene_jitter: float = 0.0) -> LocatorCrops:
+    """`count` crops of `size`², a `pasted_fraction` of them with 1–4 GTSRB signs pasted in.
+
+    With `scene_jitter` > 0 each crop is cut from its scene mirrored at random and rescaled (see `_jittered`).
+    """
     rng = np.random.default_rng(seed)
     shrunk = [shrink(scene, geometry) for scene in scenes]
     pasted = int(round(count * pasted_fraction)) if signs is not None and len(signs) else 0
     images, boxes = [], []
     for index in range(count):
         image, scene_boxes = shrunk[int(rng.integers(len(shrunk)))]
+        if scene_jitter > 0:
+            image, scene_boxes = _jittered(image, scene_boxes, scene_jitter, rng)
         if index >= pasted and scene_boxes and rng.random() < 0.7:
             crop, crop_boxes = _cut(image, scene_boxes, size, rng, scene_boxes[int(rng.integers(len(scene_boxes)))])
         else:
