@@ -129,6 +129,19 @@ def test_sgd_trains_and_an_unknown_optimizer_is_refused(tiny_gtsrb, tmp_path):
         train(_config(tiny_gtsrb, tmp_path / "other", optimizer="adam"))
 
 
+def test_an_augmentation_profile_can_be_chosen_but_never_mirrors_signs(tiny_gtsrb, tmp_path):
+    import keras
+    from edgesight.train.augment import build_augmenter
+    from edgesight.train.trainer import train
+
+    light = [type(layer) for layer in build_augmenter("objects-light", seed=0).layers]
+    assert light == [keras.layers.RandomFlip, keras.layers.RandomTranslation]
+    with pytest.raises(TrainError, match="augmentation 'objects-light' mirrors images, which changes the class of a gtsrb sign"):
+        train(_config(tiny_gtsrb, tmp_path / "mirrored", augmentation="objects-light"))
+    with pytest.raises(TrainError, match="augmentation must be one of signs, objects, objects-light. Received: augmentation='heavy'"):
+        train(_config(tiny_gtsrb, tmp_path / "unknown", augmentation="heavy"))
+
+
 def test_random_shadow_darkens_one_side_of_a_straight_edge_and_only_in_training():
     import tensorflow as tf
     from edgesight.train.augment import RandomShadow

@@ -57,6 +57,9 @@ AUGMENTATIONS = {
     # Erased patches teach the net to use the whole object, not its one most telling part (occlusion).
     "objects": Augmentation(rotation_degrees=0, translate=0.125, zoom=0.1, brightness=0.2, contrast=0.2, mirror=True,
                             erasing=0.5),
+    # The classic CIFAR recipe alone (shifts of 4 pixels and mirror images): a small network that underfits the
+    # full profile (ResNet-20 ended at 91.6% training accuracy under it) can fit its data closer.
+    "objects-light": Augmentation(rotation_degrees=0, translate=0.125, zoom=0.0, brightness=0.0, contrast=0.0, mirror=True),
 }
 
 
@@ -68,12 +71,13 @@ def build_augmenter(name: str, seed: int) -> keras.Sequential:
         steps.append(layers.RandomFlip("horizontal", seed=seed + 5))
     if settings.rotation_degrees:
         steps.append(layers.RandomRotation(settings.rotation_degrees / 360, fill_mode="nearest", seed=seed))
-    steps += [
-        layers.RandomTranslation(settings.translate, settings.translate, fill_mode="nearest", seed=seed + 1),
-        layers.RandomZoom((-settings.zoom, settings.zoom), fill_mode="nearest", seed=seed + 2),
-        layers.RandomBrightness(settings.brightness, value_range=(0, 255), seed=seed + 3),
-        layers.RandomContrast(settings.contrast, seed=seed + 4),
-    ]
+    steps.append(layers.RandomTranslation(settings.translate, settings.translate, fill_mode="nearest", seed=seed + 1))
+    if settings.zoom:
+        steps.append(layers.RandomZoom((-settings.zoom, settings.zoom), fill_mode="nearest", seed=seed + 2))
+    if settings.brightness:
+        steps.append(layers.RandomBrightness(settings.brightness, value_range=(0, 255), seed=seed + 3))
+    if settings.contrast:
+        steps.append(layers.RandomContrast(settings.contrast, seed=seed + 4))
     if settings.saturation:
         steps.append(layers.RandomSaturation(settings.saturation, value_range=(0, 255), seed=seed + 8))
     if settings.shadow:

@@ -33,6 +33,9 @@ class TrainConfig:
                                                                         "student's softened outputs"})
     distill_weight: float = field(default=0.7, metadata={"help": "with --teacher, the share of the loss that follows the teacher "
                                                                    "(the rest follows the true class)"})
+    augmentation: str | None = field(default=None, metadata={
+        "help": "training augmentation profile: signs, objects or objects-light (shifts and mirror images only); default: "
+                "the task's (signs for sign tasks, which are never mirrored: a mirrored 'keep left' is 'keep right')"})
     epochs: int = field(default=35, metadata={"help": "training epochs"})
     batch_size: int = field(default=128, metadata={"help": "images per training step"})
     learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate (cosine decay after 1 warm-up epoch)"})

@@ -165,6 +165,7 @@ def train(config: TrainConfig) -> dict:
         raise TrainError(f"optimizer must be adamw or sgd. Received: optimizer={config.optimizer!r}")
     if config.epochs < 1 or config.batch_size < 1:
         raise TrainError(f"epochs and batch_size must be >= 1. Received: epochs={config.epochs}, batch_size={config.batch_size}")
+    _check_augmentation(config.augmentation, task)
     if config.teacher and not (config.distill_temperature > 0 and 0 <= config.distill_weight <= 1):
         raise TrainError(f"distill_temperature must be > 0 and distill_weight in [0, 1]. Received: "
                          f"distill_temperature={config.distill_temperature}, distill_weight={config.distill_weight}")
@@ -195,6 +196,18 @@ def train(config: TrainConfig) -> dict:
 
     model, history, seconds = _fit(config, task, run_dir, state, images_nhwc, regions.labels, train_index, val_index)
     return _report(config, task, run_dir, model, history, seconds)
+
+
+def _check_augmentation(profile: str | None, task) -> None:
+    from .augment import AUGMENTATIONS
+
+    if profile is None:
+        return
+    if profile not in AUGMENTATIONS:
+        raise TrainError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}. Received: augmentation={profile!r}")
+    if AUGMENTATIONS[profile].mirror and not AUGMENTATIONS[task.augmentation].mirror:
+        raise TrainError(f"augmentation {profile!r} mirrors images, which changes the class of a {task.name} sign "
+                         "(a mirrored 'keep left' is 'keep right'); choose signs.")
 
 
 def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_index):
@@ -236,7 +249,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         model = build_model(config.model, spec.height, spec.width, len(task.labels))
         _compile(model, config, steps_per_epoch)
 
-    augmenter = build_augmenter(task.augmentation, config.seed)
+    augmenter = build_augmenter(config.augmentation or task.augmentation, config.seed)
     seeds = EpochSeeds(augmenter, config.seed)
     train_data = training_dataset(images_nhwc[train_index], labels[train_index], config.batch_size, augmenter, seeds)
     val_data = evaluation_dataset(images_nhwc[val_index], labels[val_index], 512) if len(val_index) else None
