@@ -58,6 +58,18 @@ def test_pasted_crops_hold_every_sign_they_were_given(tmp_path):
     assert np.array_equal(again.images, crops.images) and again.boxes == crops.boxes
 
 
+def test_the_locator_network_gives_one_cell_per_stride():
+    pytest.importorskip("tensorflow", reason="the network lives in the [train] extra")
+    from edgesight.train.locator import build_locator
+    from edgesight.train.trainer import TrainError
+
+    frame = np.zeros((1, 64, 96, 3), np.uint8)
+    for stride in (4, 8):
+        assert build_locator(8, stride)(frame).shape == (1, 64 // stride, 96 // stride, 5)
+    with pytest.raises(TrainError, match="stride must be 4 or 8. Received: stride=16"):
+        build_locator(8, 16)
+
+
 def test_jittered_scenes_keep_each_box_on_its_sign():
     pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
     from edgesight.train.locator_data import _jittered
