@@ -173,3 +173,12 @@ def test_sign_augmentation_fades_colours_without_mirroring():
     assert (faded[:, 0] >= faded[:, 1]).all() and np.allclose(faded[:, 1], faded[:, 2])  # still a red hue, only paler
     assert (saturation < 0.5).mean() > 0.15  # about a quarter sun-faded to half their saturation or less
     assert (saturation > 0.99).mean() > 0.2  # and some kept fully red
+
+
+def test_the_model_card_command_repeats_a_chosen_augmentation():
+    from edgesight.export.card import training_command
+
+    options = {"task": "cifar10", "data": "d", "run_dir": "r", "model": "resnet20", "epochs": 1, "batch_size": 8,
+               "learning_rate": 0.1, "weight_decay": 0.0, "val_fraction": 0.1, "seed": 0, "augmentation": "objects-light"}
+    assert "--augmentation objects-light" in training_command(options)
+    assert "--augmentation" not in training_command(options | {"augmentation": None})
