@@ -41,6 +41,11 @@ def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
+def _check_stride(stride: int) -> None:
+    if stride not in (4, 8):
+        raise TrainError(f"stride must be 4 or 8. Received: stride={stride}")
+
+
 def build_locator(width: int, stride: int = 4, height: int | None = None, frame_width: int | None = None) -> keras.Model:
     """uint8 RGB frame (any size unless given) -> [rows, columns, 5] grid at `stride` (4 or 8).
 
@@ -52,8 +57,7 @@ def build_locator(width: int, stride: int = 4, height: int | None = None, frame_
     ran 1 ms a frame faster, but trained on the same recipe it scored signs lower: its validation
     recall needed centre score 0.1 and three times the proposals; README, "Signs in whole road scenes".)
     """
-    if stride not in (4, 8):
-        raise TrainError(f"stride must be 4 or 8. Received: stride={stride}")
+    _check_stride(stride)
     inputs = keras.Input((height, frame_width, 3), dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
@@ -144,8 +148,7 @@ def _check(config: LocatorTrainConfig) -> None:
         raise TrainError(f"scene_jitter must be in [0, 1]. Received: scene_jitter={config.scene_jitter}")
     if not 0.0 <= config.pasted_fraction <= 1.0:
         raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
-    if config.stride not in (4, 8):
-        raise TrainError(f"stride must be 4 or 8. Received: stride={config.stride}")
+    _check_stride(config.stride)  # before the scenes are read and the crops built
     if config.crop_size < 32 or config.crop_size % config.stride:
         raise TrainError(f"crop_size must be >= 32 and a multiple of the stride ({config.stride}). Received: crop_size={config.crop_size}")
 
