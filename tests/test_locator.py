@@ -58,6 +58,30 @@ def test_pasted_crops_hold_every_sign_they_were_given(tmp_path):
     assert np.array_equal(again.images, crops.images) and again.boxes == crops.boxes
 
 
+def test_boosted_classes_are_pasted_that_many_times_as_often():
+    pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
+    from edgesight.train.locator_data import paste_probabilities
+
+    labels = np.array([12, 12, 3, 3, 3, 3, 7, 7])
+    assert paste_probabilities(labels, [], 3.0) is None  # unboosted runs draw as before, so old runs rebuild their crops
+    probabilities = paste_probabilities(labels, [12], 3.0)
+    assert probabilities.sum() == pytest.approx(1.0)
+    assert probabilities[0] == pytest.approx(3 * probabilities[2])  # per image: a 12 three times as likely as a 3
+    assert probabilities[labels == 12].sum() == pytest.approx(6 / 12)
+
+
+def test_a_paste_boost_for_an_unknown_class_is_refused_before_any_work(tmp_path):
+    pytest.importorskip("tensorflow", reason="training lives in the [train] extra")
+    from edgesight.train.config import LocatorTrainConfig
+    from edgesight.train.locator import train_locator
+    from edgesight.train.trainer import TrainError
+
+    config = LocatorTrainConfig(data=str(tmp_path / "missing.zip"), run_dir=str(tmp_path / "run"), paste_boost_classes=[43])
+    with pytest.raises(TrainError, match=r"paste_boost_classes GTSRB class ids \(0-42\).*paste_boost_classes=\[43\]"):
+        train_locator(config)
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_locator_network_gives_one_cell_per_stride():
     pytest.importorskip("tensorflow", reason="the network lives in the [train] extra")
     from edgesight.train.locator import build_locator

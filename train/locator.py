@@ -15,6 +15,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from edgesight.runtime.datasets import GTSRB_CLASS_NAMES
 from edgesight.runtime.files import atomic_path, write_json_atomic
 from edgesight.runtime.frame_eval import GOAL_MIN_SIZE, MIN_IOU
 from edgesight.runtime.learned_locate import LOCATOR_TASK, LocatorGeometry, decode_grid, network_input
@@ -146,6 +147,9 @@ def _check(config: LocatorTrainConfig) -> None:
                          f"crops={config.crops}, epochs={config.epochs}, batch_size={config.batch_size}")
     if not 0.0 <= config.scene_jitter <= 1.0:
         raise TrainError(f"scene_jitter must be in [0, 1]. Received: scene_jitter={config.scene_jitter}")
+    if config.paste_boost <= 0 or not all(0 <= class_id < len(GTSRB_CLASS_NAMES) for class_id in config.paste_boost_classes):
+        raise TrainError(f"paste_boost must be > 0 and paste_boost_classes GTSRB class ids (0-{len(GTSRB_CLASS_NAMES) - 1}). Received: "
+                         f"paste_boost={config.paste_boost}, paste_boost_classes={config.paste_boost_classes}")
     if not 0.0 <= config.pasted_fraction <= 1.0:
         raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
     _check_stride(config.stride)  # before the scenes are read and the crops built
@@ -163,7 +167,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
 
     from .augment import EpochSeeds, evaluation_dataset, training_dataset
     from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint
-    from .locator_data import build_crops, grid_targets
+    from .locator_data import build_crops, grid_targets, paste_probabilities
     from .models import count_macs
 
     _check(config)
@@ -175,8 +179,9 @@ def train_locator(config: LocatorTrainConfig) -> dict:
         raise TrainError(f"{config.data}: the training scenes hold no signs; a locator cannot learn from them.")
     signs = load_gtsrb(config.signs, "train") if config.signs else None
     print(f"building {config.crops} crops from {len(training_scenes)} scenes", file=sys.stderr, flush=True)
+    probabilities = paste_probabilities(signs.labels, config.paste_boost_classes, config.paste_boost) if signs else None
     crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, geometry, config.seed,
-                        config.scene_jitter)
+                        config.scene_jitter, probabilities)
     targets = grid_targets(crops.boxes, config.crop_size, geometry)
     if state is None:
         write_json_atomic(run_dir / CONFIG_FILE, {

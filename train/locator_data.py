@@ -88,11 +88,24 @@ def _jittered(image: np.ndarray, boxes: list[CropBox], jitter: float, rng: np.ra
     return image, [(x1 * x_scale, y1 * y_scale, x2 * x_scale, y2 * y_scale) for x1, y1, x2, y2 in boxes]
 
 
+def paste_probabilities(labels, boosted_classes: list[int], boost: float) -> np.ndarray | None:
+    """Per sign image, its chance of being the next one pasted: equal, but `boost` times higher for `boosted_classes`.
+
+    None when nothing is boosted: build_crops then draws as it always did, so earlier runs rebuild the same crops.
+    """
+    if not boosted_classes:
+        return None
+    weights = np.where(np.isin(np.asarray(labels), boosted_classes), boost, 1.0)
+    return weights / weights.sum()
+
+
 def build_crops(scenes: list[Scene], signs: LabelledRegions | None, count: int, pasted_fraction: float, size: int,
-                geometry: LocatorGeometry, seed: int, scene_jitter: float = 0.0) -> LocatorCrops:
+                geometry: LocatorGeometry, seed: int, scene_jitter: float = 0.0,
+                sign_probabilities: np.ndarray | None = None) -> LocatorCrops:
     """`count` crops of `size`², a `pasted_fraction` of them with 1–4 GTSRB signs pasted in.
 
     With `scene_jitter` > 0 each crop is cut from its scene mirrored at random and rescaled (see `_jittered`).
+    `sign_probabilities` (see `paste_probabilities`) weights which signs are pasted; None draws them evenly.
     """
     rng = np.random.default_rng(seed)
     shrunk = [shrink(scene, geometry) for scene in scenes]
@@ -108,7 +121,7 @@ def build_crops(scenes: list[Scene], signs: LabelledRegions | None, count: int, 
             crop, crop_boxes = _cut(image, scene_boxes, size, rng, None)
         if index < pasted:
             for _ in range(int(rng.integers(1, 5))):
-                chosen = int(rng.integers(len(signs)))
+                chosen = int(rng.integers(len(signs)) if sign_probabilities is None else rng.choice(len(signs), p=sign_probabilities))
                 x1, y1, x2, y2 = signs.boxes_xyxy[chosen]
                 sign_rgb = cv2.cvtColor(signs.images_bgr[chosen][y1:y2 + 1, x1:x2 + 1], cv2.COLOR_BGR2RGB)
                 # Sizes spread evenly in log scale: as many small signs as large ones.
