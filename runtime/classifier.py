@@ -4,15 +4,14 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import onnxruntime as ort
 
 from .errors import ModelFileError
 from .metadata import ModelMetadata, parse_metadata
 from .preprocess import crop_region, crop_regions
+from .sessions import open_session
 from .shipped import SHIPPED_MODELS, resolve_model
 
 Box = tuple[int, int, int, int]
@@ -25,31 +24,6 @@ class Prediction:
     label: str
     class_id: int
     score: float
-
-
-def _session_options(threads: int | None) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    # 0 lets onnxruntime use every core; robots often pin this to leave cores for other work.
-    options.intra_op_num_threads = 0 if threads is None else threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # onnxruntime's warnings would otherwise go to stderr per load
-    return options
-
-
-def _open_session(path: Path, threads: int | None) -> ort.InferenceSession:
-    if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found (shipped models by name: {', '.join(SHIPPED_MODELS)}).")
-    try:
-        return ort.InferenceSession(
-            str(path), sess_options=_session_options(threads), providers=["CPUExecutionProvider"]
-        )
-    except Exception as error:  # onnxruntime raises several pybind classes for the same problem
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelFileError(
-            f"{path}: not a loadable ONNX model for onnxruntime {ort.__version__} ({reason[:300]})."
-        ) from None
 
 
 class Classifier:
@@ -67,7 +41,7 @@ class Classifier:
         if threads is not None and threads < 0:
             raise ValueError(f"threads must be >= 0 or None. Received: threads={threads}")
         self.path = resolve_model(model_path)
-        self.session = _open_session(self.path, threads)
+        self.session = open_session(self.path, threads, f"model file not found (shipped models by name: {', '.join(SHIPPED_MODELS)}).")
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata: ModelMetadata = parse_metadata(props, str(self.path))
         self.max_batch = max_batch

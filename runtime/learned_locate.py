@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import ModelFileError
 from .locate import Box, ColourLocator, ShrunkFrame
+from .sessions import open_session
 from .shipped import resolve_model
 
 LOCATOR_TASK = "sign-locator"
@@ -117,18 +118,8 @@ class LearnedLocator:
     """Sign proposals from a locator file (see the module docstring for its contract)."""
 
     def __init__(self, path: str | Path, threads: int | None = 1, min_score: float | None = None, max_boxes: int = 40):
-        import onnxruntime as ort
-
         self.path = resolve_model(path)
-        if not self.path.is_file():
-            raise ModelFileError(f"{self.path}: no such locator file (nor a shipped locator name: sign-locator).")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default, every core
-        options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own exception types for unreadable files
-            raise ModelFileError(f"{self.path}: onnxruntime cannot load it as a model ({error}).") from None
+        self._session = open_session(self.path, threads, "no such locator file (nor a shipped locator name: sign-locator).")
         props = self._session.get_modelmeta().custom_metadata_map
         self.geometry = read_locator_metadata(props, str(self.path))
         self._input_name = self._session.get_inputs()[0].name

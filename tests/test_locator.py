@@ -40,6 +40,16 @@ def test_locator_metadata_is_checked_and_named():
         read_locator_metadata({"edgesight.locator": json.dumps({"downscale": 2, "stride": 4, "outputs": ["x"]})}, "loc.onnx")
 
 
+def test_a_missing_or_unreadable_locator_file_is_named(tmp_path):
+    from edgesight.runtime.learned_locate import LearnedLocator
+
+    with pytest.raises(ModelFileError, match=r"absent\.onnx: no such locator file"):
+        LearnedLocator(tmp_path / "absent.onnx")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match=r"broken\.onnx: not a loadable ONNX model for onnxruntime"):
+        LearnedLocator(tmp_path / "broken.onnx")
+
+
 def test_pasted_crops_hold_every_sign_they_were_given(tmp_path):
     pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
     from edgesight.runtime.datasets import load_gtsrb

@@ -1,0 +1,30 @@
+"""onnxruntime sessions as every edgesight model file (classifier or locator) is opened: one place for the options."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .errors import ModelFileError
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    # 0 lets onnxruntime use every core; robots often pin this to leave cores for other work.
+    options.intra_op_num_threads = 0 if threads is None else threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # onnxruntime's warnings would otherwise go to stderr per load
+    return options
+
+
+def open_session(path: Path, threads: int | None, missing: str) -> ort.InferenceSession:
+    """A CPU session for the file at `path`, or a ModelFileError naming it (`missing`: what to say when it does not exist)."""
+    if not path.is_file():
+        raise ModelFileError(f"{path}: {missing}")
+    try:
+        return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises several pybind classes for the same problem
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"{path}: not a loadable ONNX model for onnxruntime {ort.__version__} ({reason[:300]}).") from None
