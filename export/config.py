@@ -21,4 +21,7 @@ class ExportConfig:
     max_float_nodes: int = field(default=4, metadata={"help": "accuracy-aware quantization: when int8 fails the gate, keep up to "
                                                               "this many of the most quantization-sensitive nodes in float, one "
                                                               "at a time, until it passes (0: off)"})
+    locator_min_score: float | None = field(default=None, metadata={
+        "help": "locator runs only: the centre score stamped in the file, instead of the one training chose on its few "
+                "validation scenes (a lower score proposes more boxes, each one the classifier must read)"})
     per_tensor: bool = field(default=False, metadata={"help": "one weight scale per tensor instead of one per output channel"})

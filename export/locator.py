@@ -39,8 +39,12 @@ def _frames(run_config: dict, data: str, geometry: LocatorGeometry) -> list[np.n
     return [network_input(scene.image_bgr, geometry) for scene in scenes[: max(5, len(wanted))]]
 
 
-def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: str | None, opset: int, provenance: dict) -> dict:
-    """Write `locator.onnx` and `export_report.json` into the run folder; returns the report."""
+def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: str | None, opset: int, provenance: dict,
+                   min_score: float | None = None) -> dict:
+    """Write `locator.onnx` and `export_report.json` into the run folder; returns the report.
+
+    `min_score`: the centre score to stamp in the file; None stamps the one training chose (if any).
+    """
     import keras
 
     geometry = LocatorGeometry(run_config["geometry"]["downscale"], run_config["geometry"]["stride"])
@@ -61,7 +65,7 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
                                  f"(> {MAX_GRID_DIFFERENCE}) on the validation scenes.")
     props = {
         "edgesight.format": 1, "edgesight.task": LOCATOR_TASK,
-        LOCATOR_KEY: geometry.to_json() | ({"min_score": chosen} if (chosen := train_report.get("operating_min_score")) else {}),
+        LOCATOR_KEY: geometry.to_json() | ({"min_score": stamped} if (stamped := min_score or train_report.get("operating_min_score")) else {}),
         "edgesight.input": {"name": "image", "height": None, "width": None, "channels": 3, "layout": "NHWC", "color": "RGB", "dtype": "uint8"},
         "edgesight.metrics": {"validation_proposal_recall": train_report.get("validation_proposal_recall"),
                               "validation_scenes": train_report.get("validation_scenes")},
@@ -85,7 +89,7 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
         "locator": str(path), "bytes": path.stat().st_size, "max_grid_difference_keras_onnx": difference,
         "parity_frames": len(checked), "input_scaling_folded": scaling_folded, "ms_per_frame_1_thread": round(float(np.median(timings)), 2),
         "frame_size": [frame.shape[1], frame.shape[0]], "parameters": train_report.get("parameters"),
-        "macs_per_frame": train_report.get("macs_per_frame"),
+        "macs_per_frame": train_report.get("macs_per_frame"), "min_score": stamped, "min_score_chosen_at_export": min_score is not None,
     }
     write_json_atomic(run_dir / "export_report.json", report)
     write_text_atomic(run_dir / "MODEL_CARD.md", _card(report, run_config, train_report))
@@ -97,8 +101,17 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
 
 def _card(report: dict, run_config: dict, train_report: dict) -> str:
     options = run_config["train"]
-    flags = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in options.items()
-                     if key not in ("resume", "run_dir") and value is not None)
+    flags = " ".join(f"--{key.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+                     for key, value in options.items() if key not in ("resume", "run_dir") and value not in (None, []))
+    if report["min_score_chosen_at_export"]:
+        operating_point = (f"The runtime uses min centre score {report['min_score']}, chosen at export "
+                           f"(`--locator-min-score`); training's choice, the strictest within a point of the best recall, "
+                           f"was {train_report.get('operating_min_score')}")
+        export_flags = f" --locator-min-score {report['min_score']}"
+    else:
+        operating_point = (f"The runtime uses min centre score {report['min_score']}, the strictest within a point of the "
+                           "best recall")
+        export_flags = ""
     sweep = "\n".join(f"| {row['min_score']} | {row['recall_24px_and_more']} | {row['proposals_per_frame']} |"
                       for row in train_report.get("validation_proposal_recall", []))
     width, height = report["frame_size"]
@@ -122,7 +135,7 @@ Learnt from the road scenes `{options['data']}` ({len(run_config['split']['train
 (`{options['signs']}`). Measure it on scenes it never saw with `edgesight eval-frames`.
 
 Proposal recall on its validation scenes, the held-out part of the scenes above (signs of 24 px or more covered by a
-proposal at IoU ≥ 0.5). The runtime uses min centre score {train_report.get('operating_min_score')}, the strictest within a point of the best recall:
+proposal at IoU ≥ 0.5). {operating_point}:
 
 | min centre score | recall | proposals per frame |
 |---|---|---|
@@ -132,7 +145,7 @@ proposal at IoU ≥ 0.5). The runtime uses min centre score {train_report.get('o
 
 ```
 edgesight train-locator {flags}
-edgesight export RUN_DIR
+edgesight export RUN_DIR{export_flags}
 ```
 
 ## Data

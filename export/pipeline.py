@@ -106,10 +106,15 @@ def export_run(config: ExportConfig) -> dict:
     if config.calibration_balance not in ("balanced", "random"):
         raise ExportError(f"--calibration-balance must be balanced or random. Received: {config.calibration_balance!r}")
     run_config, train_report = _read_run(run_dir)
-    if run_config.get("kind") == "locator":
+    is_locator = run_config.get("kind") == "locator"
+    if config.locator_min_score is not None and not (is_locator and 0.0 < config.locator_min_score < 1.0):
+        raise ExportError(f"--locator-min-score must be in (0, 1) and is for sign-locator runs only. Received: "
+                          f"{config.locator_min_score} for {run_dir} ({'a locator' if is_locator else 'a classifier'} run)")
+    if is_locator:
         from .locator import export_locator
 
-        return export_locator(run_dir, run_config, train_report, config.data, config.opset, _provenance(run_dir / "model.keras"))
+        return export_locator(run_dir, run_config, train_report, config.data, config.opset, _provenance(run_dir / "model.keras"),
+                              config.locator_min_score)
     data = config.data or run_config["train"]["data"]
     task = task_of_run(run_config["train"], data)
     spec = PreprocessSpec(**run_config["preprocess"])  # as trained, input size included

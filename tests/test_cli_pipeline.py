@@ -190,6 +190,12 @@ def test_export_names_an_unknown_quantization_choice(exported_run):
     assert "--int8-types must be one of U8S8, S8S8. Received: 'U8U8'" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_export_refuses_a_locator_option_for_a_classifier_run(exported_run):
+    result = run("export", exported_run, "--locator-min-score", 0.2, expect=2)
+    assert "is for sign-locator runs only. Received: 0.2" in result.stderr and "(a classifier run)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_accuracy_aware_quantization_keeps_the_most_sensitive_nodes_float_one_at_a_time(exported_run, tmp_path):
     from edgesight.export.config import ExportConfig
     from edgesight.export.pipeline import ExportError, export_run

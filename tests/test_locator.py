@@ -142,11 +142,11 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     run_dir = tmp_path / "locator"
     undo = interrupt_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        train_locator(_locator_config(scenes, signs, run_dir))
+        train_locator(_locator_config(scenes, signs, run_dir, paste_boost_classes=[1]))
     assert json.loads((run_dir / "state.json").read_text())["epochs_done"] == 1
     undo()
     report = train_locator(_locator_config(scenes, signs, run_dir, resume=True))
-    train_locator(_locator_config(scenes, signs, tmp_path / "uninterrupted"))
+    train_locator(_locator_config(scenes, signs, tmp_path / "uninterrupted", paste_boost_classes=[1]))
     resumed, uninterrupted = (keras.models.load_model(folder / "model.keras").get_weights() for folder in (run_dir, tmp_path / "uninterrupted"))
     assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))
     assert report["validation_scenes"] == 1 and [row["min_score"] for row in report["validation_proposal_recall"]][:2] == [0.05, 0.1]
@@ -168,6 +168,15 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     assert main(["eval-frames", str(tiny_sign_model), "--data", str(scenes), "--out", str(out),
                  "--locator", "colour", str(run_dir / "locator.onnx")]) == 0
     assert json.loads((out / "eval_frames.json").read_text())["config"]["locator"] == ["colour", str(run_dir / "locator.onnx")]
+
+    # An operating point chosen at export replaces training's, and the card says how to make the file again.
+    export_run(ExportConfig(run_dir=str(run_dir), locator_min_score=0.35))
+    assert LearnedLocator(run_dir / "locator.onnx").min_score == 0.35
+    card = (run_dir / "MODEL_CARD.md").read_text()
+    assert "edgesight export RUN_DIR --locator-min-score 0.35" in card and "--paste-boost-classes 1 --paste-boost 3.0" in card
+    from edgesight.export.pipeline import ExportError
+    with pytest.raises(ExportError, match=r"--locator-min-score must be in \(0, 1\).*Received: 1.5"):
+        export_run(ExportConfig(run_dir=str(run_dir), locator_min_score=1.5))
     capsys.readouterr()
     assert main(["eval-frames", str(run_dir / "locator.onnx"), "--data", str(scenes), "--out", str(out)]) == 2
     assert "a sign locator file, not a classifier; it goes to --locator" in capsys.readouterr().err
