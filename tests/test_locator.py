@@ -133,7 +133,7 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     import keras
     from edgesight.cli.main import main
     from edgesight.export.config import ExportConfig
-    from edgesight.export.pipeline import export_run
+    from edgesight.export.pipeline import ExportError, export_run
     from edgesight.runtime.learned_locate import LearnedLocator
     from edgesight.runtime.scenes import read_scenes
     from edgesight.train.locator import train_locator
@@ -174,7 +174,6 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     assert LearnedLocator(run_dir / "locator.onnx").min_score == 0.35
     card = (run_dir / "MODEL_CARD.md").read_text()
     assert "edgesight export RUN_DIR --locator-min-score 0.35" in card and "--paste-boost-classes 1 --paste-boost 3.0" in card
-    from edgesight.export.pipeline import ExportError
     with pytest.raises(ExportError, match=r"--locator-min-score must be in \(0, 1\).*Received: 1.5"):
         export_run(ExportConfig(run_dir=str(run_dir), locator_min_score=1.5))
     capsys.readouterr()
