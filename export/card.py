@@ -60,9 +60,17 @@ def _teacher_note(options: dict) -> list[str]:
             facts.append(f"trained in {report['train_seconds_total'] / 60:.0f} min, not counted above")
         described.append(f"`{teacher}` ({', '.join(facts)})")
     whose = "its outputs" if len(teachers) == 1 else "their averaged outputs"
+    # A teacher of the signs alone (see edgesight.train.distill) knows nothing of the background the student also learns.
+    background = (" On the road-scene background, which the teacher never learnt, the label stands in for the teacher's output."
+                  if options.get("background") and not _knows_background(teachers[0]) else "")
     return [f"Distilled from {' and '.join(described)}: {options['distill_weight']:.0%} of the loss follows {whose} softened "
-            f"at temperature {options['distill_temperature']:g}, the rest the true class. Their commands come first under "
-            "Reproduce.", ""]
+            f"at temperature {options['distill_temperature']:g}, the rest the true class.{background} Their commands come "
+            "first under Reproduce.", ""]
+
+
+def _knows_background(run_dir: str) -> bool:
+    config_path = Path(run_dir) / "config.json"
+    return config_path.is_file() and bool(json.loads(config_path.read_text())["train"].get("background"))
 
 
 def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export_report: dict) -> Path:

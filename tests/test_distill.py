@@ -106,3 +106,35 @@ def test_a_second_cycle_with_the_same_teacher_lists_the_teacher_once(tmp_path):
     commands = training_commands(second)
     assert [command.split("--run-dir ")[1].split()[0] for command in commands] == [
         str(tmp_path / name) for name in ("teacher", "first", "second")]
+
+
+def test_a_teacher_of_the_signs_alone_teaches_a_student_that_also_learns_not_a_sign(tiny_gtsrb, tmp_path):
+    import keras
+    import tensorflow as tf
+    from edgesight.train.distill import DistillError, load_teacher, with_teacher_targets
+    from edgesight.train.trainer import train
+    from fakes import write_road_scenes
+
+    # Its soft targets: the teacher's output on signs, with no share for "not a sign"; the label on background.
+    image = keras.Input((2, 2, 3), dtype="uint8")
+    constant = keras.layers.Dense(3, activation="softmax", kernel_initializer="zeros",
+                                  bias_initializer=keras.initializers.Constant(np.log([0.2, 0.3, 0.5])))
+    teacher = keras.Model(image, constant(keras.layers.Flatten()(keras.ops.cast(image, "float32"))))
+    batch = tf.data.Dataset.from_tensors((np.zeros((2, 2, 2, 3), np.uint8), np.array([1, 3])))
+    targets = next(iter(with_teacher_targets(batch, teacher, classes=4)))[1].numpy()
+    np.testing.assert_array_equal(targets[:, 0], [1, 3])
+    np.testing.assert_allclose(np.exp(targets[:, 1:]), [[0.2, 0.3, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]], atol=1e-6)
+
+    # A whole run: a sign-only teacher, a student with road-scene background.
+    train(_config(tiny_gtsrb, tmp_path / "teacher", epochs=1))
+    scenes = write_road_scenes(tmp_path / "scenes.zip")
+    report = train(_config(tiny_gtsrb, tmp_path / "student", epochs=1, background=str(scenes),
+                           teacher=[str(tmp_path / "teacher")]))
+    assert run_labels(tmp_path / "student")[-1] == "not a sign" and report["teacher"] == [str(tmp_path / "teacher")]
+    from edgesight.export.card import _teacher_note
+
+    card_note = _teacher_note(json.loads((tmp_path / "student" / "config.json").read_text())["train"])[0]
+    assert "the label stands in for the teacher's output" in card_note
+    # Averaged teachers must agree on their classes.
+    with pytest.raises(DistillError, match="know different classes"):
+        load_teacher([str(tmp_path / "teacher"), str(tmp_path / "student")], run_labels(tmp_path / "student"), 32, 32)

@@ -6,6 +6,9 @@ Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network", 2015.
 
 Targets travel as one (N, 1 + classes) tensor per batch, so Keras's fit, checkpoints and resume work
 unchanged: column 0 is the true class, the rest the teacher's log-probabilities.
+
+A teacher of the sign classes alone may teach a student that also learns "not a sign" from road-scene
+background: it has no opinion on background images, so there the soft target is the label itself.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 from edgesight.runtime.errors import EdgesightError
+from edgesight.runtime.tasks import NOT_A_SIGN
 
 _EPSILON = 1e-7
 
@@ -27,8 +31,10 @@ def _load_one_teacher(folder: Path, labels: tuple[str, ...], height: int, width:
     if not (folder / "model.keras").is_file() or not (folder / "config.json").is_file():
         raise DistillError(f"{folder}: --teacher needs a finished run folder (model.keras and config.json).")
     saved = json.loads((folder / "config.json").read_text())
-    if tuple(saved["labels"]) != tuple(labels):
-        raise DistillError(f"{folder}: the teacher's classes differ from this task's; a teacher must know the same classes.")
+    teacher_labels, labels = tuple(saved["labels"]), tuple(labels)
+    if teacher_labels != labels and teacher_labels + (NOT_A_SIGN,) != labels:
+        raise DistillError(f"{folder}: the teacher's classes differ from this task's; a teacher must know the same "
+                           f"classes, or all but {NOT_A_SIGN!r}.")
     teacher_size = (saved["preprocess"]["height"], saved["preprocess"]["width"])
     if teacher_size != (height, width):
         raise DistillError(f"{folder}: the teacher reads {teacher_size[0]}x{teacher_size[1]} images, the student "
@@ -39,6 +45,9 @@ def _load_one_teacher(folder: Path, labels: tuple[str, ...], height: int, width:
 def load_teacher(run_dirs: list[str], labels: tuple[str, ...], height: int, width: int) -> keras.Model:
     """The finished runs' Keras models as one teacher (their probabilities averaged), checked against the student."""
     models = [_load_one_teacher(Path(run_dir), labels, height, width) for run_dir in run_dirs]
+    if len({model.output_shape[-1] for model in models}) > 1:
+        raise DistillError(f"the teachers {', '.join(run_dirs)} know different classes (some {NOT_A_SIGN!r}, some not); "
+                           "averaged teachers must know the same classes.")
     if len(models) == 1:
         teacher = models[0]
     else:
@@ -48,10 +57,18 @@ def load_teacher(run_dirs: list[str], labels: tuple[str, ...], height: int, widt
     return teacher
 
 
-def with_teacher_targets(dataset: tf.data.Dataset, teacher: keras.Model) -> tf.data.Dataset:
-    """(images, labels) batches -> (images, [label, teacher log-probabilities]) batches."""
+def with_teacher_targets(dataset: tf.data.Dataset, teacher: keras.Model, classes: int) -> tf.data.Dataset:
+    """(images, labels) batches -> (images, [label, teacher log-probabilities over the student's `classes`]) batches."""
+    unknown_to_teacher = classes - teacher.output_shape[-1]  # 1 for "not a sign" (the last class) when the teacher lacks it
+
     def add_teacher(images, labels):
-        log_probabilities = tf.math.log(teacher(images, training=False) + _EPSILON)
+        probabilities = teacher(images, training=False)
+        if unknown_to_teacher:
+            # Signs give "not a sign" no share; background images get their label, one-hot, as the teacher's output.
+            padded = tf.pad(probabilities, [[0, 0], [0, unknown_to_teacher]])
+            is_background = (labels >= classes - unknown_to_teacher)[:, None]
+            probabilities = tf.where(is_background, tf.one_hot(labels, classes), padded)
+        log_probabilities = tf.math.log(probabilities + _EPSILON)
         return images, tf.concat([tf.cast(labels, tf.float32)[:, None], log_probabilities], axis=1)
 
     return dataset.map(add_teacher, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

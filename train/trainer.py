@@ -254,9 +254,9 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     train_data = training_dataset(images_nhwc[train_index], labels[train_index], config.batch_size, augmenter, seeds)
     val_data = evaluation_dataset(images_nhwc[val_index], labels[val_index], 512) if len(val_index) else None
     if config.teacher:
-        train_data = with_teacher_targets(train_data, teacher)
+        train_data = with_teacher_targets(train_data, teacher, len(task.labels))
         # The validation images never change, nor then the teacher's outputs on them: computed once, not per epoch.
-        val_data = with_teacher_targets(val_data, teacher).cache() if val_data is not None else None
+        val_data = with_teacher_targets(val_data, teacher, len(task.labels)).cache() if val_data is not None else None
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, seconds_before)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
               callbacks=[seeds, checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
