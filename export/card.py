@@ -41,7 +41,24 @@ def training_commands(run_config: dict) -> list[str]:
     for source in [*(options.get("teacher") or []), options.get("init_from")]:
         if source and (Path(source) / "config.json").is_file():
             earlier += training_commands(json.loads((Path(source) / "config.json").read_text()))
+        elif source and source == options.get("init_from"):
+            earlier += _model_file_command(source)
     return list(dict.fromkeys(earlier + [training_command(options)]))
+
+
+def _model_file_command(source: str) -> list[str]:
+    """The command that made a model file --init-from started from, as its metadata records it (not its own sources)."""
+    from edgesight.train.from_onnx import is_model_file, read_source_model
+
+    return [training_command(read_source_model(source).train_options)] if is_model_file(source) else []
+
+
+def _wall_time(train_report: dict) -> str:
+    total = train_report.get("train_seconds_total", train_report.get("train_seconds", 0))
+    if total is None:  # started from a model file that does not record what it cost
+        return (f"{train_report['train_seconds'] / 60:.0f} min for this run, after the training of `{train_report['init_from']}`, "
+                "which its file does not record,")
+    return f"{total / 60:.0f} min{' (this run and the run it started from)' if train_report.get('init_from') else ''}"
 
 
 def _teacher_note(options: dict) -> list[str]:
@@ -56,7 +73,7 @@ def _teacher_note(options: dict) -> list[str]:
         facts = [report.get("model", "its model")]
         if "test_accuracy" in report:
             facts.append(f"Keras test accuracy {report['test_accuracy'] * 100:.2f}%")
-        if "train_seconds_total" in report:
+        if report.get("train_seconds_total") is not None:
             facts.append(f"trained in {report['train_seconds_total'] / 60:.0f} min, not counted above")
         described.append(f"`{teacher}` ({', '.join(facts)})")
     whose = "its outputs" if len(teachers) == 1 else "their averaged outputs"
@@ -87,8 +104,6 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"| {name} | {threads} | {latency[(name, threads)]['median_us']:.0f} | {latency[(name, threads)]['p99_us']:.0f} |"
         for name in (fp32_path.name, int8_path.name) for threads in thread_counts
     ]
-    minutes = train_report.get("train_seconds_total", train_report.get("train_seconds", 0)) / 60
-    chain = " (this run and the run it started from)" if train_report.get("init_from") else ""
     lines = [
         f"# Model card: {options['task']} / {options['model']}", "",
         f"{train_report.get('architecture', options['model'])}. Input: RGB uint8 {spec['height']}×{spec['width']} NHWC (scaling inside the graph); "
@@ -105,7 +120,7 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"| int8 vs fp32 outputs | same top-1 on {parity['argmax_agreement']['onnx_fp32_int8'] * 100:.2f}% of test images; "
         f"largest probability difference per image {int8_difference['p99_image_max_abs']:.3f} at the 99th percentile, "
         f"{int8_difference['max_abs']:.3f} at most |",
-        f"| training wall time | {minutes:.0f} min{chain} on the machine below (2 cores, no GPU), "
+        f"| training wall time | {_wall_time(train_report)} on the machine below (2 cores, no GPU), "
         f"including any other work sharing it; validation split by {'track' if options['task'] == 'gtsrb' else 'image'} |",
         "",
         *([f"The last class, \"not a sign\", was learnt from road scenes `{options['background']}`: the boxes the "

@@ -131,7 +131,10 @@ def export_run(config: ExportConfig) -> dict:
                                           balanced=config.calibration_balance == "balanced")
 
     metadata = ModelMetadata(task=task.name, labels=tuple(run_config["labels"]), input_name="image", preprocess=spec,
-                             provenance=_provenance(run_dir / "model.keras") | {"train_options": run_config["train"]})
+                             provenance=_provenance(run_dir / "model.keras") | {
+                                 "train_options": run_config["train"],
+                                 # What the weights cost to train, kept for runs that later start from this file.
+                                 "train_seconds_total": train_report.get("train_seconds_total", train_report["train_seconds"])})
     fp32_path, int8_path = run_dir / "model.onnx", run_dir / "model.int8.onnx"
     keras_probabilities = keras_model.predict(test_nhwc, batch_size=256, verbose=0)
 

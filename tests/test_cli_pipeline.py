@@ -233,3 +233,28 @@ def test_background_scenes_train_a_not_a_sign_class_that_export_and_eval_carry(t
     assert Classifier(run_dir / "model.int8.onnx").labels[-1] == "not a sign"
     assert "accuracy" in run("eval", run_dir / "model.int8.onnx", "--data", tiny_gtsrb).stdout  # scored on the 43 classes
     assert f"--background {scenes}" in (run_dir / "MODEL_CARD.md").read_text()
+
+
+def test_a_run_starts_from_an_exported_model_file_as_from_its_run(exported_run, tiny_gtsrb, tmp_path):
+    """A model file outlives its run folder: --init-from takes it, with the split and options it was made with."""
+    run_dir = tmp_path / "from file"
+    run("train", "--data", tiny_gtsrb, "--run-dir", run_dir, "--init-from", exported_run / "model.onnx", "--epochs", 1,
+        "--batch-size", 16, "--learning-rate", 1e-4, "--seed", 5)
+    saved, source = (json.loads((folder / "config.json").read_text()) for folder in (run_dir, exported_run))
+    assert saved["train"]["model"] == source["train"]["model"] and saved["preprocess"] == source["preprocess"]
+    # Drawn again with the source's seed and fraction, not this run's seed 5: the tracks the file never trained on.
+    assert saved["split"] == source["split"]
+    report, source_report = (json.loads((folder / "report.json").read_text()) for folder in (run_dir, exported_run))
+    assert report["train_seconds_total"] == pytest.approx(source_report["train_seconds"] + report["train_seconds"], abs=0.2)
+    # A gentle epoch from the file's weights keeps their test accuracy (a fresh start would be near chance).
+    assert report["test_accuracy"] >= source_report["test_accuracy"] - 0.1
+
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40)
+    card = (run_dir / "MODEL_CARD.md").read_text()
+    reproduce = card.split("## Reproduce")[1]
+    assert reproduce.index(f"--run-dir '{exported_run}'") < reproduce.index("--init-from")  # the file's own command first
+
+    refused = run("train", "--data", tiny_gtsrb, "--run-dir", tmp_path / "int8", "--init-from", exported_run / "model.int8.onnx",
+                  expect=2)
+    assert "an int8 file; --init-from needs the fp32 file it was quantized from (model.onnx beside it" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -24,8 +24,10 @@ class TrainConfig:
     background_locator: list[str] = field(default_factory=lambda: ["colour"], metadata={
         "help": "with --background, whose proposals the 'not a sign' class learns from: colour, sign-locator, a locator "
                 "file, or several (the locators the model will sit behind at runtime)"})
-    init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task "
-                                                                   "(its architecture, preprocessing and validation tracks are used) with a fresh schedule"})
+    init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task, or "
+                                                                   "of an fp32 model file `export` made (a shipped one by name, e.g. "
+                                                                   "cifar10-fp32): its architecture, preprocessing and validation tracks "
+                                                                   "are used, with a fresh schedule"})
     teacher: list[str] = field(default_factory=list, metadata={
         "help": "distil from finished run folders of the same task and input size (several: their averaged outputs): "
                 "the student also learns the teachers' softened class ranking"})

@@ -103,18 +103,30 @@ def prepare_run_dir(config, default_run_dir: str):
 
 def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
     """Options of a run started from another run's weights: its architecture and input, checked against the task."""
-    source = Path(config.init_from)
-    if not all((source / name).is_file() for name in ("model.keras", CONFIG_FILE, "report.json")):
-        raise TrainError(f"{source}: --init-from needs a finished run folder (model.keras, {CONFIG_FILE}, report.json).")
-    saved = json.loads((source / CONFIG_FILE).read_text())
-    if tuple(saved["labels"]) != task.labels:
+    from .from_onnx import is_model_file, read_source_model
+
+    if is_model_file(config.init_from):
+        model_file = read_source_model(config.init_from)
+        labels, spec = model_file.metadata.labels, dataclasses.asdict(model_file.metadata.preprocess)
+        saved = {"train": model_file.train_options}
+        source = model_file.path
+    else:
+        source = Path(config.init_from)
+        labels, spec, saved = _source_run_options(source)
+    if tuple(labels) != task.labels:
         raise TrainError(f"{source}: its classes differ from the {task.name} task's; --init-from needs the same classes.")
-    spec = saved["preprocess"]
     if config.input_size not in (None, spec["height"]) or config.resize not in (None, spec["resize"]):
         raise TrainError(f"{source}: was trained at {spec['height']}x{spec['width']} with resize {spec['resize']}; "
                          f"--input-size and --resize must match it or be left out.")
     return dataclasses.replace(config, model=saved["train"]["model"], input_size=spec["height"], resize=spec["resize"],
                                val_fraction=saved["train"]["val_fraction"])
+
+
+def _source_run_options(source: Path) -> tuple[list[str], dict, dict]:
+    if not all((source / name).is_file() for name in ("model.keras", CONFIG_FILE, "report.json")):
+        raise TrainError(f"{source}: --init-from needs a finished run folder (model.keras, {CONFIG_FILE}, report.json).")
+    saved = json.loads((source / CONFIG_FILE).read_text())
+    return saved["labels"], saved["preprocess"], saved
 
 
 def _compile(model, config: TrainConfig, steps_per_epoch: int):
@@ -157,6 +169,7 @@ def train(config: TrainConfig) -> dict:
     task = get_task(config.task, config.data, config.background, tuple(config.background_locator))
     if config.init_from and state is None:
         config = _adopt_source_run(config, task)
+    from .from_onnx import is_model_file, read_source_model
     from .models import ARCHITECTURES
 
     if config.model not in ARCHITECTURES:
@@ -172,7 +185,13 @@ def train(config: TrainConfig) -> dict:
 
     print(f"reading {task.name} training data from {config.data}", file=sys.stderr, flush=True)
     regions = task.load(config.data, "train", progress=_progress("decoded"), skip_bad_images=config.skip_bad_images)
-    if config.init_from:
+    if config.init_from and state is None and is_model_file(config.init_from):
+        # A model file keeps no list of its validation tracks, but the options that drew them: drawn again the
+        # same way, they are the same tracks (unless that run itself started from a run split another way).
+        source_options = read_source_model(config.init_from).train_options
+        train_index, val_index = split_by_group(regions.groups, regions.labels, source_options["val_fraction"],
+                                                source_options["seed"])
+    elif config.init_from:
         # The source run learnt from every track outside its validation tracks, so only those can still
         # validate; a fresh split would score the weights on images they were trained on.
         held_out = _saved_validation_groups(Path(config.init_from) if state is None else run_dir)
@@ -242,7 +261,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         model = keras.models.load_model(run_dir / state["checkpoint"])
     elif config.init_from:
         print(f"starting from the weights of {config.init_from}", file=sys.stderr)
-        model = keras.models.load_model(Path(config.init_from) / "model.keras")
+        model = _source_model(config.init_from, images_nhwc[train_index], config.seed)
         _compile(model, config, steps_per_epoch)  # a fresh optimizer and schedule
     else:
         spec = input_spec(task, config)
@@ -269,9 +288,26 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     return model, history, checkpoint.train_seconds
 
 
-def _source_seconds(config: TrainConfig) -> float:
+def _source_model(init_from: str, training_images: np.ndarray, seed: int):
+    import keras
+
+    from .from_onnx import is_model_file, keras_model_from_onnx, read_source_model
+
+    if not is_model_file(init_from):
+        return keras.models.load_model(Path(init_from) / "model.keras")
+    # Enough images for steady per-channel statistics of every convolution's output; training images only.
+    sample = np.random.default_rng(seed).choice(len(training_images), size=min(1024, len(training_images)), replace=False)
+    return keras_model_from_onnx(read_source_model(init_from), training_images[np.sort(sample)])
+
+
+def _source_seconds(config: TrainConfig) -> float | None:
+    """The training wall time of the chain of runs behind --init-from; None when its model file does not record it."""
+    from .from_onnx import is_model_file, read_source_model
+
     if not config.init_from:
         return 0.0
+    if is_model_file(config.init_from):
+        return read_source_model(config.init_from).metadata.provenance.get("train_seconds_total")
     source_report = json.loads((Path(config.init_from) / "report.json").read_text())
     return source_report.get("train_seconds_total", source_report["train_seconds"])
 
@@ -286,6 +322,7 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
         write_per_class_csv,
     )
 
+    source_seconds = _source_seconds(config)
     write_json_atomic(run_dir / "history.json", history)
     save_training_curves(history, run_dir / "training_curves.png")
 
@@ -309,7 +346,7 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
         "epochs": config.epochs,
         "train_seconds": round(train_seconds, 1),
         # With --init-from, the wall time of every run in the chain: what the model cost to make.
-        "train_seconds_total": round(train_seconds + _source_seconds(config), 1),
+        "train_seconds_total": None if source_seconds is None else round(train_seconds + source_seconds, 1),
         "init_from": config.init_from,
         "teacher": config.teacher,
         "final_validation_accuracy": history.get("val_accuracy", [None])[-1],
