@@ -41,13 +41,13 @@ def training_commands(run_config: dict) -> list[str]:
     for source in [*(options.get("teacher") or []), options.get("init_from")]:
         if source and (Path(source) / "config.json").is_file():
             earlier += training_commands(json.loads((Path(source) / "config.json").read_text()))
-        elif source and source == options.get("init_from"):
+        elif source:
             earlier += _model_file_command(source)
     return list(dict.fromkeys(earlier + [training_command(options)]))
 
 
 def _model_file_command(source: str) -> list[str]:
-    """The command that made a model file --init-from started from, as its metadata records it (not its own sources)."""
+    """The command that made a model file a run started from or learnt from, as its metadata records it (not its own sources)."""
     from edgesight.train.from_onnx import is_model_file, read_source_model
 
     return [training_command(read_source_model(source).train_options)] if is_model_file(source) else []
@@ -68,12 +68,11 @@ def _teacher_note(options: dict) -> list[str]:
         return []
     described = []
     for teacher in teachers:
-        report_path = Path(teacher) / "report.json"
-        report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+        report = _source_report(teacher)
         facts = [report.get("model", "its model")]
         if "test_accuracy" in report:
-            facts.append(f"Keras test accuracy {report['test_accuracy'] * 100:.2f}%")
-        if report.get("train_seconds_total") is not None:
+            facts.append(f"test accuracy {report['test_accuracy'] * 100:.2f}%")
+        if "train_seconds_total" in report:
             facts.append(f"trained in {report['train_seconds_total'] / 60:.0f} min, not counted above")
         described.append(f"`{teacher}` ({', '.join(facts)})")
     whose = "its outputs" if len(teachers) == 1 else "their averaged outputs"
@@ -85,8 +84,27 @@ def _teacher_note(options: dict) -> list[str]:
             "first under Reproduce.", ""]
 
 
-def _knows_background(run_dir: str) -> bool:
-    config_path = Path(run_dir) / "config.json"
+def _source_report(source: str) -> dict:
+    """What a run folder's report, or a model file's metadata, says of the model: model, test accuracy, training time."""
+    from edgesight.train.from_onnx import is_model_file, read_source_model
+
+    report_path = Path(source) / "report.json"
+    if report_path.is_file():
+        return json.loads(report_path.read_text())
+    if not is_model_file(source):
+        return {}
+    model_file = read_source_model(source)
+    found = {"model": model_file.architecture, "test_accuracy": model_file.metadata.metrics.get("test_accuracy"),
+             "train_seconds_total": model_file.metadata.provenance.get("train_seconds_total")}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def _knows_background(source: str) -> bool:
+    from edgesight.train.from_onnx import is_model_file, read_source_model
+
+    if is_model_file(source):
+        return bool(read_source_model(source).train_options.get("background"))
+    config_path = Path(source) / "config.json"
     return config_path.is_file() and bool(json.loads(config_path.read_text())["train"].get("background"))
 
 

@@ -68,8 +68,8 @@ def test_a_distilled_run_resumes_exactly_and_names_its_teacher(tiny_gtsrb, tmp_p
     from edgesight.train.distill import load_teacher
 
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    alone = load_teacher([str(tmp_path / "teacher")], run_labels(student), 32, 32).predict(images, verbose=0)
-    pair = load_teacher([str(tmp_path / "teacher"), str(tmp_path / "plain")], run_labels(student), 32, 32)
+    alone = load_teacher([str(tmp_path / "teacher")], run_labels(student), 32, 32, images).predict(images, verbose=0)
+    pair = load_teacher([str(tmp_path / "teacher"), str(tmp_path / "plain")], run_labels(student), 32, 32, images)
     plain_alone = keras.models.load_model(tmp_path / "plain" / "model.keras").predict(images, verbose=0)
     np.testing.assert_allclose(pair.predict(images, verbose=0), (alone + plain_alone) / 2, atol=1e-6)  # several: averaged
 
@@ -137,4 +137,13 @@ def test_a_teacher_of_the_signs_alone_teaches_a_student_that_also_learns_not_a_s
     assert "the label stands in for the teacher's output" in card_note
     # Averaged teachers must agree on their classes.
     with pytest.raises(DistillError, match="know different classes"):
-        load_teacher([str(tmp_path / "teacher"), str(tmp_path / "student")], run_labels(tmp_path / "student"), 32, 32)
+        load_teacher([str(tmp_path / "teacher"), str(tmp_path / "student")], run_labels(tmp_path / "student"), 32, 32, None)
+
+    # A model file teaches as its run would: the shipped GTSRB model, which knows the signs alone.
+    from edgesight.export.card import training_commands
+
+    train(_config(tiny_gtsrb, tmp_path / "from file", epochs=1, background=str(scenes), teacher=["gtsrb-fp32"]))
+    options = json.loads((tmp_path / "from file" / "config.json").read_text())["train"]
+    card_note = _teacher_note(options)[0]
+    assert "`gtsrb-fp32` (cnn-base, test accuracy 99.58%" in card_note and "the label stands in" in card_note
+    assert "--model cnn-base" in training_commands({"train": options})[0]  # the command that made the file comes first

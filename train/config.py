@@ -29,7 +29,7 @@ class TrainConfig:
                                                                    "cifar10-fp32): its architecture, preprocessing and validation tracks "
                                                                    "are used, with a fresh schedule"})
     teacher: list[str] = field(default_factory=list, metadata={
-        "help": "distil from finished run folders of the same task and input size (several: their averaged outputs): "
+        "help": "distil from finished run folders or fp32 model files of the same task and input size (several: their averaged outputs): "
                 "the student also learns the teachers' softened class ranking"})
     distill_temperature: float = field(default=4.0, metadata={"help": "with --teacher, the softmax temperature of the teacher's and "
                                                                         "student's softened outputs"})

@@ -27,26 +27,42 @@ class DistillError(EdgesightError, ValueError):
     """The teacher run cannot teach this student."""
 
 
-def _load_one_teacher(folder: Path, labels: tuple[str, ...], height: int, width: int) -> keras.Model:
-    if not (folder / "model.keras").is_file() or not (folder / "config.json").is_file():
-        raise DistillError(f"{folder}: --teacher needs a finished run folder (model.keras and config.json).")
-    saved = json.loads((folder / "config.json").read_text())
-    teacher_labels, labels = tuple(saved["labels"]), tuple(labels)
+def _load_one_teacher(source: str, labels: tuple[str, ...], height: int, width: int, sample_images) -> keras.Model:
+    from .from_onnx import is_model_file, keras_model_from_onnx, read_source_model
+
+    if is_model_file(source):
+        model_file = read_source_model(source)
+        teacher_labels = model_file.metadata.labels
+        teacher_size = (model_file.metadata.preprocess.height, model_file.metadata.preprocess.width)
+    else:
+        folder = Path(source)
+        if not (folder / "model.keras").is_file() or not (folder / "config.json").is_file():
+            raise DistillError(f"{folder}: --teacher needs a finished run folder (model.keras and config.json) or an fp32 "
+                               "model file that export made.")
+        saved = json.loads((folder / "config.json").read_text())
+        teacher_labels = tuple(saved["labels"])
+        teacher_size = (saved["preprocess"]["height"], saved["preprocess"]["width"])
+    labels = tuple(labels)
     if teacher_labels != labels and teacher_labels + (NOT_A_SIGN,) != labels:
-        raise DistillError(f"{folder}: the teacher's classes differ from this task's; a teacher must know the same "
+        raise DistillError(f"{source}: the teacher's classes differ from this task's; a teacher must know the same "
                            f"classes, or all but {NOT_A_SIGN!r}.")
-    teacher_size = (saved["preprocess"]["height"], saved["preprocess"]["width"])
     if teacher_size != (height, width):
-        raise DistillError(f"{folder}: the teacher reads {teacher_size[0]}x{teacher_size[1]} images, the student "
+        raise DistillError(f"{source}: the teacher reads {teacher_size[0]}x{teacher_size[1]} images, the student "
                            f"{height}x{width}; they must read the same images.")
+    if is_model_file(source):
+        return keras_model_from_onnx(model_file, sample_images)
     return keras.models.load_model(folder / "model.keras", compile=False)
 
 
-def load_teacher(run_dirs: list[str], labels: tuple[str, ...], height: int, width: int) -> keras.Model:
-    """The finished runs' Keras models as one teacher (their probabilities averaged), checked against the student."""
-    models = [_load_one_teacher(Path(run_dir), labels, height, width) for run_dir in run_dirs]
+def load_teacher(sources: list[str], labels: tuple[str, ...], height: int, width: int, sample_images) -> keras.Model:
+    """The finished runs' or model files' Keras models as one teacher (their probabilities averaged), checked against the student.
+
+    Args:
+        sample_images: training images at the student's input size, for a teacher rebuilt from a model file.
+    """
+    models = [_load_one_teacher(source, labels, height, width, sample_images) for source in sources]
     if len({model.output_shape[-1] for model in models}) > 1:
-        raise DistillError(f"the teachers {', '.join(run_dirs)} know different classes (some {NOT_A_SIGN!r}, some not); "
+        raise DistillError(f"the teachers {', '.join(sources)} know different classes (some {NOT_A_SIGN!r}, some not); "
                            "averaged teachers must know the same classes.")
     if len(models) == 1:
         teacher = models[0]

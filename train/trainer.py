@@ -255,13 +255,14 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         from .distill import load_teacher, with_teacher_targets  # also registers the loss a checkpoint names
 
         spec = input_spec(task, config)
-        teacher = load_teacher(config.teacher, task.labels, spec.height, spec.width)
+        teacher = load_teacher(config.teacher, task.labels, spec.height, spec.width,
+                               _statistics_sample(images_nhwc[train_index], config.seed))
     if state:
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
     elif config.init_from:
         print(f"starting from the weights of {config.init_from}", file=sys.stderr)
-        model = _source_model(config.init_from, images_nhwc[train_index], config.seed)
+        model = _source_model(config.init_from, _statistics_sample(images_nhwc[train_index], config.seed))
         _compile(model, config, steps_per_epoch)  # a fresh optimizer and schedule
     else:
         spec = input_spec(task, config)
@@ -288,16 +289,20 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     return model, history, checkpoint.train_seconds
 
 
-def _source_model(init_from: str, training_images: np.ndarray, seed: int):
+def _statistics_sample(training_images: np.ndarray, seed: int) -> np.ndarray:
+    """Training images for a model rebuilt from its file: enough for steady statistics of every convolution's output."""
+    chosen = np.random.default_rng(seed).choice(len(training_images), size=min(1024, len(training_images)), replace=False)
+    return training_images[np.sort(chosen)]
+
+
+def _source_model(init_from: str, statistics_images: np.ndarray):
     import keras
 
     from .from_onnx import is_model_file, keras_model_from_onnx, read_source_model
 
     if not is_model_file(init_from):
         return keras.models.load_model(Path(init_from) / "model.keras")
-    # Enough images for steady per-channel statistics of every convolution's output; training images only.
-    sample = np.random.default_rng(seed).choice(len(training_images), size=min(1024, len(training_images)), replace=False)
-    return keras_model_from_onnx(read_source_model(init_from), training_images[np.sort(sample)])
+    return keras_model_from_onnx(read_source_model(init_from), statistics_images)
 
 
 def _source_seconds(config: TrainConfig) -> float | None:
