@@ -124,7 +124,8 @@ def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
 
 def _source_run_options(source: Path) -> tuple[list[str], dict, dict]:
     if not all((source / name).is_file() for name in ("model.keras", CONFIG_FILE, "report.json")):
-        raise TrainError(f"{source}: --init-from needs a finished run folder (model.keras, {CONFIG_FILE}, report.json).")
+        raise TrainError(f"{source}: --init-from needs a finished run folder (model.keras, {CONFIG_FILE}, report.json) "
+                         "or an fp32 model file that export made.")
     saved = json.loads((source / CONFIG_FILE).read_text())
     return saved["labels"], saved["preprocess"], saved
 
