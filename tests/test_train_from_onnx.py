@@ -68,3 +68,14 @@ def test_a_separable_architecture_rebuilds_from_its_converted_file(tmp_path):
     images = rng.integers(0, 256, (96, 32, 32, 3), dtype=np.uint8)
     rebuilt = keras_model_from_onnx(read_source_model(str(tmp_path / "small.onnx")), images)
     np.testing.assert_allclose(rebuilt.predict(images, verbose=0), trained.predict(images, verbose=0), atol=1e-4)
+
+
+def test_the_card_says_when_the_model_file_a_run_started_from_does_not_record_its_training_time():
+    from edgesight.export.card import _wall_time
+
+    # Files exported before train_seconds_total joined their provenance (the shipped cifar10 among them) lack it.
+    assert _wall_time({"train_seconds": 1500, "train_seconds_total": None, "init_from": "cifar10-fp32"}) == (
+        "25 min for this run, after the training of `cifar10-fp32`, which its file does not record,")
+    assert _wall_time({"train_seconds": 1500, "train_seconds_total": 3900, "init_from": "runs/a"}) == (
+        "65 min (this run and the run it started from)")
+    assert _wall_time({"train_seconds": 1500, "train_seconds_total": 1500, "init_from": None}) == "25 min"
