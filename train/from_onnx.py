@@ -22,7 +22,7 @@ from edgesight.runtime.errors import ModelFileError
 from edgesight.runtime.metadata import ModelMetadata, parse_metadata
 from edgesight.runtime.shipped import resolve_model
 
-from .trainer import TrainError
+from .trainer import TrainError, split_by_group
 
 # Largest difference in any output probability between the file and the rebuilt model (float32 rounding).
 MATCH_TOLERANCE = 1e-4
@@ -39,6 +39,14 @@ class SourceModel:
     @property
     def architecture(self) -> str:
         return self.train_options["model"]
+
+    def training_split(self, groups: list[str], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of its training and validation images in its dataset, drawn again with its own seed and fraction.
+
+        A file keeps no list of its validation tracks, but the options that drew them: drawn again the same way,
+        they are the same tracks (unless its run itself started from a run split another way).
+        """
+        return split_by_group(groups, labels, self.train_options["val_fraction"], self.train_options["seed"])
 
 
 def is_model_file(source: str) -> bool:

@@ -187,11 +187,7 @@ def train(config: TrainConfig) -> dict:
     print(f"reading {task.name} training data from {config.data}", file=sys.stderr, flush=True)
     regions = task.load(config.data, "train", progress=_progress("decoded"), skip_bad_images=config.skip_bad_images)
     if config.init_from and state is None and is_model_file(config.init_from):
-        # A model file keeps no list of its validation tracks, but the options that drew them: drawn again the
-        # same way, they are the same tracks (unless that run itself started from a run split another way).
-        source_options = read_source_model(config.init_from).train_options
-        train_index, val_index = split_by_group(regions.groups, regions.labels, source_options["val_fraction"],
-                                                source_options["seed"])
+        train_index, val_index = read_source_model(config.init_from).training_split(regions.groups, regions.labels)
     elif config.init_from:
         # The source run learnt from every track outside its validation tracks, so only those can still
         # validate; a fresh split would score the weights on images they were trained on.
