@@ -1,9 +1,8 @@
 """`edgesight bench`: one trained model in every form it ships in, and in the peers' runtimes, on this machine.
 
 For a training run folder the engines are Keras, onnxruntime fp32 and int8 (the product), LiteRT
-float and int8 converted from the same weights, and OpenCV DNN on the fp32 ONNX file. An exported model
-folder without its run (as under models/) gets the same engines, its weights rebuilt in Keras from its fp32
-file. For a bare ONNX file (or shipped model name) they are onnxruntime and OpenCV DNN.
+float and int8 converted from the same weights, and OpenCV DNN on the fp32 ONNX file. For a bare
+ONNX file (or shipped model name) they are onnxruntime and OpenCV DNN.
 
 Each thread setting runs in a fresh process (TensorFlow fixes its thread pools at start), where all
 engines are loaded, warmed up and timed interleaved. Load time and peak memory are measured in one
@@ -15,9 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +42,8 @@ from .config import ExportConfig
 
 @dataclass(frozen=True)
 class BenchConfig:
-    models: list[str] = field(metadata={"help": "training run folders or exported model folders such as models/gtsrb-tiny "
-                                                "(Keras, ONNX fp32/int8, LiteRT, OpenCV DNN), or ONNX files / shipped "
-                                                "model names (onnxruntime, OpenCV DNN)"})
+    models: list[str] = field(metadata={"help": "training run folders (Keras, ONNX fp32/int8, LiteRT, OpenCV DNN) "
+                                                "or ONNX files / shipped model names (onnxruntime, OpenCV DNN)"})
     data: str | None = field(default=None, metadata={"help": "dataset for accuracy; default: a run's own; "
                                                              "ONNX files are scored only when this is given"})
     limit: int | None = field(default=None, metadata={"help": "score only the first N official test images"})
@@ -78,7 +74,6 @@ class Target:
     test_nhwc: np.ndarray | None = None
     test_labels: np.ndarray | None = None
     dataset: str | None = None
-    scratch: Path | None = None  # files made for this bench alone (a model folder's peers), removed after it
 
 
 def build_engine(engine: EngineSpec, threads: int):
@@ -131,55 +126,6 @@ def _litert_files(folder: Path, run_config: dict, task, data: str) -> dict[str, 
     print(f"converting {folder / 'model.keras'} to LiteRT float and int8 ({count} calibration images)", file=sys.stderr)
     calibration = calibration_images(run_config, task, data, count, seed, balanced)
     return convert_to_litert(folder / "model.keras", calibration, folder / "litert")
-
-
-def _model_folder_target(folder: Path, config: BenchConfig) -> Target:
-    """An exported model folder without its run (as under models/): its two ONNX files, and the peers made from its
-    weights rebuilt in Keras (edgesight.train.from_onnx), calibrated as its int8 file was."""
-    if config.data is None:
-        raise EdgesightError(f"{folder}: a model folder without its training run; --data must name the dataset it learnt "
-                             "from (its test split scores every engine, its training split calibrates LiteRT int8).")
-    fp32_path, int8_path = folder / "model.onnx", folder / "model.int8.onnx"
-    int8 = Classifier(int8_path)
-    name = str(folder)
-    engines = [EngineSpec(name, "onnxruntime", "onnxruntime int8", str(int8_path), int8.spec),
-               EngineSpec(name, "onnxruntime", "onnxruntime fp32", str(fp32_path), int8.spec)]
-    target = Target(name, engines, int8.metadata.provenance.get("source_sha256", name))
-    train_options = int8.metadata.provenance.get("train_options")
-    task = task_of_run(train_options, config.data) if train_options else get_task(int8.metadata.task, config.data)
-    if not config.no_peers:
-        try:
-            from edgesight.train.from_onnx import keras_model_from_onnx, read_source_model
-
-            from .peers import convert_to_litert
-            from .pipeline import calibration_indices
-        except ImportError as error:
-            raise EdgesightError(f"bench of a model folder's peers needs the [train] and [bench] extras ({error.name} "
-                                 "missing): pip install 'edgesight[train,bench]'") from None
-        source = read_source_model(str(fp32_path))
-        quantization = int8.metadata.quantization or {}
-        regions = task.load(config.data, "train", skip_bad_images=config.skip_bad_images)
-        training, _ = source.training_split(regions.groups, regions.labels)
-        chosen = calibration_indices(regions.labels, training, quantization.get("calibration_images", ExportConfig.calibration_images),
-                                     quantization.get("calibration_seed", ExportConfig.seed),
-                                     quantization.get("calibration_balance", ExportConfig.calibration_balance) == "balanced")
-        calibration = preprocess_regions(regions.subset(chosen), int8.spec)
-        target.scratch = Path(tempfile.mkdtemp(prefix="edgesight-bench-"))
-        print(f"rebuilding {fp32_path} in Keras; converting it to LiteRT float and int8 ({len(chosen)} calibration images)",
-              file=sys.stderr)
-        keras_model_from_onnx(source, calibration).save(target.scratch / "model.keras")
-        litert_files = convert_to_litert(target.scratch / "model.keras", calibration, target.scratch / "litert")
-        engines += [EngineSpec(name, "litert", label, str(path), int8.spec) for label, path in litert_files.items()]
-        engines += [EngineSpec(name, "keras", "keras fp32", str(target.scratch / "model.keras"), int8.spec),
-                    EngineSpec(name, "opencv-dnn", "opencv-dnn fp32", str(fp32_path), int8.spec)]
-    return _with_test_split(target, task, config.data, int8.spec, config.limit, config.skip_bad_images)
-
-
-def _target(model: str, config: BenchConfig) -> Target:
-    folder = Path(model)
-    if folder.is_dir() and not (folder / "config.json").is_file() and (folder / "model.int8.onnx").is_file():
-        return _model_folder_target(folder, config)
-    return _run_target(folder, config) if folder.is_dir() else _file_target(model, config)
 
 
 def _file_target(model: str, config: BenchConfig) -> Target:
@@ -295,17 +241,8 @@ def bench(config: BenchConfig) -> list[dict]:
             raise ValueError(f"{name} must be at least 1. Received: {name}={getattr(config, name)}")
     if config.warmup < 0:
         raise ValueError(f"warmup must be at least 0. Received: warmup={config.warmup}")
-    targets = []
-    try:
-        targets += [_target(model, config) for model in config.models]
-        return _bench_targets(targets, config)
-    finally:
-        for target in targets:
-            if target.scratch is not None:
-                shutil.rmtree(target.scratch, ignore_errors=True)
-
-
-def _bench_targets(targets: list[Target], config: BenchConfig) -> list[dict]:
+    targets = [_run_target(Path(model), config) if Path(model).is_dir() else _file_target(model, config)
+               for model in config.models]
     engines = [engine for target in targets for engine in target.engines]
     test_sets = {t.model: (t.test_nhwc, t.test_labels) for t in targets if t.test_nhwc is not None}
     rows = {(e.model, e.label): {"model": e.model, "engine": e.label, "file": e.path, "bytes": os.path.getsize(e.path),

@@ -3,7 +3,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -259,23 +258,3 @@ def test_a_run_starts_from_an_exported_model_file_as_from_its_run(exported_run, 
                   expect=2)
     assert "an int8 file; --init-from needs the fp32 file it was quantized from (model.onnx beside it" in refused.stderr
     assert "Traceback" not in refused.stderr
-
-
-def test_bench_of_a_model_folder_without_its_run_rebuilds_the_peers_from_its_file(exported_run, tiny_gtsrb, tmp_path):
-    """As for models/gtsrb-tiny on a machine that never had the run: the same engines as for the run itself."""
-    folder = tmp_path / "shipped"
-    folder.mkdir()
-    for name in ("model.onnx", "model.int8.onnx"):
-        shutil.copy(exported_run / name, folder / name)
-    refused = run("bench", folder, expect=2)
-    assert "a model folder without its training run; --data must name the dataset" in refused.stderr
-    run("bench", folder, "--data", tiny_gtsrb, "--repeats", 20, "--warmup", 2, "--batch", 8, "--out", tmp_path / "bench")
-    report = json.loads((tmp_path / "bench" / "bench.json").read_text())
-    rows = {row["engine"]: row for row in report["rows"]}
-    assert set(rows) == {"keras fp32", "onnxruntime fp32", "onnxruntime int8", "litert float", "litert int8", "opencv-dnn fp32"}
-    assert "error" not in str(rows)
-    # The rebuilt Keras model and LiteRT float are the file's weights: the file's accuracy, within one image in 24.
-    for engine in ("keras fp32", "litert float"):
-        assert rows[engine]["accuracy"] == pytest.approx(rows["onnxruntime fp32"]["accuracy"], abs=1 / 24 + 1e-9), engine
-    assert {item["threads"] for item in report["against_litert"]} == set(report["threads"])
-    assert not any(Path(row["file"]).exists() for row in report["rows"] if row["engine"] in ("keras fp32", "litert int8"))
