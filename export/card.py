@@ -6,7 +6,10 @@ import shlex
 from pathlib import Path
 
 from edgesight.runtime.bench import machine_description, measure_latency
+from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.files import write_text_atomic
+from edgesight.runtime.metadata import ModelMetadata
+from edgesight.runtime.shipped import is_model_file
 
 CITATIONS = {
     "cifar10": 'A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009.',
@@ -48,9 +51,18 @@ def training_commands(run_config: dict) -> list[str]:
 
 def _model_file_command(source: str) -> list[str]:
     """The command that made a model file a run started from or learnt from, as its metadata records it (not its own sources)."""
-    from edgesight.train.from_onnx import is_model_file, read_source_model
+    options = _model_file_training_options(source)
+    return [training_command(options)] if options else []
 
-    return [training_command(read_source_model(source).train_options)] if is_model_file(source) else []
+
+def _model_file_metadata(source: str) -> ModelMetadata | None:
+    """What a model file a run started from or learnt from says of itself; None for a run folder."""
+    return Classifier(source).metadata if is_model_file(source) else None
+
+
+def _model_file_training_options(source: str) -> dict:
+    metadata = _model_file_metadata(source)
+    return (metadata.provenance.get("train_options") or {}) if metadata else {}
 
 
 def _wall_time(train_report: dict) -> str:
@@ -86,24 +98,21 @@ def _teacher_note(options: dict) -> list[str]:
 
 def _source_report(source: str) -> dict:
     """What a run folder's report, or a model file's metadata, says of the model: model, test accuracy, training time."""
-    from edgesight.train.from_onnx import is_model_file, read_source_model
-
     report_path = Path(source) / "report.json"
     if report_path.is_file():
         return json.loads(report_path.read_text())
-    if not is_model_file(source):
+    metadata = _model_file_metadata(source)
+    if metadata is None:
         return {}
-    model_file = read_source_model(source)
-    found = {"model": model_file.architecture, "test_accuracy": model_file.metadata.metrics.get("test_accuracy"),
-             "train_seconds_total": model_file.metadata.provenance.get("train_seconds_total")}
+    found = {"model": (metadata.provenance.get("train_options") or {}).get("model"),
+             "test_accuracy": metadata.metrics.get("test_accuracy"),
+             "train_seconds_total": metadata.provenance.get("train_seconds_total")}
     return {key: value for key, value in found.items() if value is not None}
 
 
 def _knows_background(source: str) -> bool:
-    from edgesight.train.from_onnx import is_model_file, read_source_model
-
     if is_model_file(source):
-        return bool(read_source_model(source).train_options.get("background"))
+        return bool(_model_file_training_options(source).get("background"))
     config_path = Path(source) / "config.json"
     return config_path.is_file() and bool(json.loads(config_path.read_text())["train"].get("background"))
 

@@ -39,3 +39,9 @@ def resolve_model(model: str | os.PathLike) -> Path:
     if path.exists():
         return path
     return shipped_model_path(str(model)) or path
+
+
+def is_model_file(model: str | os.PathLike) -> bool:
+    """Whether `model` names an ONNX model file (or a shipped model's name) rather than, say, a run folder."""
+    path = resolve_model(model)
+    return path.is_file() and path.suffix == ".onnx"

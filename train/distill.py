@@ -28,7 +28,9 @@ class DistillError(EdgesightError, ValueError):
 
 
 def _load_one_teacher(source: str, labels: tuple[str, ...], height: int, width: int, sample_images) -> keras.Model:
-    from .from_onnx import is_model_file, keras_model_from_onnx, read_source_model
+    from edgesight.runtime.shipped import is_model_file
+
+    from .from_onnx import keras_model_from_onnx, read_source_model
 
     if is_model_file(source):
         model_file = read_source_model(source)

@@ -49,12 +49,6 @@ class SourceModel:
         return split_by_group(groups, labels, self.train_options["val_fraction"], self.train_options["seed"])
 
 
-def is_model_file(source: str) -> bool:
-    """Whether --init-from names a model file (or a shipped model's name) rather than a run folder."""
-    path = resolve_model(source)
-    return path.is_file() and path.suffix == ".onnx"
-
-
 def read_source_model(source: str) -> SourceModel:
     """The metadata of an fp32 edgesight model file, refusing files training cannot start from."""
     import onnx

@@ -103,7 +103,9 @@ def prepare_run_dir(config, default_run_dir: str):
 
 def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
     """Options of a run started from another run's weights: its architecture and input, checked against the task."""
-    from .from_onnx import is_model_file, read_source_model
+    from edgesight.runtime.shipped import is_model_file
+
+    from .from_onnx import read_source_model
 
     if is_model_file(config.init_from):
         model_file = read_source_model(config.init_from)
@@ -170,7 +172,9 @@ def train(config: TrainConfig) -> dict:
     task = get_task(config.task, config.data, config.background, tuple(config.background_locator))
     if config.init_from and state is None:
         config = _adopt_source_run(config, task)
-    from .from_onnx import is_model_file, read_source_model
+    from edgesight.runtime.shipped import is_model_file
+
+    from .from_onnx import read_source_model
     from .models import ARCHITECTURES
 
     if config.model not in ARCHITECTURES:
@@ -294,8 +298,9 @@ def _statistics_sample(training_images: np.ndarray, seed: int) -> np.ndarray:
 
 def _source_model(init_from: str, statistics_images: np.ndarray):
     import keras
+    from edgesight.runtime.shipped import is_model_file
 
-    from .from_onnx import is_model_file, keras_model_from_onnx, read_source_model
+    from .from_onnx import keras_model_from_onnx, read_source_model
 
     if not is_model_file(init_from):
         return keras.models.load_model(Path(init_from) / "model.keras")
@@ -304,7 +309,9 @@ def _source_model(init_from: str, statistics_images: np.ndarray):
 
 def _source_seconds(config: TrainConfig) -> float | None:
     """The training wall time of the chain of runs behind --init-from; None when its model file does not record it."""
-    from .from_onnx import is_model_file, read_source_model
+    from edgesight.runtime.shipped import is_model_file
+
+    from .from_onnx import read_source_model
 
     if not config.init_from:
         return 0.0
