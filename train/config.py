@@ -38,7 +38,8 @@ class TrainConfig:
     augmentation: str | None = field(default=None, metadata={
         "help": "training augmentation profile: signs, objects or objects-light (shifts and mirror images only); default: "
                 "the task's (signs for sign tasks, which are never mirrored: a mirrored 'keep left' is 'keep right')"})
-    epochs: int = field(default=35, metadata={"help": "training epochs"})
+    epochs: int = field(default=35, metadata={"help": "training epochs; 0 with --init-from a model file makes a run folder "
+                                                        "holding its weights as they are (for export, bench with its peers)"})
     batch_size: int = field(default=128, metadata={"help": "images per training step"})
     learning_rate: float = field(default=3e-3, metadata={"help": "peak learning rate (cosine decay after 1 warm-up epoch)"})
     weight_decay: float = field(default=1e-4, metadata={"help": "decoupled weight decay: each step shrinks weights by "

@@ -181,8 +181,10 @@ def train(config: TrainConfig) -> dict:
         raise TrainError(f"unknown model {config.model!r}; expected one of {sorted(ARCHITECTURES)}.")
     if config.optimizer not in ("adamw", "sgd"):
         raise TrainError(f"optimizer must be adamw or sgd. Received: optimizer={config.optimizer!r}")
-    if config.epochs < 1 or config.batch_size < 1:
-        raise TrainError(f"epochs and batch_size must be >= 1. Received: epochs={config.epochs}, batch_size={config.batch_size}")
+    # Zero epochs from a model file: a run folder holding its weights as they are, for the commands that take runs.
+    if config.epochs < (0 if config.init_from else 1) or config.batch_size < 1:
+        raise TrainError(f"epochs and batch_size must be >= 1 (epochs 0 only with --init-from). "
+                         f"Received: epochs={config.epochs}, batch_size={config.batch_size}")
     _check_augmentation(config.augmentation, task)
     if config.teacher and not (config.distill_temperature > 0 and 0 <= config.distill_weight <= 1):
         raise TrainError(f"distill_temperature must be > 0 and distill_weight in [0, 1]. Received: "
@@ -279,8 +281,9 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         # The validation images never change, nor then the teacher's outputs on them: computed once, not per epoch.
         val_data = with_teacher_targets(val_data, teacher, len(task.labels)).cache() if val_data is not None else None
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, seconds_before)
-    model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
-              callbacks=[seeds, checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    if config.epochs:
+        model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
+                  callbacks=[seeds, checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     if config.teacher:
         # The finished model file names no training-only loss, so any Keras loads it as it loads the others.
         model.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
