@@ -261,8 +261,7 @@ def test_a_run_starts_from_an_exported_model_file_as_from_its_run(exported_run, 
 
 
 def test_zero_epochs_from_a_model_file_restore_a_run_that_export_and_bench_take(exported_run, tiny_gtsrb, tmp_path):
-    """A shipped model whose run is gone becomes a run folder again: re-exported, it is the same model, and bench
-    can build its LiteRT and Keras peers from it."""
+    """A shipped model whose run is gone becomes a run folder again: exported again, it is the same model."""
     restored = tmp_path / "restored"
     run("train", "--data", tiny_gtsrb, "--run-dir", restored, "--init-from", exported_run / "model.onnx", "--epochs", 0)
     report, source_report = (json.loads((folder / "report.json").read_text()) for folder in (restored, exported_run))
@@ -274,8 +273,7 @@ def test_zero_epochs_from_a_model_file_restore_a_run_that_export_and_bench_take(
     for name in ("model.onnx", "model.int8.onnx"):
         again, shipped = (Classifier(folder / name).probabilities(images) for folder in (restored, exported_run))
         np.testing.assert_allclose(again, shipped, atol=1e-4 if name == "model.onnx" else 0.02, err_msg=name)
-    run("bench", restored, "--repeats", 10, "--warmup", 2, "--batch", 8, "--out", tmp_path / "bench")
-    engines = {row["engine"] for row in json.loads((tmp_path / "bench" / "bench.json").read_text())["rows"] if "error" not in row}
-    assert {"keras fp32", "litert int8", "onnxruntime int8"} <= engines
+    # bench then takes it as any run (test_bench_compares_every_form_of_the_run_with_its_peers): it has all a run has.
+    assert all((restored / name).is_file() for name in ("config.json", "model.keras", "export_report.json"))
     refused = run("train", "--data", tiny_gtsrb, "--run-dir", tmp_path / "none", "--epochs", 0, expect=2)
     assert "epochs 0 only with --init-from" in refused.stderr
