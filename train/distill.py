@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 from edgesight.runtime.errors import EdgesightError
+from edgesight.runtime.shipped import is_model_file
 from edgesight.runtime.tasks import NOT_A_SIGN
 
 _EPSILON = 1e-7
@@ -28,8 +29,6 @@ class DistillError(EdgesightError, ValueError):
 
 
 def _load_one_teacher(source: str, labels: tuple[str, ...], height: int, width: int, sample_images) -> keras.Model:
-    from edgesight.runtime.shipped import is_model_file
-
     from .from_onnx import keras_model_from_onnx, read_source_model
 
     if is_model_file(source):

@@ -12,6 +12,7 @@ from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import atomic_path, write_json_atomic
 from edgesight.runtime.preprocess import RESIZE_MODES
+from edgesight.runtime.shipped import is_model_file
 from edgesight.runtime.tasks import get_task, test_set_name
 
 from .config import TrainConfig
@@ -103,8 +104,6 @@ def prepare_run_dir(config, default_run_dir: str):
 
 def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
     """Options of a run started from another run's weights: its architecture and input, checked against the task."""
-    from edgesight.runtime.shipped import is_model_file
-
     from .from_onnx import read_source_model
 
     if is_model_file(config.init_from):
@@ -172,8 +171,6 @@ def train(config: TrainConfig) -> dict:
     task = get_task(config.task, config.data, config.background, tuple(config.background_locator))
     if config.init_from and state is None:
         config = _adopt_source_run(config, task)
-    from edgesight.runtime.shipped import is_model_file
-
     from .from_onnx import read_source_model
     from .models import ARCHITECTURES
 
@@ -301,7 +298,6 @@ def _statistics_sample(training_images: np.ndarray, seed: int) -> np.ndarray:
 
 def _source_model(init_from: str, statistics_images: np.ndarray):
     import keras
-    from edgesight.runtime.shipped import is_model_file
 
     from .from_onnx import keras_model_from_onnx, read_source_model
 
@@ -312,8 +308,6 @@ def _source_model(init_from: str, statistics_images: np.ndarray):
 
 def _source_seconds(config: TrainConfig) -> float | None:
     """The training wall time of the chain of runs behind --init-from; None when its model file does not record it."""
-    from edgesight.runtime.shipped import is_model_file
-
     from .from_onnx import read_source_model
 
     if not config.init_from:
