@@ -256,7 +256,7 @@ def test_a_run_starts_from_an_exported_model_file_as_from_its_run(exported_run, 
 
     refused = run("train", "--data", tiny_gtsrb, "--run-dir", tmp_path / "int8", "--init-from", exported_run / "model.int8.onnx",
                   expect=2)
-    assert "an int8 file; --init-from needs the fp32 file it was quantized from (model.onnx beside it" in refused.stderr
+    assert "an int8 file; --init-from and --teacher need the fp32 file it was quantized from (model.onnx beside it" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 

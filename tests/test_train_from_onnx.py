@@ -33,7 +33,7 @@ def test_files_training_cannot_start_from_are_refused_by_name(tiny_model):
     from edgesight.train.from_onnx import read_source_model
     from edgesight.train.trainer import TrainError
 
-    with pytest.raises(TrainError, match=r"model.int8.onnx: an int8 file; --init-from needs the fp32 file .* ending in -fp32"):
+    with pytest.raises(TrainError, match=r"model.int8.onnx: an int8 file; --init-from and --teacher need the fp32 file .* ending in -fp32"):
         read_source_model("cifar10")
     with pytest.raises(TrainError, match=r"tiny.onnx: its metadata does not record the options it was trained with"):
         read_source_model(str(tiny_model))

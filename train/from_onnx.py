@@ -57,19 +57,20 @@ def read_source_model(source: str) -> SourceModel:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError and friends: not an ONNX file
-        raise TrainError(f"{path}: --init-from could not read it as ONNX ({error}).") from None
+        raise TrainError(f"{path}: could not read it as ONNX ({error}).") from None
     try:
         metadata = parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, str(path))
     except ModelFileError as error:
         raise TrainError(str(error)) from None
     if metadata.quantization is not None:
         fp32_name = path.name.replace(".int8", "")
-        raise TrainError(f"{path}: an int8 file; --init-from needs the fp32 file it was quantized from "
+        raise TrainError(f"{path}: an int8 file; --init-from and --teacher need the fp32 file it was quantized from "
                          f"({fp32_name} beside it, or the shipped name ending in -fp32).")
     train_options = metadata.provenance.get("train_options")
-    if not isinstance(train_options, dict) or "model" not in train_options:
+    if not isinstance(train_options, dict) or not {"model", "val_fraction", "seed"} <= set(train_options):
         raise TrainError(f"{path}: its metadata does not record the options it was trained with "
-                         "(edgesight.provenance.train_options); --init-from cannot tell its architecture.")
+                         "(edgesight.provenance.train_options: model, val_fraction, seed), so its architecture and "
+                         "validation tracks are unknown.")
     return SourceModel(path, metadata, train_options)
 
 
