@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.errors import ModelFileError
-from edgesight.runtime.metadata import ModelMetadata, parse_metadata
-from edgesight.runtime.shipped import resolve_model
+from edgesight.runtime.metadata import ModelMetadata
 
 from .trainer import TrainError, split_by_group
 
@@ -51,17 +51,11 @@ class SourceModel:
 
 def read_source_model(source: str) -> SourceModel:
     """The metadata of an fp32 edgesight model file, refusing files training cannot start from."""
-    import onnx
-
-    path = resolve_model(source)
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as error:  # onnx raises DecodeError and friends: not an ONNX file
-        raise TrainError(f"{path}: could not read it as ONNX ({error}).") from None
-    try:
-        metadata = parse_metadata({prop.key: prop.value for prop in proto.metadata_props}, str(path))
+        classifier = Classifier(source)  # reads and checks the metadata as every runtime user of the file does
     except ModelFileError as error:
         raise TrainError(str(error)) from None
+    path, metadata = classifier.path, classifier.metadata
     if metadata.quantization is not None:
         fp32_name = path.name.replace(".int8", "")
         raise TrainError(f"{path}: an int8 file; --init-from and --teacher need the fp32 file it was quantized from "
@@ -178,8 +172,8 @@ def _set_normalized_weights(folded: list, proto, sample_images: np.ndarray) -> N
     """Split each folded convolution into a kernel with unit-variance output and the normalization after it."""
     from keras import layers
 
-    outputs = _run_in_batches(_session(proto, [output for _, _, output, _, _ in folded]), sample_images,
-                              [output for _, _, output, _, _ in folded])
+    names = [output for _, _, output, _, _ in folded]
+    outputs = _run_in_batches(_session(proto, names), sample_images, names)
     for (conv, normalization, _, kernel, bias), folded_output in zip(folded, outputs):
         # The folded output is W'x + b' (NCHW): the kernel's own output W'x has its mean minus b' and its spread.
         mean = folded_output.mean(axis=(0, 2, 3)) - bias
