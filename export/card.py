@@ -29,6 +29,8 @@ def training_command(options: dict) -> str:
     if options.get("teacher"):
         arguments += ["--teacher", *options["teacher"], "--distill-temperature", options["distill_temperature"],
                       "--distill-weight", options["distill_weight"]]
+        if options.get("mixup"):
+            arguments += ["--mixup", options["mixup"]]
     if options.get("background") and options.get("background_locator"):
         arguments += ["--background-locator", *options["background_locator"]]
     return " ".join(shlex.quote(str(a)) for a in arguments)
@@ -91,9 +93,13 @@ def _teacher_note(options: dict) -> list[str]:
     # A teacher of the signs alone (see edgesight.train.distill) knows nothing of the background the student also learns.
     background = (" On the road-scene background, which the teacher never learnt, the label stands in for the teacher's output."
                   if options.get("background") and not _knows_background(teachers[0]) else "")
-    return [f"Distilled from {' and '.join(described)}: {options['distill_weight']:.0%} of the loss follows {whose} softened "
-            f"at temperature {options['distill_temperature']:g}, the rest the true class.{background} Their commands come "
-            "first under Reproduce.", ""]
+    if options.get("mixup"):
+        share = (f"the whole loss follows {whose} softened at temperature {options['distill_temperature']:g}, on training images "
+                 f"blended in pairs (MixUp, shares from Beta({options['mixup']:g}, {options['mixup']:g})), which have no true class")
+    else:
+        share = (f"{options['distill_weight']:.0%} of the loss follows {whose} softened at temperature "
+                 f"{options['distill_temperature']:g}, the rest the true class")
+    return [f"Distilled from {' and '.join(described)}: {share}.{background} Their commands come first under Reproduce.", ""]
 
 
 def _source_report(source: str) -> dict:

@@ -147,3 +147,51 @@ def test_a_teacher_of_the_signs_alone_teaches_a_student_that_also_learns_not_a_s
     card_note = _teacher_note(options)[0]
     assert "`gtsrb-fp32` (cnn-base, test accuracy 99.58%" in card_note and "the label stands in" in card_note
     assert "--model cnn-base" in training_commands({"train": options})[0]  # the command that made the file comes first
+
+
+def test_mixup_blends_each_image_with_another_of_its_batch():
+    import tensorflow as tf
+    from edgesight.train.augment import build_augmenter
+
+    # Flat colours stay flat under shifts and mirror images, so each output is w*own + (1-w)*other colour.
+    colours = np.array([[250, 10, 10], [10, 250, 10], [10, 10, 250], [130, 130, 10]], np.float32)
+    images = np.broadcast_to(colours[:, None, None, :], (4, 8, 8, 3)).copy()
+    augmenter = build_augmenter("objects-light", seed=1, mixup=0.4)
+    for index, layer in enumerate(augmenter.layers):
+        layer.generator.state.assign(tf.cast([index, 5], layer.generator.state.dtype))
+    blended = augmenter(images, training=True).numpy()
+    assert np.ptp(blended, axis=(1, 2)).max() < 1e-3
+    blended = blended[:, 0, 0, :]
+
+    def blend_of(own, result):
+        for other in colours:
+            share = np.dot(result - other, own - other) / max(np.dot(own - other, own - other), 1e-9)
+            if -1e-4 <= share <= 1 + 1e-4 and np.allclose(share * own + (1 - share) * other, result, atol=1e-2):
+                return True
+        return False
+
+    assert all(blend_of(own, result) for own, result in zip(colours, blended))
+    assert np.abs(blended - colours).max() > 1.0  # some image was blended
+    assert type(build_augmenter("objects-light", seed=1).layers[-1]).__name__ != "MixUp"  # off by default
+
+
+def test_mixup_trains_a_student_on_the_teacher_alone_and_the_card_says_so(tiny_gtsrb, tmp_path):
+    import keras
+    from edgesight.export.card import _teacher_note, training_commands
+    from edgesight.train.trainer import TrainError, train
+
+    train(_config(tiny_gtsrb, tmp_path / "teacher", epochs=1))
+    teacher = [str(tmp_path / "teacher")]
+    for wrong, message in [(dict(mixup=0.4), "needs --teacher and --distill-weight 1"),
+                           (dict(mixup=0.4, teacher=teacher), "Received: mixup=0.4, teacher=.*distill_weight=0.7"),
+                           (dict(mixup=-1.0, teacher=teacher, distill_weight=1.0), "mixup must be >= 0")]:
+        with pytest.raises(TrainError, match=message):
+            train(_config(tiny_gtsrb, tmp_path / "refused", **wrong))
+    report = train(_config(tiny_gtsrb, tmp_path / "mixed", teacher=teacher, distill_weight=1.0, mixup=0.4))
+    train(_config(tiny_gtsrb, tmp_path / "unmixed", teacher=teacher, distill_weight=1.0))
+    assert 0.0 <= report["test_accuracy"] <= 1.0
+    mixed, unmixed = (keras.models.load_model(tmp_path / name / "model.keras").get_weights() for name in ("mixed", "unmixed"))
+    assert not all(np.array_equal(a, b) for a, b in zip(mixed, unmixed))
+    options = json.loads((tmp_path / "mixed" / "config.json").read_text())["train"]
+    assert training_commands({"train": options})[-1].endswith("--distill-weight 1.0 --mixup 0.4")
+    assert "blended in pairs (MixUp, shares from Beta(0.4, 0.4))" in _teacher_note(options)[0]

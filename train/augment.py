@@ -63,8 +63,12 @@ AUGMENTATIONS = {
 }
 
 
-def build_augmenter(name: str, seed: int) -> keras.Sequential:
-    """The task's random geometry and photometry as Keras layers."""
+def build_augmenter(name: str, seed: int, mixup: float = 0.0) -> keras.Sequential:
+    """The task's random geometry and photometry as Keras layers, then MixUp with Beta(mixup, mixup) shares if mixup > 0.
+
+    MixUp leaves the labels as they are: only a teacher, which reads the blended images, can say what
+    they show (see edgesight.train.distill).
+    """
     settings = AUGMENTATIONS[name]
     steps = []
     if settings.mirror:
@@ -86,6 +90,8 @@ def build_augmenter(name: str, seed: int) -> keras.Sequential:
         # A (p, p) factor: a single float would draw each image's probability from [0, p].
         steps.append(layers.RandomErasing(factor=(settings.erasing, settings.erasing), scale=(0.02, 0.25),
                                           value_range=(0, 255), seed=seed + 7))
+    if mixup:
+        steps.append(layers.MixUp(alpha=mixup, seed=seed + 9))
     return keras.Sequential(steps, name="augment")
 
 

@@ -35,6 +35,9 @@ class TrainConfig:
                                                                         "student's softened outputs"})
     distill_weight: float = field(default=0.7, metadata={"help": "with --teacher, the share of the loss that follows the teacher "
                                                                    "(the rest follows the true class)"})
+    mixup: float = field(default=0.0, metadata={"help": "with --teacher and --distill-weight 1: blend each augmented image with "
+                                                         "another of its batch (MixUp, share drawn from Beta(a, a) for this a) "
+                                                         "and let the teacher say what the blend is (function matching); 0: off"})
     augmentation: str | None = field(default=None, metadata={
         "help": "training augmentation profile: signs, objects or objects-light (shifts and mirror images only); default: "
                 "the task's (signs for sign tasks, which are never mirrored: a mirrored 'keep left' is 'keep right')"})

@@ -186,6 +186,7 @@ def train(config: TrainConfig) -> dict:
     if config.teacher and not (config.distill_temperature > 0 and 0 <= config.distill_weight <= 1):
         raise TrainError(f"distill_temperature must be > 0 and distill_weight in [0, 1]. Received: "
                          f"distill_temperature={config.distill_temperature}, distill_weight={config.distill_weight}")
+    _check_mixup(config)
 
     print(f"reading {task.name} training data from {config.data}", file=sys.stderr, flush=True)
     regions = task.load(config.data, "train", progress=_progress("decoded"), skip_bad_images=config.skip_bad_images)
@@ -215,6 +216,20 @@ def train(config: TrainConfig) -> dict:
 
     model, history, seconds = _fit(config, task, run_dir, state, images_nhwc, regions.labels, train_index, val_index)
     return _report(config, task, run_dir, model, history, seconds)
+
+
+def _check_mixup(config: TrainConfig) -> None:
+    """A blend of two images has no true class, so only a teacher may label it, and it alone."""
+    if config.mixup < 0:
+        raise TrainError(f"mixup must be >= 0 (0: off). Received: mixup={config.mixup}")
+    if not config.mixup:
+        return
+    if not config.teacher or config.distill_weight != 1:
+        raise TrainError("mixup blends two images into one that has no true class: it needs --teacher and --distill-weight 1. "
+                         f"Received: mixup={config.mixup}, teacher={config.teacher}, distill_weight={config.distill_weight}")
+    if config.background:
+        raise TrainError("mixup cannot be used with --background: a teacher of the signs alone cannot label a blend that is "
+                         f"part road-scene background. Received: mixup={config.mixup}, background={config.background!r}")
 
 
 def _check_augmentation(profile: str | None, task) -> None:
@@ -269,7 +284,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         model = build_model(config.model, spec.height, spec.width, len(task.labels))
         _compile(model, config, steps_per_epoch)
 
-    augmenter = build_augmenter(config.augmentation or task.augmentation, config.seed)
+    augmenter = build_augmenter(config.augmentation or task.augmentation, config.seed, config.mixup)
     seeds = EpochSeeds(augmenter, config.seed)
     train_data = training_dataset(images_nhwc[train_index], labels[train_index], config.batch_size, augmenter, seeds)
     val_data = evaluation_dataset(images_nhwc[val_index], labels[val_index], 512) if len(val_index) else None
