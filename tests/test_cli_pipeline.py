@@ -266,6 +266,8 @@ def test_zero_epochs_from_a_model_file_restore_a_run_that_export_and_bench_take(
     run("train", "--data", tiny_gtsrb, "--run-dir", restored, "--init-from", exported_run / "model.onnx", "--epochs", 0)
     report, source_report = (json.loads((folder / "report.json").read_text()) for folder in (restored, exported_run))
     assert report["epochs"] == 0 and report["test_accuracy"] == source_report["test_accuracy"]
+    # Scored on the file's own validation tracks, as its run was after its last epoch.
+    assert report["final_validation_accuracy"] == pytest.approx(source_report["final_validation_accuracy"], abs=1e-6)
     run("export", restored, "--gate-pp", 100, "--calibration-images", 40)
     from edgesight.runtime import Classifier
 

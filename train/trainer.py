@@ -296,6 +296,10 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     if config.epochs:
         model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
                   callbacks=[seeds, checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+    elif val_data is not None:
+        # A restored file's weights scored on its own validation tracks: the figure a later cycle must beat.
+        scores = model.evaluate(val_data, verbose=0, return_dict=True)
+        history = {"val_loss": [scores["loss"]], "val_accuracy": [scores["accuracy"]]}
     if config.teacher:
         # The finished model file names no training-only loss, so any Keras loads it as it loads the others.
         model.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
