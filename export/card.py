@@ -26,6 +26,8 @@ def training_command(options: dict) -> str:
     for option in ("optimizer", "resize", "input_size", "augmentation", "background", "init_from"):
         if options.get(option) is not None:
             arguments += [f"--{option.replace('_', '-')}", options[option]]
+    if options.get("mirror_average"):
+        arguments.append("--mirror-average")
     if options.get("teacher"):
         arguments += ["--teacher", *options["teacher"], "--distill-temperature", options["distill_temperature"],
                       "--distill-weight", options["distill_weight"]]

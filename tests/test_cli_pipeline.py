@@ -279,3 +279,43 @@ def test_zero_epochs_from_a_model_file_restore_a_run_that_export_and_bench_take(
     assert all((restored / name).is_file() for name in ("config.json", "model.keras", "export_report.json"))
     refused = run("train", "--data", tiny_gtsrb, "--run-dir", tmp_path / "none", "--epochs", 0, expect=2)
     assert "epochs 0 only with --init-from" in refused.stderr
+
+
+def test_a_mirror_averaged_model_reads_an_image_and_its_mirror_image_alike_in_every_file(tmp_path):
+    import cv2
+    from edgesight.runtime import Classifier
+    from fakes import sign_image
+
+    rng = np.random.default_rng(5)
+    for class_id, name in {1: "round", 38: "triangle"}.items():
+        (tmp_path / "shapes" / name).mkdir(parents=True)
+        for index in range(20):
+            cv2.imwrite(str(tmp_path / "shapes" / name / f"{index:03d}.png"), cv2.resize(sign_image(class_id, rng)[0], (32, 32)))
+    plain, mirrored, restored = (tmp_path / name for name in ("plain", "mirrored", "restored"))
+    common = ("--task", "shapes", "--data", tmp_path / "shapes", "--model", "cnn-tiny", "--epochs", 1, "--batch-size", 8,
+              "--val-fraction", 0.2)
+    run("train", *common, "--run-dir", plain)
+    run("train", *common, "--run-dir", mirrored, "--mirror-average")
+    run("export", mirrored, "--gate-pp", 100, "--calibration-images", 16)
+    plain_report, report = (json.loads((folder / "report.json").read_text()) for folder in (plain, mirrored))
+    assert report["parameters"] == plain_report["parameters"] and report["macs"] == 2 * plain_report["macs"]
+    assert "mirror image" in report["architecture"] and "--mirror-average" in (mirrored / "MODEL_CARD.md").read_text()
+
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    for name in ("model.onnx", "model.int8.onnx"):
+        classifier = Classifier(mirrored / name)
+        np.testing.assert_allclose(classifier.probabilities(images), classifier.probabilities(images[:, :, ::-1].copy()),
+                                   atol=1e-6 if name == "model.onnx" else 0.02, err_msg=name)
+        one = classifier.probabilities(images[:1])  # batch 1 (bound buffers) and a batch agree
+        np.testing.assert_allclose(one, classifier.probabilities(images)[:1], atol=1e-5, err_msg=name)
+
+    # A plain run's weights gain the mirror average as they are; its file is rebuilt with it.
+    run("export", plain, "--gate-pp", 100, "--calibration-images", 16)
+    run("train", "--task", "shapes", "--data", tmp_path / "shapes", "--run-dir", restored, "--init-from", plain / "model.onnx",
+        "--epochs", 0, "--mirror-average")
+    assert json.loads((restored / "report.json").read_text())["macs"] == report["macs"]
+    run("train", "--task", "shapes", "--data", tmp_path / "shapes", "--run-dir", tmp_path / "again", "--init-from",
+        mirrored / "model.onnx", "--epochs", 0)  # the file's own setting is kept
+    assert json.loads((tmp_path / "again" / "report.json").read_text())["macs"] == report["macs"]
+    refused = run("train", "--data", tmp_path / "nowhere", "--run-dir", tmp_path / "signs", "--mirror-average", expect=2)
+    assert "mirror_average reads the mirror image of each input, which changes the class of a gtsrb sign" in refused.stderr

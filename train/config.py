@@ -38,6 +38,10 @@ class TrainConfig:
     mixup: float = field(default=0.0, metadata={"help": "with --teacher and --distill-weight 1: blend each augmented image with "
                                                          "another of its batch (MixUp, share drawn from Beta(a, a) for this a) "
                                                          "and let the teacher say what the blend is (function matching); 0: off"})
+    mirror_average: bool = field(default=False, metadata={
+        "help": "the model reads each image and its mirror image and averages the two views' logits (test-time "
+                "augmentation inside the graph): same parameters, twice the MACs and time. Only for tasks whose classes "
+                "a mirror image keeps (objects, not signs). With --init-from, the source's weights gain it"})
     augmentation: str | None = field(default=None, metadata={
         "help": "training augmentation profile: signs, objects or objects-light (shifts and mirror images only); default: "
                 "the task's (signs for sign tasks, which are never mirrored: a mirrored 'keep left' is 'keep right')"})

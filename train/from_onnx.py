@@ -86,7 +86,8 @@ def keras_model_from_onnx(source: SourceModel, sample_images: np.ndarray):
         raise TrainError(f"{source.path}: made with architecture {source.architecture!r}, which this edgesight's zoo "
                          f"lacks ({', '.join(sorted(ARCHITECTURES))}).")
     spec = source.metadata.preprocess
-    model = build_model(source.architecture, spec.height, spec.width, len(source.metadata.labels))
+    model = build_model(source.architecture, spec.height, spec.width, len(source.metadata.labels),
+                        bool(source.train_options.get("mirror_average")))
     proto = onnx.load(str(source.path))
     graph = proto.graph
     weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}

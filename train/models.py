@@ -137,14 +137,48 @@ ARCHITECTURES = {
 }
 
 
-def build_model(name: str, height: int, width: int, num_classes: int) -> keras.Model:
+MIRROR_VIEWS = "mirror_views"  # the layer that stacks each image and its mirror image into one batch
+MIRROR_DESCRIPTION = "averages its logits over the image and its mirror image (2x MACs)"
+
+
+def build_model(name: str, height: int, width: int, num_classes: int, mirror_average: bool = False) -> keras.Model:
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(ARCHITECTURES)}. Received: model={name!r}")
-    return ARCHITECTURES[name].build(height, width, num_classes)
+    model = ARCHITECTURES[name].build(height, width, num_classes)
+    return with_mirror_average(model) if mirror_average else model
+
+
+def is_mirror_averaged(model: keras.Model) -> bool:
+    return any(layer.name == MIRROR_VIEWS for layer in model.layers)
+
+
+def with_mirror_average(model: keras.Model) -> keras.Model:
+    """The same network reading each image and its mirror image, its output the softmax of the two views' mean logits.
+
+    Test-time augmentation inside the graph, so every engine that runs the file does it: the same layers and
+    weights (shared, not copied), twice the MACs; both views run as one batch of 2N. Only for classes that a
+    mirror image keeps (objects, never signs). Averaging logits, not probabilities, keeps one softmax at the end,
+    which the int8 export keeps in float.
+    """
+    names = {layer.name for layer in model.layers}
+    if not {"scale", "probabilities"} <= names:
+        raise ValueError(f"{model.name}: a zoo model starts with the layer 'scale' and ends with 'probabilities'; "
+                         "only such a model can average over mirror images.")
+
+    def call(layer, *args, **kwargs):
+        if layer.name == "scale":
+            image = args[0]
+            args = (layers.Concatenate(axis=0, name=MIRROR_VIEWS)([image, keras.ops.flip(image, axis=2)]),)
+        elif layer.name == "probabilities":
+            logits = args[0]  # rows 0..N-1 read the images, rows N..2N-1 their mirror images
+            args = (keras.ops.mean(keras.ops.reshape(logits, (2, -1, logits.shape[-1])), axis=0),)
+        return layer(*args, **kwargs)
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
 
 
 def count_macs(model: keras.Model) -> int:
-    """Multiply-accumulates of one forward pass (conv, depthwise and dense layers)."""
+    """Multiply-accumulates of one forward pass of one image (conv, depthwise and dense layers; both views of a mirror average)."""
     total = 0
     for layer in model.layers:
         if isinstance(layer, layers.DepthwiseConv2D):
@@ -156,7 +190,7 @@ def count_macs(model: keras.Model) -> int:
             total += out_h * out_w * filters * in_channels * layer.kernel_size[0] * layer.kernel_size[1]
         elif isinstance(layer, layers.Dense):
             total += layer.input.shape[-1] * layer.units
-    return int(total)
+    return int(total) * (2 if is_mirror_averaged(model) else 1)
 
 
 def zoo_table(height: int, width: int, num_classes: int) -> str:

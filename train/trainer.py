@@ -120,7 +120,8 @@ def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
         raise TrainError(f"{source}: was trained at {spec['height']}x{spec['width']} with resize {spec['resize']}; "
                          f"--input-size and --resize must match it or be left out.")
     return dataclasses.replace(config, model=saved["train"]["model"], input_size=spec["height"], resize=spec["resize"],
-                               val_fraction=saved["train"]["val_fraction"])
+                               val_fraction=saved["train"]["val_fraction"],
+                               mirror_average=config.mirror_average or saved["train"].get("mirror_average", False))
 
 
 def _source_run_options(source: Path) -> tuple[list[str], dict, dict]:
@@ -183,6 +184,7 @@ def train(config: TrainConfig) -> dict:
         raise TrainError(f"epochs and batch_size must be >= 1 (epochs 0 only with --init-from). "
                          f"Received: epochs={config.epochs}, batch_size={config.batch_size}")
     _check_augmentation(config.augmentation, task)
+    _check_mirror_average(config, task)
     if config.teacher and not (config.distill_temperature > 0 and 0 <= config.distill_weight <= 1):
         raise TrainError(f"distill_temperature must be > 0 and distill_weight in [0, 1]. Received: "
                          f"distill_temperature={config.distill_temperature}, distill_weight={config.distill_weight}")
@@ -232,6 +234,14 @@ def _check_mixup(config: TrainConfig) -> None:
                          f"part road-scene background. Received: mixup={config.mixup}, background={config.background!r}")
 
 
+def _check_mirror_average(config: TrainConfig, task) -> None:
+    from .augment import AUGMENTATIONS
+
+    if config.mirror_average and not AUGMENTATIONS[task.augmentation].mirror:
+        raise TrainError(f"mirror_average reads the mirror image of each input, which changes the class of a {task.name} sign "
+                         "(a mirrored 'keep left' is 'keep right'); it is for objects.")
+
+
 def _check_augmentation(profile: str | None, task) -> None:
     from .augment import AUGMENTATIONS
 
@@ -277,11 +287,11 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         model = keras.models.load_model(run_dir / state["checkpoint"])
     elif config.init_from:
         print(f"starting from the weights of {config.init_from}", file=sys.stderr)
-        model = _source_model(config.init_from, _statistics_sample(images_nhwc[train_index], config.seed))
+        model = _source_model(config.init_from, _statistics_sample(images_nhwc[train_index], config.seed), config.mirror_average)
         _compile(model, config, steps_per_epoch)  # a fresh optimizer and schedule
     else:
         spec = input_spec(task, config)
-        model = build_model(config.model, spec.height, spec.width, len(task.labels))
+        model = build_model(config.model, spec.height, spec.width, len(task.labels), config.mirror_average)
         _compile(model, config, steps_per_epoch)
 
     augmenter = build_augmenter(config.augmentation or task.augmentation, config.seed, config.mixup)
@@ -315,14 +325,17 @@ def _statistics_sample(training_images: np.ndarray, seed: int) -> np.ndarray:
     return training_images[np.sort(chosen)]
 
 
-def _source_model(init_from: str, statistics_images: np.ndarray):
+def _source_model(init_from: str, statistics_images: np.ndarray, mirror_average: bool):
     import keras
 
     from .from_onnx import keras_model_from_onnx, read_source_model
+    from .models import is_mirror_averaged, with_mirror_average
 
-    if not is_model_file(init_from):
-        return keras.models.load_model(Path(init_from) / "model.keras")
-    return keras_model_from_onnx(read_source_model(init_from), statistics_images)
+    if is_model_file(init_from):
+        model = keras_model_from_onnx(read_source_model(init_from), statistics_images)
+    else:
+        model = keras.models.load_model(Path(init_from) / "model.keras")
+    return with_mirror_average(model) if mirror_average and not is_mirror_averaged(model) else model
 
 
 def _source_seconds(config: TrainConfig) -> float | None:
@@ -338,7 +351,7 @@ def _source_seconds(config: TrainConfig) -> float | None:
 
 
 def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, train_seconds: float) -> dict:
-    from .models import ARCHITECTURES, count_macs
+    from .models import ARCHITECTURES, MIRROR_DESCRIPTION, count_macs
     from .report import (
         confusion_matrix,
         per_class_accuracy,
@@ -365,7 +378,7 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
     report = {
         "task": task.name,
         "model": config.model,
-        "architecture": ARCHITECTURES[config.model].description,
+        "architecture": ARCHITECTURES[config.model].description + (f"; {MIRROR_DESCRIPTION}" if config.mirror_average else ""),
         "parameters": int(model.count_params()),
         "macs": count_macs(model),
         "epochs": config.epochs,
