@@ -308,6 +308,9 @@ def test_a_mirror_averaged_model_reads_an_image_and_its_mirror_image_alike_in_ev
                                    atol=1e-6 if name == "model.onnx" else 0.02, err_msg=name)
         one = classifier.probabilities(images[:1])  # batch 1 (bound buffers) and a batch agree
         np.testing.assert_allclose(one, classifier.probabilities(images)[:1], atol=1e-5, err_msg=name)
+    network = cv2.dnn.readNetFromONNX(str(mirrored / "model.onnx"))  # the peer too runs the mirror average
+    network.setInput(images[:1])
+    np.testing.assert_allclose(network.forward(), Classifier(mirrored / "model.onnx").probabilities(images[:1]), atol=1e-5)
 
     # A plain run's weights gain the mirror average as they are; its file is rebuilt with it.
     run("export", plain, "--gate-pp", 100, "--calibration-images", 16)

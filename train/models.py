@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import keras
+import numpy as np
 from keras import layers
 
 
@@ -168,7 +169,10 @@ def with_mirror_average(model: keras.Model) -> keras.Model:
     def call(layer, *args, **kwargs):
         if layer.name == "scale":
             image = args[0]
-            args = (layers.Concatenate(axis=0, name=MIRROR_VIEWS)([image, keras.ops.flip(image, axis=2)]),)
+            # Columns gathered in reverse order, not ops.flip: tf2onnx turns a flip into ReverseSequence, which
+            # OpenCV DNN cannot run; a Gather every engine can.
+            mirror = keras.ops.take(image, np.arange(image.shape[2] - 1, -1, -1), axis=2)
+            args = (layers.Concatenate(axis=0, name=MIRROR_VIEWS)([image, mirror]),)
         elif layer.name == "probabilities":
             logits = args[0]  # rows 0..N-1 read the images, rows N..2N-1 their mirror images
             args = (keras.ops.mean(keras.ops.reshape(logits, (2, -1, logits.shape[-1])), axis=0),)
