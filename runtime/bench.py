@@ -59,7 +59,7 @@ class OpenCvDnnEngine:
             self.predict(np.zeros((1, self.spec.height, self.spec.width, 3), np.uint8))  # some models fail only here
         except cv2.error as error:
             # OpenCV ends its messages with a lone "> "; the reason is the last line with words in it.
-            reason = [line.strip(" >") for line in str(error).splitlines() if line.strip(" >")][-1]
+            reason = ([line.strip(" >") for line in str(error).splitlines() if line.strip(" >")] or ["no reason given"])[-1]
             raise RuntimeError(f"OpenCV {cv2.__version__} cannot run {Path(path).name}: {reason[:200]}") from None
 
     def predict(self, batch_nhwc: np.ndarray) -> np.ndarray:
