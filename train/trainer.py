@@ -235,11 +235,8 @@ def _check_mixup(config: TrainConfig) -> None:
 
 
 def _check_mirror_average(config: TrainConfig, task) -> None:
-    from .augment import AUGMENTATIONS
-
-    if config.mirror_average and not AUGMENTATIONS[task.augmentation].mirror:
-        raise TrainError(f"mirror_average reads the mirror image of each input, which changes the class of a {task.name} sign "
-                         "(a mirrored 'keep left' is 'keep right'); it is for objects.")
+    if config.mirror_average:
+        _refuse_mirror_images(task, "mirror_average reads the mirror image of each input", "it is for objects")
 
 
 def _check_augmentation(profile: str | None, task) -> None:
@@ -249,9 +246,17 @@ def _check_augmentation(profile: str | None, task) -> None:
         return
     if profile not in AUGMENTATIONS:
         raise TrainError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}. Received: augmentation={profile!r}")
-    if AUGMENTATIONS[profile].mirror and not AUGMENTATIONS[task.augmentation].mirror:
-        raise TrainError(f"augmentation {profile!r} mirrors images, which changes the class of a {task.name} sign "
-                         "(a mirrored 'keep left' is 'keep right'); choose signs.")
+    if AUGMENTATIONS[profile].mirror:
+        _refuse_mirror_images(task, f"augmentation {profile!r} mirrors images", "choose signs")
+
+
+def _refuse_mirror_images(task, what: str, remedy: str) -> None:
+    """Refuse an option that shows the model mirror images, for a task whose classes a mirror changes (signs)."""
+    from .augment import AUGMENTATIONS
+
+    if not AUGMENTATIONS[task.augmentation].mirror:
+        raise TrainError(f"{what}, which changes the class of a {task.name} sign (a mirrored 'keep left' is 'keep right'); "
+                         f"{remedy}.")
 
 
 def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_index):
