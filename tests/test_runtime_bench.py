@@ -54,3 +54,20 @@ def test_bench_compares_int8_with_fp32_files_of_the_same_trained_weights(tmp_pat
     text = (tmp_path / "bench.md").read_text()
     assert f"int8 on this CPU ({report['int8_outlook']['machine']})" in text
     assert re.search(r"×[^\n]*(int8 pays off here|int8 does not pay off here)", text)
+
+
+def test_int8_path_parts_times_every_node_of_the_optimized_graph(tmp_path):
+    """benchmarks/int8_path_parts.py: one row per node of the graph onnxruntime runs, and the path's parts."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "int8_path_parts.py"
+    spec = importlib.util.spec_from_file_location("int8_path_parts", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["gtsrb-tiny", "--repeats", "50", "--out", str(tmp_path)]) == 0
+    parts = json.loads((tmp_path / "parts.json").read_text())["parts"]
+    nodes = [key.split(" ", 1)[1] for key in parts if key[:2].isdigit()]
+    assert nodes[0] == "Cast" and nodes[-1] == "Softmax" and nodes.count("QLinearConv") == 4
+    assert {"whole path (classify_boxes)", "onnxruntime run", "top-1"} <= set(parts)
+    assert all(figures["runs"] == 50 and figures["median_us"] > 0 for figures in parts.values())
