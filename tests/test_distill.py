@@ -72,6 +72,8 @@ def test_a_distilled_run_resumes_exactly_and_names_its_teacher(tiny_gtsrb, tmp_p
     pair = load_teacher([str(tmp_path / "teacher"), str(tmp_path / "plain")], run_labels(student), 32, 32, images)
     plain_alone = keras.models.load_model(tmp_path / "plain" / "model.keras").predict(images, verbose=0)
     np.testing.assert_allclose(pair.predict(images, verbose=0), (alone + plain_alone) / 2, atol=1e-6)  # several: averaged
+    twice = load_teacher([str(tmp_path / "teacher")] * 2, run_labels(student), 32, 32, images)  # one architecture twice
+    np.testing.assert_allclose(twice.predict(images, verbose=0), alone, atol=1e-6)
 
     commands = training_commands(json.loads((student / "config.json").read_text()))
     assert len(commands) == 2 and "--model cnn-base" in commands[0]

@@ -68,6 +68,8 @@ def load_teacher(sources: list[str], labels: tuple[str, ...], height: int, width
     if len(models) == 1:
         teacher = models[0]
     else:
+        for index, model in enumerate(models):
+            model.name = f"teacher_{index}"  # two runs of one architecture share a name, which one model cannot hold twice
         image = keras.Input((height, width, 3), dtype="uint8")
         teacher = keras.Model(image, keras.layers.Average()([model(image) for model in models]), name="teachers")
     teacher.trainable = False
