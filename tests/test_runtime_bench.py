@@ -2,6 +2,7 @@ import json
 import os
 import re
 
+import pytest
 from edgesight.export.bench import BenchConfig, bench
 from edgesight.runtime.bench import measure_latency
 
@@ -56,18 +57,34 @@ def test_bench_compares_int8_with_fp32_files_of_the_same_trained_weights(tmp_pat
     assert re.search(r"×[^\n]*(int8 pays off here|int8 does not pay off here)", text)
 
 
-def test_int8_path_parts_times_every_node_of_the_optimized_graph(tmp_path):
-    """benchmarks/int8_path_parts.py: one row per node of the graph onnxruntime runs, and the path's parts."""
+def _benchmark_script(name: str):
+    """A script under benchmarks/ (not a package) as a module."""
     import importlib.util
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "int8_path_parts.py"
-    spec = importlib.util.spec_from_file_location("int8_path_parts", script)
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.main(["gtsrb-tiny", "--repeats", "50", "--out", str(tmp_path)]) == 0
+    return module
+
+
+def test_int8_path_parts_times_every_node_of_the_optimized_graph(tmp_path):
+    """benchmarks/int8_path_parts.py: one row per node of the graph onnxruntime runs, and the path's parts."""
+    assert _benchmark_script("int8_path_parts").main(["gtsrb-tiny", "--repeats", "50", "--out", str(tmp_path)]) == 0
     parts = json.loads((tmp_path / "parts.json").read_text())["parts"]
     nodes = [key.split(" ", 1)[1] for key in parts if key[:2].isdigit()]
     assert nodes[0] == "Cast" and nodes[-1] == "Softmax" and nodes.count("QLinearConv") == 4
     assert {"whole path (classify_boxes)", "onnxruntime run", "top-1"} <= set(parts)
     assert all(figures["runs"] == 50 and figures["median_us"] > 0 for figures in parts.values())
+
+
+def test_engine_call_cost_times_one_model_in_both_engines(tmp_path):
+    """benchmarks/engine_call_cost.py: the same two-operation model, converted both ways, timed in each engine."""
+    pytest.importorskip("ai_edge_litert", reason="LiteRT lives in the [bench] extra")
+    pytest.importorskip("tf2onnx", reason="the conversion lives in the [export] extra")
+    assert _benchmark_script("engine_call_cost").main(["--repeats", "100", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "call_cost.json").read_text())
+    assert set(report["calls"]) == {"onnxruntime", "litert"}
+    assert all(figures["runs"] == 100 and figures["median_us"] > 0 for figures in report["calls"].values())
+    assert report["onnxruntime_over_litert"] > 0
+
