@@ -87,4 +87,3 @@ def test_engine_call_cost_times_one_model_in_both_engines(tmp_path):
     assert set(report["calls"]) == {"onnxruntime", "litert"}
     assert all(figures["runs"] == 100 and figures["median_us"] > 0 for figures in report["calls"].values())
     assert report["onnxruntime_over_litert"] > 0
-
