@@ -3,8 +3,8 @@
 The model casts a 32x32 RGB uint8 image to float and averages it: two operations, so the time is the
 engine's own cost per call (input in, run, output out) rather than arithmetic. It is built once in Keras
 and converted as edgesight converts its models (tf2onnx; the TFLite converter), and both engines run it
-as the bench runs them: onnxruntime through a bound input and output, one thread; LiteRT's interpreter
-with set_tensor, invoke and get_tensor, one thread. Interleaved, batch 1.
+as edgesight runs them: onnxruntime through a bound input and output, as the runtime's classifier does;
+LiteRT through the bench's own LiteRT engine. One thread each. Interleaved, batch 1.
 
     python benchmarks/engine_call_cost.py --out benchmarks/results/DATE-engine-call-cost
 """
@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from edgesight.export.convert import keras_to_onnx, save_model
+from edgesight.export.peers import LiteRtEngine
 from edgesight.runtime.bench import interleaved_latency, machine_description
 from edgesight.runtime.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from edgesight.runtime.preprocess import PreprocessSpec
 from edgesight.runtime.sessions import session_options
 
 
@@ -33,7 +35,6 @@ def cast_and_mean_model():
 
 def call_timers(workdir: Path) -> dict:
     import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
 
     model = cast_and_mean_model()
     onnx_path, litert_path = workdir / "model.onnx", workdir / "model.tflite"
@@ -47,17 +48,8 @@ def call_timers(workdir: Path) -> dict:
     binding.bind_cpu_input(session.get_inputs()[0].name, image)
     binding.bind_output(session.get_outputs()[0].name, "cpu", 0, np.float32, list(output.shape), output.ctypes.data)
 
-    interpreter = Interpreter(model_path=str(litert_path), num_threads=1)
-    interpreter.allocate_tensors()
-    input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
-
-    def litert_call():
-        interpreter.set_tensor(input_index, image)
-        interpreter.invoke()
-        return interpreter.get_tensor(output_index)
-
-    return {"onnxruntime": lambda: session.run_with_iobinding(binding), "litert": litert_call}
+    litert = LiteRtEngine(litert_path, PreprocessSpec(height=32, width=32), threads=1, label="litert")
+    return {"onnxruntime": lambda: session.run_with_iobinding(binding), "litert": lambda: litert.predict(image)}
 
 
 def main(argv: list[str] | None = None) -> int:
