@@ -75,6 +75,24 @@ def build_cnn_tiny(height: int, width: int, num_classes: int) -> keras.Model:
     return _flatten_head(inputs, x, 0.3, num_classes, "cnn_tiny")
 
 
+def build_cnn_tiny_separable(height: int, width: int, num_classes: int) -> keras.Model:
+    """The 4x4 stride-2 stem, then seven separable convs 48-64 | 128-128-128 | 112, flatten head: under 5 M MACs at 32x32.
+
+    A separable conv costs about a ninth of a plain one of its width, so the MACs cnn-tiny spends on four plain
+    convs buy here seven layers, twice as wide, within the same 5 M MACs and 150 k parameters.
+    """
+    inputs, x = _standardized_input(height, width)
+    x = _conv_bn_relu(x, 32, "stem", kernel=4, strides=2)
+    x = _separable_bn_relu(x, 48, "stage1a")
+    x = _separable_bn_relu(x, 64, "stage1b")
+    x = layers.MaxPooling2D(name="pool1")(x)
+    for name in ("stage2a", "stage2b", "stage2c"):
+        x = _separable_bn_relu(x, 128, name)
+    x = layers.MaxPooling2D(name="pool2")(x)
+    x = _separable_bn_relu(x, 112, "stage3")
+    return _flatten_head(inputs, x, 0.3, num_classes, "cnn_tiny_separable")
+
+
 def build_cnn_small(height: int, width: int, num_classes: int) -> keras.Model:
     """Three conv stages (32-64-128) and a separable 128 stage; flatten keeps where a sign's arrow points."""
     inputs, x = _input_and_scale(height, width)
@@ -129,6 +147,8 @@ ARCHITECTURES = {
     for arch in [
         Architecture("cnn-tiny", "per-image standardization, 4x4/2 stem 24, 3x3 convs 32-56-56, flatten head",
                      build_cnn_tiny),
+        Architecture("cnn-tiny-sep", "per-image standardization, 4x4/2 stem 32, separable convs 48-64-128-128-128-112, "
+                     "flatten head", build_cnn_tiny_separable),
         Architecture("cnn-small", "32-64-128 conv + separable 128, flatten head", build_cnn_small),
         Architecture("cnn-base", "per-image standardization, VGG-style 2x(32-64-128) conv, flatten head",
                      build_cnn_base),
