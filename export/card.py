@@ -35,6 +35,10 @@ def training_command(options: dict) -> str:
             arguments += ["--mixup", options["mixup"]]
     if options.get("background") and options.get("background_locator"):
         arguments += ["--background-locator", *options["background_locator"]]
+    if options.get("bn_statistics") is not None:
+        arguments += ["--bn-statistics", options["bn_statistics"]]
+    elif "bn_statistics" not in options and options["epochs"]:
+        arguments += ["--bn-statistics", "keep"]  # a run from before the refit existed kept what training left
     return " ".join(shlex.quote(str(a)) for a in arguments)
 
 
@@ -125,6 +129,15 @@ def _knows_background(source: str) -> bool:
     return config_path.is_file() and bool(json.loads(config_path.read_text())["train"].get("background"))
 
 
+def _batchnorm_row(record: dict | None) -> list[str]:
+    """The card's line on the batch-norm statistics refit after training (train/batchnorm.py), if one was tried."""
+    if not record:
+        return []
+    return [f"| batch-norm statistics | refit after training on {record['images']:,} unaugmented training images: validation "
+            f"accuracy {record['validation_accuracy_before'] * 100:.2f}% → {record['validation_accuracy_after'] * 100:.2f}%, "
+            f"so {'kept' if record['kept'] else 'not kept'} (train/batchnorm.py) |"]
+
+
 def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export_report: dict) -> Path:
     """Measure latency of both files on this machine and write the card beside them."""
     fp32_path, int8_path = run_dir / export_report["fp32"]["file"], run_dir / export_report["int8"]["file"]
@@ -157,6 +170,7 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"{int8_difference['max_abs']:.3f} at most |",
         f"| training wall time | {_wall_time(train_report)} on the machine below (2 cores, no GPU), "
         f"including any other work sharing it; validation split by {'track' if options['task'] == 'gtsrb' else 'image'} |",
+        *_batchnorm_row(train_report.get("batchnorm_statistics")),
         "",
         *([f"The last class, \"not a sign\", was learnt from road scenes `{options['background']}`: the boxes the "
            f"{' and '.join(options.get('background_locator') or ['colour'])} locator(s) propose away from their signs, and random "

@@ -56,6 +56,10 @@ class TrainConfig:
     optimizer: str = field(default="adamw", metadata={"help": "adamw, or sgd (Nesterov momentum 0.9: the classic CIFAR ResNet recipe, "
                                                                  "with --learning-rate 0.1 --weight-decay 5e-3)"})
     val_fraction: float = field(default=0.1, metadata={"help": "fraction of each class's tracks held out for validation"})
+    bn_statistics: str | None = field(default=None, metadata={
+        "help": "batch-norm statistics of the finished model: refit (re-estimated on about 10,000 unaugmented training "
+                "images, kept only if validation accuracy does not fall) or keep (as training left them). Default: refit "
+                "after training; keep with --epochs 0, which holds a file's weights as they are"})
     seed: int = field(default=0, metadata={"help": "seed for the split, initialization, shuffling and augmentation"})
     list_models: bool = field(default=False, metadata={"help": "print the model zoo with parameters and MACs at the task's input size, and exit"})
     resume: bool = field(default=False, metadata={"help": "continue the interrupted run in --run-dir from its last checkpoint"})

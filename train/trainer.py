@@ -15,9 +15,11 @@ from edgesight.runtime.preprocess import RESIZE_MODES
 from edgesight.runtime.shipped import is_model_file
 from edgesight.runtime.tasks import get_task, test_set_name
 
+from .batchnorm import BN_STATISTICS_CHOICES
 from .config import TrainConfig
 
 CONFIG_FILE = "config.json"
+BATCHNORM_RECORD = "batchnorm_statistics"  # the key of the refit's record in the run's state and report
 
 
 class TrainError(EdgesightError, ValueError):
@@ -185,6 +187,8 @@ def train(config: TrainConfig) -> dict:
                          f"Received: epochs={config.epochs}, batch_size={config.batch_size}")
     _check_augmentation(config.augmentation, task)
     _check_mirror_average(config, task)
+    if config.bn_statistics not in (None, *BN_STATISTICS_CHOICES):
+        raise TrainError(f"bn_statistics must be one of {', '.join(BN_STATISTICS_CHOICES)}. Received: bn_statistics={config.bn_statistics!r}")
     if config.teacher and not (config.distill_temperature > 0 and 0 <= config.distill_weight <= 1):
         raise TrainError(f"distill_temperature must be > 0 and distill_weight in [0, 1]. Received: "
                          f"distill_temperature={config.distill_temperature}, distill_weight={config.distill_weight}")
@@ -216,8 +220,8 @@ def train(config: TrainConfig) -> dict:
         })
     print(f"split by track: {len(train_index)} training, {len(val_index)} validation images", file=sys.stderr)
 
-    model, history, seconds = _fit(config, task, run_dir, state, images_nhwc, regions.labels, train_index, val_index)
-    return _report(config, task, run_dir, model, history, seconds)
+    model, history, seconds, batchnorm = _fit(config, task, run_dir, state, images_nhwc, regions.labels, train_index, val_index)
+    return _report(config, task, run_dir, model, history, seconds, batchnorm)
 
 
 def _check_mixup(config: TrainConfig) -> None:
@@ -269,7 +273,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         evaluation_dataset,
         training_dataset,
     )
-    from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint
+    from .checkpoint import CHECKPOINT_DIR, STATE_FILE, EpochCheckpoint
     from .models import build_model
 
     keras.utils.set_random_seed(config.seed)
@@ -280,7 +284,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     seconds_before = state.get("train_seconds", 0.0) if state else 0.0
     if state and epochs_done >= config.epochs and (run_dir / "model.keras").is_file():
         print(f"{run_dir}: training already finished; reporting", file=sys.stderr)
-        return keras.models.load_model(run_dir / "model.keras"), history, seconds_before
+        return keras.models.load_model(run_dir / "model.keras"), history, seconds_before, state.get(BATCHNORM_RECORD)
     if config.teacher:
         from .distill import load_teacher, with_teacher_targets  # also registers the loss a checkpoint names
 
@@ -318,10 +322,32 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
     if config.teacher:
         # The finished model file names no training-only loss, so any Keras loads it as it loads the others.
         model.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    batchnorm = _settle_batchnorm_statistics(config, model, images_nhwc, labels, train_index, val_index)
+    if batchnorm and (run_dir / STATE_FILE).is_file():
+        # The state file outlives the checkpoints: a resumed run that only has to report still knows what happened here.
+        write_json_atomic(run_dir / STATE_FILE, json.loads((run_dir / STATE_FILE).read_text()) | {BATCHNORM_RECORD: batchnorm})
     with atomic_path(run_dir / "model.keras") as temporary:
         model.save(temporary)
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
-    return model, history, checkpoint.train_seconds
+    return model, history, checkpoint.train_seconds, batchnorm
+
+
+def _settle_batchnorm_statistics(config: TrainConfig, model, images_nhwc, labels, train_index, val_index) -> dict | None:
+    """Refit the batch-norm statistics on unaugmented training images when asked (see train/batchnorm.py); the record, or None."""
+    from .batchnorm import batchnorm_layers, refit_if_better
+
+    refit = config.bn_statistics == "refit" or (config.bn_statistics is None and config.epochs > 0)
+    if not refit or not batchnorm_layers(model):
+        return None
+    if not len(val_index):
+        print("batch-norm statistics kept as training left them: without validation images a refit cannot be judged",
+              file=sys.stderr)
+        return None
+    record = refit_if_better(model, images_nhwc[train_index], images_nhwc[val_index], labels[val_index], config.seed)
+    print(f"batch-norm statistics refit on {record['images']} unaugmented training images: validation accuracy "
+          f"{record['validation_accuracy_before']:.4f} -> {record['validation_accuracy_after']:.4f}, "
+          f"{'kept' if record['kept'] else 'not kept'}", file=sys.stderr)
+    return record
 
 
 def _statistics_sample(training_images: np.ndarray, seed: int) -> np.ndarray:
@@ -355,7 +381,7 @@ def _source_seconds(config: TrainConfig) -> float | None:
     return source_report.get("train_seconds_total", source_report["train_seconds"])
 
 
-def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, train_seconds: float) -> dict:
+def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, train_seconds: float, batchnorm: dict | None) -> dict:
     from .models import ARCHITECTURES, MIRROR_DESCRIPTION, count_macs
     from .report import (
         confusion_matrix,
@@ -392,7 +418,10 @@ def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, trai
         "train_seconds_total": None if source_seconds is None else round(train_seconds + source_seconds, 1),
         "init_from": config.init_from,
         "teacher": config.teacher,
-        "final_validation_accuracy": history.get("val_accuracy", [None])[-1],
+        # After a kept refit of the batch-norm statistics, the validation accuracy of the model as saved.
+        "final_validation_accuracy": (batchnorm["validation_accuracy_after"] if batchnorm and batchnorm["kept"]
+                                      else history.get("val_accuracy", [None])[-1]),
+        BATCHNORM_RECORD: batchnorm,
         "test_accuracy": accuracy,
         "test_images": int(len(test)),
         "test_dataset": test_dataset,
