@@ -148,8 +148,24 @@ def test_an_augmentation_profile_can_be_chosen_but_never_mirrors_signs(tiny_gtsr
     assert light == [keras.layers.RandomFlip, keras.layers.RandomTranslation]
     with pytest.raises(TrainError, match="augmentation 'objects-light' mirrors images, which changes the class of a gtsrb sign"):
         train(_config(tiny_gtsrb, tmp_path / "mirrored", augmentation="objects-light"))
-    with pytest.raises(TrainError, match="augmentation must be one of signs, objects, objects-light. Received: augmentation='heavy'"):
+    with pytest.raises(TrainError, match="augmentation must be one of signs, objects, objects-light, objects-sharp. "
+                                         "Received: augmentation='heavy'"):
         train(_config(tiny_gtsrb, tmp_path / "unknown", augmentation="heavy"))
+
+
+def _is_whole_pixel_shift(augmented: np.ndarray, original: np.ndarray) -> bool:
+    """Whether the image's inside is the original moved by whole pixels (at most 4 each way)."""
+    return any(np.array_equal(augmented[6:-6, 6:-6], np.roll(original, (dy, dx), axis=(0, 1))[6:-6, 6:-6])
+               for dy in range(-4, 5) for dx in range(-4, 5))
+
+
+def test_the_sharp_objects_profile_shifts_by_whole_pixels_and_the_light_one_resamples():
+    from edgesight.train.augment import build_augmenter
+
+    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3)).astype(np.float32)
+    for name, whole in (("objects-sharp", 32), ("objects-light", 0)):
+        shifted = build_augmenter(name, seed=0).layers[-1](images, training=True).numpy()  # the translation alone
+        assert sum(_is_whole_pixel_shift(a, b) for a, b in zip(shifted, images)) == pytest.approx(whole, abs=3), name
 
 
 def test_random_shadow_darkens_one_side_of_a_straight_edge_and_only_in_training():
