@@ -148,7 +148,7 @@ def test_an_augmentation_profile_can_be_chosen_but_never_mirrors_signs(tiny_gtsr
     assert light == [keras.layers.RandomFlip, keras.layers.RandomTranslation]
     with pytest.raises(TrainError, match="augmentation 'objects-light' mirrors images, which changes the class of a gtsrb sign"):
         train(_config(tiny_gtsrb, tmp_path / "mirrored", augmentation="objects-light"))
-    with pytest.raises(TrainError, match="augmentation must be one of signs, signs-light, objects, objects-light, objects-sharp. "
+    with pytest.raises(TrainError, match="augmentation must be one of signs, objects, objects-light, objects-sharp. "
                                          "Received: augmentation='heavy'"):
         train(_config(tiny_gtsrb, tmp_path / "unknown", augmentation="heavy"))
 
@@ -189,7 +189,7 @@ def test_sign_augmentation_fades_colours_without_mirroring():
     import keras
     from edgesight.train.augment import AUGMENTATIONS, build_augmenter
 
-    assert not AUGMENTATIONS["signs"].mirror and not AUGMENTATIONS["signs-light"].mirror
+    assert not AUGMENTATIONS["signs"].mirror
     only_colour = keras.Sequential([layer for layer in build_augmenter("signs", seed=2).layers
                                     if isinstance(layer, keras.layers.RandomSaturation)])
     red = np.zeros((256, 8, 8, 3), np.float32)

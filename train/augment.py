@@ -55,11 +55,6 @@ AUGMENTATIONS = {
     # sun-faded paint (a bleached red rim made the models misread a whole test track of "bend" signs).
     "signs": Augmentation(rotation_degrees=12, translate=0.08, zoom=0.15, brightness=0.3, contrast=0.35, mirror=False,
                           shadow=0.3, saturation=(0.25, 0.6)),
-    # For a last cycle of a small network that underfits `signs` (cnn-tiny, distilled, ends at 96% training accuracy
-    # under it against 99% on validation): half the tilt, shift and zoom, milder light; shadows and faded paint stay,
-    # rarer and milder.
-    "signs-light": Augmentation(rotation_degrees=6, translate=0.05, zoom=0.08, brightness=0.2, contrast=0.2, mirror=False,
-                                shadow=0.15, saturation=(0.35, 0.6)),
     # Objects: mirror images are the same class; shifted crops as in the usual CIFAR recipe.
     # Erased patches teach the net to use the whole object, not its one most telling part (occlusion).
     "objects": Augmentation(rotation_degrees=0, translate=0.125, zoom=0.1, brightness=0.2, contrast=0.2, mirror=True,
