@@ -33,6 +33,8 @@ def training_command(options: dict) -> str:
                       "--distill-weight", options["distill_weight"]]
         if options.get("mixup"):
             arguments += ["--mixup", options["mixup"]]
+    if options.get("weight_ema"):
+        arguments += ["--weight-ema", options["weight_ema"]]
     if options.get("background") and options.get("background_locator"):
         arguments += ["--background-locator", *options["background_locator"]]
     if options.get("bn_statistics") is not None:

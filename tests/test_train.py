@@ -139,6 +139,37 @@ def test_sgd_trains_and_an_unknown_optimizer_is_refused(tiny_gtsrb, tmp_path):
         train(_config(tiny_gtsrb, tmp_path / "other", optimizer="adam"))
 
 
+def test_a_weight_average_is_what_the_run_ends_with_and_survives_an_interruption(tiny_gtsrb, tmp_path, monkeypatch):
+    import keras
+    from edgesight.export.card import training_command
+    from edgesight.train.trainer import train
+    from fakes import interrupt_after_first_epoch
+
+    train(_config(tiny_gtsrb, tmp_path / "source", epochs=1, model="cnn-tiny"))
+    options = dict(init_from=str(tmp_path / "source"), learning_rate=0.02, bn_statistics="keep")
+    train(_config(tiny_gtsrb, tmp_path / "plain", **options))
+    # Momentum this close to 1 keeps the average at the first step's weights: the run must end near where it started.
+    train(_config(tiny_gtsrb, tmp_path / "averaged", weight_ema=0.99999, **options))
+    kernels = {name: [w.numpy() for w in keras.models.load_model(tmp_path / name / "model.keras").trainable_weights]
+               for name in ("source", "plain", "averaged")}
+    moved = {name: sum(float(np.abs(a - b).sum()) for a, b in zip(kernels["source"], kernels[name])) for name in ("plain", "averaged")}
+    assert moved["averaged"] < 0.1 * moved["plain"]
+
+    undo = interrupt_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tiny_gtsrb, tmp_path / "resumed", weight_ema=0.9, **options))
+    undo()
+    train(_config(tiny_gtsrb, tmp_path / "resumed", weight_ema=0.9, resume=True, **options))
+    train(_config(tiny_gtsrb, tmp_path / "uninterrupted", weight_ema=0.9, **options))
+    resumed, uninterrupted = (keras.models.load_model(tmp_path / name / "model.keras").get_weights()
+                              for name in ("resumed", "uninterrupted"))
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))  # the checkpoint carried the average
+    saved = json.loads((tmp_path / "resumed" / "config.json").read_text())["train"]
+    assert "--weight-ema 0.9" in training_command(saved)
+    with pytest.raises(TrainError, match=r"weight_ema must be in \[0, 1\) \(0: off\). Received: weight_ema=1.0"):
+        train(_config(tiny_gtsrb, tmp_path / "bad", weight_ema=1.0))
+
+
 def test_an_augmentation_profile_can_be_chosen_but_never_mirrors_signs(tiny_gtsrb, tmp_path):
     import keras
     from edgesight.train.augment import build_augmenter

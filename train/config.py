@@ -56,6 +56,10 @@ class TrainConfig:
     # same decoupled figure: the classic recipe's 5e-4 is --weight-decay 5e-3 here.
     optimizer: str = field(default="adamw", metadata={"help": "adamw, or sgd (Nesterov momentum 0.9: the classic CIFAR ResNet recipe, "
                                                                  "with --learning-rate 0.1 --weight-decay 5e-3)"})
+    weight_ema: float = field(default=0.0, metadata={
+        "help": "keep an exponential moving average of the weights with this momentum per step (Polyak averaging, e.g. "
+                "0.999: about the last 1,000 steps), validate with it and finish with it; the batch-norm statistics are "
+                "then refit to the averaged weights (see --bn-statistics). 0: off"})
     val_fraction: float = field(default=0.1, metadata={"help": "fraction of each class's tracks held out for validation"})
     bn_statistics: str | None = field(default=None, metadata={
         "help": "batch-norm statistics of the finished model: refit (re-estimated on about 10,000 unaugmented training "

@@ -144,10 +144,13 @@ def _compile(model, config: TrainConfig, steps_per_epoch: int):
         warmup_target=config.learning_rate,
         warmup_steps=warmup_steps,
     )
+    # Keras keeps the average inside the optimizer, so checkpoints carry it and a resumed run averages on.
+    averaging = dict(use_ema=True, ema_momentum=config.weight_ema) if config.weight_ema else {}
     if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+        optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay,
+                                         **averaging)
     else:
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay, **averaging)
     if config.teacher:
         from .distill import DistillationLoss, distillation_metric
 
@@ -189,6 +192,8 @@ def train(config: TrainConfig) -> dict:
     _check_mirror_average(config, task)
     if config.bn_statistics not in (None, *BN_STATISTICS_CHOICES):
         raise TrainError(f"bn_statistics must be one of {', '.join(BN_STATISTICS_CHOICES)}. Received: bn_statistics={config.bn_statistics!r}")
+    if not 0 <= config.weight_ema < 1:
+        raise TrainError(f"weight_ema must be in [0, 1) (0: off). Received: weight_ema={config.weight_ema}")
     if config.teacher and not (config.distill_temperature > 0 and 0 <= config.distill_weight <= 1):
         raise TrainError(f"distill_temperature must be > 0 and distill_weight in [0, 1]. Received: "
                          f"distill_temperature={config.distill_temperature}, distill_weight={config.distill_weight}")
@@ -312,9 +317,11 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         # The validation images never change, nor then the teacher's outputs on them: computed once, not per epoch.
         val_data = with_teacher_targets(val_data, teacher, len(task.labels)).cache() if val_data is not None else None
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, seconds_before)
+    # Validation scores the averaged weights, the ones the run ends with; fit() itself puts them in place at its end.
+    averaged_validation = [keras.callbacks.SwapEMAWeights()] if config.weight_ema else []
     if config.epochs:
         model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
-                  callbacks=[seeds, checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+                  callbacks=[seeds, *averaged_validation, checkpoint], shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     elif val_data is not None:
         # A restored file's weights scored on its own validation tracks: the figure a later cycle must beat.
         scores = model.evaluate(val_data, verbose=0, return_dict=True)
