@@ -59,7 +59,8 @@ class TrainConfig:
     weight_ema: float = field(default=0.0, metadata={
         "help": "keep an exponential moving average of the weights with this momentum per step (Polyak averaging, e.g. "
                 "0.999: about the last 1,000 steps), validate with it and finish with it; the batch-norm statistics are "
-                "then refit to the averaged weights (see --bn-statistics). 0: off"})
+                "then refit to the averaged weights (see --bn-statistics), so each epoch's validation figure, taken "
+                "with the raw weights' statistics, reads low until that refit. 0: off"})
     val_fraction: float = field(default=0.1, metadata={"help": "fraction of each class's tracks held out for validation"})
     bn_statistics: str | None = field(default=None, metadata={
         "help": "batch-norm statistics of the finished model: refit (re-estimated on about 10,000 unaugmented training "
