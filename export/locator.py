@@ -99,10 +99,18 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     return report
 
 
+def _flag(key: str, value) -> str:
+    """One training option as `train-locator` takes it: a switch alone, a list as its items."""
+    name = f"--{key.replace('_', '-')}"
+    if value is True:
+        return name
+    return f"{name} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+
+
 def _card(report: dict, run_config: dict, train_report: dict) -> str:
     options = run_config["train"]
-    flags = " ".join(f"--{key.replace('_', '-')} {' '.join(map(str, value)) if isinstance(value, list) else value}"
-                     for key, value in options.items() if key not in ("resume", "run_dir") and value not in (None, []))
+    flags = " ".join(_flag(key, value) for key, value in options.items()
+                     if key not in ("resume", "run_dir") and value not in (None, []) and value is not False)  # 0.0 == False
     if report["min_score_chosen_at_export"]:
         operating_point = (f"The runtime uses min centre score {report['min_score']}, chosen at export "
                            f"(`--locator-min-score`); training's choice, the strictest within a point of the best recall, "

@@ -68,6 +68,44 @@ def test_pasted_crops_hold_every_sign_they_were_given(tmp_path):
     assert np.array_equal(again.images, crops.images) and again.boxes == crops.boxes
 
 
+def test_shaped_pastes_draw_the_same_crops_and_change_only_the_pasted_squares(tmp_path):
+    pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
+    from edgesight.runtime.datasets import load_gtsrb
+    from edgesight.runtime.scenes import read_scenes
+    from edgesight.train.locator_data import build_crops
+
+    scenes = list(read_scenes(write_road_scenes(tmp_path / "scenes.zip")))
+    signs = load_gtsrb(write_gtsrb_archives(tmp_path / "gtsrb"), "train")
+    square = build_crops(scenes, signs, 20, 0.5, 64, GEOMETRY, seed=0)
+    shaped = build_crops(scenes, signs, 20, 0.5, 64, GEOMETRY, seed=0, paste_shapes=True)
+    assert shaped.boxes == square.boxes  # no random draw more: the same signs land in the same places
+    outside = np.ones((20, 64, 64), bool)
+    for index, boxes in enumerate(square.boxes[:10]):  # the pasted crops come first
+        for x1, y1, x2, y2 in boxes:
+            outside[index, int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))] = False
+    assert np.array_equal(shaped.images[outside], square.images[outside])
+    assert not np.array_equal(shaped.images[~outside], square.images[~outside])
+
+
+@pytest.mark.parametrize(("class_id", "inside", "outside", "area"), [
+    (12, [(0.5, 0.5), (0.5, 0.1), (0.9, 0.5)], [(0.05, 0.05), (0.95, 0.95), (0.2, 0.8)], 0.5),        # priority road: diamond
+    (27, [(0.5, 0.2), (0.1, 0.95), (0.9, 0.95)], [(0.05, 0.05), (0.95, 0.05), (0.2, 0.3)], 0.5),      # pedestrians: triangle
+    (13, [(0.5, 0.8), (0.1, 0.05), (0.9, 0.05)], [(0.05, 0.95), (0.95, 0.95), (0.2, 0.7)], 0.5),      # give way: upside down
+    (14, [(0.5, 0.02), (0.02, 0.5), (0.8, 0.8)], [(0.03, 0.03), (0.97, 0.97), (0.03, 0.97)], 0.828),  # stop: octagon
+    (1, [(0.5, 0.5), (0.5, 0.05), (0.05, 0.5)], [(0.1, 0.1), (0.9, 0.9), (0.1, 0.9)], np.pi / 4),     # speed limit: round
+])
+def test_each_sign_is_pasted_inside_its_own_outline(class_id, inside, outside, area):
+    pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
+    from edgesight.train.locator_data import outline_alpha
+
+    side = 100
+    alpha = outline_alpha(class_id, side)[..., 0]
+    assert alpha.shape == (side, side) and 0 <= alpha.min() and alpha.max() <= 1
+    assert all(alpha[int(y * side), int(x * side)] > 0.9 for x, y in inside)
+    assert all(alpha[int(y * side), int(x * side)] < 0.1 for x, y in outside)
+    assert alpha.mean() == pytest.approx(area, abs=0.03)
+
+
 def test_boosted_classes_are_pasted_that_many_times_as_often():
     pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
     from edgesight.train.locator_data import paste_probabilities
@@ -142,11 +180,11 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     run_dir = tmp_path / "locator"
     undo = interrupt_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        train_locator(_locator_config(scenes, signs, run_dir, paste_boost_classes=[1]))
+        train_locator(_locator_config(scenes, signs, run_dir, paste_boost_classes=[1], paste_shapes=True))
     assert json.loads((run_dir / "state.json").read_text())["epochs_done"] == 1
     undo()
     report = train_locator(_locator_config(scenes, signs, run_dir, resume=True))
-    train_locator(_locator_config(scenes, signs, tmp_path / "uninterrupted", paste_boost_classes=[1]))
+    train_locator(_locator_config(scenes, signs, tmp_path / "uninterrupted", paste_boost_classes=[1], paste_shapes=True))
     resumed, uninterrupted = (keras.models.load_model(folder / "model.keras").get_weights() for folder in (run_dir, tmp_path / "uninterrupted"))
     assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))
     assert report["validation_scenes"] == 1 and [row["min_score"] for row in report["validation_proposal_recall"]][:2] == [0.05, 0.1]
@@ -173,7 +211,8 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     export_run(ExportConfig(run_dir=str(run_dir), locator_min_score=0.35))
     assert LearnedLocator(run_dir / "locator.onnx").min_score == 0.35
     card = (run_dir / "MODEL_CARD.md").read_text()
-    assert "edgesight export RUN_DIR --locator-min-score 0.35" in card and "--paste-boost-classes 1 --paste-boost 3.0" in card
+    assert "edgesight export RUN_DIR --locator-min-score 0.35" in card
+    assert "--paste-boost-classes 1 --paste-boost 3.0 --paste-shapes --scene-jitter 0.0" in card  # a switch is given bare
     with pytest.raises(ExportError, match=r"--locator-min-score must be in \(0, 1\).*Received: 1.5"):
         export_run(ExportConfig(run_dir=str(run_dir), locator_min_score=1.5))
     capsys.readouterr()

@@ -94,6 +94,9 @@ class LocatorTrainConfig:
         "help": "GTSRB class ids to paste --paste-boost times as often as their share of GTSRB's training images: classes the "
                 "locator scores low (priority road, 12, scored a median 0.25 against 0.63 for other classes)"})
     paste_boost: float = field(default=3.0, metadata={"help": "how many times as often --paste-boost-classes are pasted"})
+    paste_shapes: bool = field(default=False, metadata={
+        "help": "paste each GTSRB sign inside its outline (circle, triangle, diamond, octagon) rather than the whole square "
+                "around it, whose corners show GTSRB's street: a real priority-road diamond has sky or trees around it"})
     scene_jitter: float = field(default=0.0, metadata={"help": "cut each crop from its scene mirrored at random and scaled by a "
                                                                "factor in [1/(1+J), 1+J]: more sizes and sides of the few real signs"})
     crop_size: int = field(default=256, metadata={"help": "crop side in downscaled pixels"})

@@ -181,7 +181,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     print(f"building {config.crops} crops from {len(training_scenes)} scenes", file=sys.stderr, flush=True)
     probabilities = paste_probabilities(signs.labels, config.paste_boost_classes, config.paste_boost) if signs else None
     crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, geometry, config.seed,
-                        config.scene_jitter, probabilities)
+                        config.scene_jitter, probabilities, config.paste_shapes)
     targets = grid_targets(crops.boxes, config.crop_size, geometry)
     if state is None:
         write_json_atomic(run_dir / CONFIG_FILE, {

@@ -4,7 +4,9 @@ Two kinds of crop, both cut from road scenes shrunk by the locator's downscale:
 - real: around the scenes' own signs (or anywhere), with their true boxes;
 - pasted: GTSRB training signs (their ROI, any class, brightened or darkened, 10–128 px in the frame)
   blended into sign-free places of the same scenes. A hundred scenes hold too few signs to learn
-  from alone; pasting shows the network every class at every size on real backgrounds.
+  from alone; pasting shows the network every class at every size on real backgrounds. A sign's ROI
+  is the square around it, so its corners show the street GTSRB photographed; with `paste_shapes` only
+  the sign inside its outline is pasted, and the scene shows around it as around a real sign.
 The scenes given here must not include those the locator is evaluated on.
 """
 from __future__ import annotations
@@ -21,6 +23,18 @@ from edgesight.runtime.scenes import Scene
 CropBox = tuple[float, float, float, float]
 
 MIN_PASTED_SIDE, MAX_PASTED_SIDE = 10, 128  # frame pixels: the locator's working range
+
+# Each GTSRB class's outline in its ROI: a polygon in unit-square coordinates, or None for a circle.
+_DIAMOND = ((0.5, 0.0), (1.0, 0.5), (0.5, 1.0), (0.0, 0.5))
+_TRIANGLE = ((0.5, 0.0), (1.0, 1.0), (0.0, 1.0))
+_TRIANGLE_DOWN = ((0.0, 0.0), (1.0, 0.0), (0.5, 1.0))
+# A regular octagon whose flat sides touch the square: vertices at 22.5° + k·45° on a radius of 0.5 / cos 22.5°.
+_OCTAGON = tuple((0.5 + 0.5 / np.cos(np.pi / 8) * np.cos(np.pi / 8 + k * np.pi / 4),
+                  0.5 + 0.5 / np.cos(np.pi / 8) * np.sin(np.pi / 8 + k * np.pi / 4)) for k in range(8))
+SIGN_OUTLINES: dict[int, tuple | None] = {
+    11: _TRIANGLE, 12: _DIAMOND, 13: _TRIANGLE_DOWN, 14: _OCTAGON,  # priority at next intersection, priority road, give way, stop
+    **{class_id: _TRIANGLE for class_id in range(18, 32)},  # the warning signs: danger ... animals
+}  # every other class is round
 
 
 @dataclass
@@ -56,12 +70,29 @@ def _cut(image: np.ndarray, boxes: list[CropBox], size: int, rng: np.random.Gene
     return image[y:y + size, x:x + size].copy(), inside
 
 
-def _blend(canvas: np.ndarray, sign_rgb: np.ndarray, x: int, y: int, side: int, gain: float) -> None:
-    """Paste a sign with edges feathered over an eighth of its side, so no hard square outline teaches the net a shortcut."""
-    sign = np.clip(cv2.resize(sign_rgb, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) * gain, 0, 255)
+def outline_alpha(class_id: int, side: int) -> np.ndarray:
+    """(side, side, 1) opacity of a GTSRB sign's outline in its square ROI, edges anti-aliased (drawn 4× larger, then shrunk)."""
+    large = 4 * side
+    mask = np.zeros((large, large), np.uint8)
+    outline = SIGN_OUTLINES.get(class_id)
+    if outline is None:
+        cv2.circle(mask, (large // 2, large // 2), large // 2, 255, thickness=-1, lineType=cv2.LINE_AA)
+    else:
+        corners = np.clip(np.round(np.asarray(outline) * (large - 1)), 0, large - 1).astype(np.int32)
+        cv2.fillPoly(mask, [corners], 255, lineType=cv2.LINE_AA)
+    return (cv2.resize(mask, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255)[..., np.newaxis]
+
+
+def _square_alpha(side: int) -> np.ndarray:
+    """Opacity of the whole square, edges feathered over an eighth of its side, so no hard square outline teaches the net a shortcut."""
     feather = max(1, side // 8)
     ramp = np.minimum(np.arange(side) + 1, np.arange(side)[::-1] + 1) / feather
-    alpha = np.clip(np.minimum(ramp[np.newaxis, :], ramp[:, np.newaxis]), 0.0, 1.0)[..., np.newaxis]
+    return np.clip(np.minimum(ramp[np.newaxis, :], ramp[:, np.newaxis]), 0.0, 1.0)[..., np.newaxis]
+
+
+def _blend(canvas: np.ndarray, sign_rgb: np.ndarray, x: int, y: int, side: int, gain: float, alpha: np.ndarray) -> None:
+    """Paste a sign, resized to `side` and scaled in brightness by `gain`, through the opacity `alpha`."""
+    sign = np.clip(cv2.resize(sign_rgb, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) * gain, 0, 255)
     region = canvas[y:y + side, x:x + side].astype(np.float32)
     canvas[y:y + side, x:x + side] = (alpha * sign + (1 - alpha) * region).astype(np.uint8)
 
@@ -101,11 +132,13 @@ def paste_probabilities(labels, boosted_classes: list[int], boost: float) -> np.
 
 def build_crops(scenes: list[Scene], signs: LabelledRegions | None, count: int, pasted_fraction: float, size: int,
                 geometry: LocatorGeometry, seed: int, scene_jitter: float = 0.0,
-                sign_probabilities: np.ndarray | None = None) -> LocatorCrops:
+                sign_probabilities: np.ndarray | None = None, paste_shapes: bool = False) -> LocatorCrops:
     """`count` crops of `size`², a `pasted_fraction` of them with 1–4 GTSRB signs pasted in.
 
     With `scene_jitter` > 0 each crop is cut from its scene mirrored at random and rescaled (see `_jittered`).
     `sign_probabilities` (see `paste_probabilities`) weights which signs are pasted; None draws them evenly.
+    `paste_shapes` pastes each sign inside its outline (`SIGN_OUTLINES`) instead of its whole square ROI; it
+    draws no random numbers, so the crops differ from the square ones only inside the pasted squares.
     """
     rng = np.random.default_rng(seed)
     shrunk = [shrink(scene, geometry) for scene in scenes]
@@ -130,7 +163,8 @@ def build_crops(scenes: list[Scene], signs: LabelledRegions | None, count: int, 
                 x, y = int(rng.integers(0, size - side)), int(rng.integers(0, size - side))
                 box = (float(x), float(y), float(x + side), float(y + side))
                 if not _overlaps(box, crop_boxes):
-                    _blend(crop, sign_rgb, x, y, side, float(rng.uniform(0.5, 1.3)))
+                    alpha = outline_alpha(int(signs.labels[chosen]), side) if paste_shapes else _square_alpha(side)
+                    _blend(crop, sign_rgb, x, y, side, float(rng.uniform(0.5, 1.3)), alpha)
                     crop_boxes.append(box)
         images.append(crop)
         boxes.append(crop_boxes)
