@@ -95,7 +95,7 @@ class _Tally:
     false_detections: int = 0
 
 
-def _score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignFinder) -> _Tally:
+def score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignFinder) -> _Tally:
     """Locate and classify every scene (timed, decoding excluded) and tally the matches against its signs."""
     tally = _Tally()
     for scene in read_scenes(config.data):
@@ -150,7 +150,7 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(config.threads)
     try:
-        tally = _score_scenes(config, classifier, finder)
+        tally = score_scenes(config, classifier, finder)
     finally:
         cv2.setNumThreads(opencv_threads)
     per_band, goal, sweep, milliseconds = tally.per_band, tally.goal, tally.sweep, tally.milliseconds

@@ -154,9 +154,12 @@ class CombinedLocator:
 COLOUR = "colour"
 
 
-def open_locator(names: list[str], threads: int | None = 1):
-    """The locator for --locator: "colour" (the classical one), a locator file, or several of them combined."""
+def open_locator(names: list[str], threads: int | None = 1, min_score: float | None = None):
+    """The locator for --locator: "colour" (the classical one), a locator file, or several of them combined.
+
+    `min_score` replaces the centre score stamped in learned locator files (their operating point).
+    """
     if not names:
         raise ValueError(f"locator needs {COLOUR!r}, a locator file, or both.")
-    locators = tuple(ColourLocator() if name == COLOUR else LearnedLocator(name, threads=threads) for name in names)
+    locators = tuple(ColourLocator() if name == COLOUR else LearnedLocator(name, threads=threads, min_score=min_score) for name in names)
     return locators[0] if len(locators) == 1 else CombinedLocator(locators)

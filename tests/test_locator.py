@@ -172,7 +172,7 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     from edgesight.cli.main import main
     from edgesight.export.config import ExportConfig
     from edgesight.export.pipeline import ExportError, export_run
-    from edgesight.runtime.learned_locate import LearnedLocator
+    from edgesight.runtime.learned_locate import LearnedLocator, open_locator
     from edgesight.runtime.scenes import read_scenes
     from edgesight.train.locator import train_locator
 
@@ -210,6 +210,7 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     # An operating point chosen at export replaces training's, and the card says how to make the file again.
     export_run(ExportConfig(run_dir=str(run_dir), locator_min_score=0.35))
     assert LearnedLocator(run_dir / "locator.onnx").min_score == 0.35
+    assert open_locator(["colour", str(run_dir / "locator.onnx")], min_score=0.5).locators[1].min_score == 0.5  # a comparison's own
     card = (run_dir / "MODEL_CARD.md").read_text()
     assert "edgesight export RUN_DIR --locator-min-score 0.35" in card
     assert "--paste-boost-classes 1 --paste-boost 3.0 --paste-shapes --scene-jitter 0.0" in card  # a switch is given bare

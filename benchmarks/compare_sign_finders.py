@@ -1,0 +1,97 @@
+"""Sign finders side by side on road scenes: signs found, false detections per frame and time per frame, in one process.
+
+A finder is a sign model with its locators, as `edgesight eval-frames` runs them (one thread, min score 0.9).
+This host's speed moves by a quarter from one hour to the next, so finders are timed interleaved, frame by frame,
+and a time means something only next to the others of the same run. Every finder is scored on the same scenes.
+
+A finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE]: LOCATORS as for --locator, comma-separated (colour, sign-locator,
+locator files); CENTRE_SCORE replaces the operating point stamped in the learned locator files.
+
+    python benchmarks/compare_sign_finders.py --data scenes-100-199.zip \\
+        shipped=gtsrb-locate@colour,sign-locator new=runs/locate/model.int8.onnx@colour,runs/locator/locator.onnx@0.2 \\
+        --out benchmarks/results/DATE-sign-finders
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+from edgesight.runtime.bench import machine_description
+from edgesight.runtime.classifier import Classifier
+from edgesight.runtime.files import write_json_atomic, write_text_atomic
+from edgesight.runtime.frame_eval import EvalFramesConfig, score_scenes
+from edgesight.runtime.learned_locate import open_locator
+from edgesight.runtime.scenes import read_scenes
+from edgesight.runtime.signs import SignFinder
+
+
+def parse_finder(spec: str) -> tuple[str, str, list[str], float | None]:
+    """'NAME=MODEL@LOCATORS[@CENTRE_SCORE]' -> (name, model, locators, centre score or None)."""
+    name, _, rest = spec.partition("=")
+    parts = rest.split("@")
+    if not name or len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise argparse.ArgumentTypeError(f"a finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE], such as "
+                                         f"shipped=gtsrb-locate@colour,sign-locator. Received: {spec!r}")
+    try:
+        centre_score = float(parts[2]) if len(parts) == 3 else None
+    except ValueError:
+        centre_score = -1.0
+    if centre_score is not None and not 0 < centre_score < 1:
+        raise argparse.ArgumentTypeError(f"CENTRE_SCORE must be a number in (0, 1). Received: {spec!r}")
+    return name, parts[0], parts[1].split(","), centre_score
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="road scenes in the GTSDB layout (folder or .zip with gt.txt)")
+    parser.add_argument("finders", nargs="+", type=parse_finder, help="NAME=MODEL@LOCATORS[@CENTRE_SCORE]")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes over the scenes (default: 3)")
+    parser.add_argument("--out", type=Path, help="folder for results.md and results.json")
+    args = parser.parse_args()
+
+    cv2.setNumThreads(1)  # the goal is for one core; OpenCV would otherwise use every core
+    finders = {}
+    for name, model, locators, centre_score in args.finders:
+        classifier = Classifier(model, threads=1, max_batch=256)
+        finders[name] = SignFinder(classifier, locator=open_locator(locators, threads=1, min_score=centre_score))
+    rows = []
+    for (name, model, locators, centre_score), finder in zip(args.finders, finders.values()):
+        tally = score_scenes(EvalFramesConfig(model=model, data=args.data, examples=0), finder.classifier, finder)
+        rows.append({"finder": name, "model": model, "locators": locators, "centre_score": centre_score,
+                     "signs_24px_and_more": tally.goal["signs"], "found": tally.goal["found"],
+                     "false_detections_per_frame": round(tally.false_detections / tally.frames, 4)})
+    scenes = list(read_scenes(args.data))
+    milliseconds = {name: [] for name in finders}
+    for _ in range(args.rounds):
+        for scene in scenes:
+            for name, finder in finders.items():
+                started = time.perf_counter()
+                finder.find(scene.image_bgr)
+                milliseconds[name].append((time.perf_counter() - started) * 1000)
+    first = statistics.median(milliseconds[rows[0]["finder"]])
+    for row in rows:
+        row["ms_per_frame_median"] = round(statistics.median(milliseconds[row["finder"]]), 2)
+        row["time_against_first"] = round(row["ms_per_frame_median"] / first, 3)
+
+    lines = [f"{len(scenes)} scenes of `{args.data}`; {machine_description()}; one thread; median of "
+             f"{args.rounds * len(scenes)} interleaved frames each.", "",
+             "| finder | model | locators | found (≥ 24 px) | false per frame | ms per frame | time against the first |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        locators = ", ".join(row["locators"]) + (f" @ {row['centre_score']}" if row["centre_score"] is not None else "")
+        lines.append(f"| {row['finder']} | {row['model']} | {locators} | {row['found']} of {row['signs_24px_and_more']} | "
+                     f"{row['false_detections_per_frame']:.2f} | {row['ms_per_frame_median']:.2f} | {row['time_against_first']:.3f} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.out / "results.md", table)
+        write_json_atomic(args.out / "results.json", {"data": str(args.data), "machine": machine_description(),
+                                                       "rounds": args.rounds, "finders": rows})
+
+
+if __name__ == "__main__":
+    main()
