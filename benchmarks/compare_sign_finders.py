@@ -35,11 +35,13 @@ def parse_finder(spec: str) -> tuple[str, str, list[str], float | None]:
     if not name or len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise argparse.ArgumentTypeError(f"a finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE], such as "
                                          f"shipped=gtsrb-locate@colour,sign-locator. Received: {spec!r}")
+    if len(parts) == 2:
+        return name, parts[0], parts[1].split(","), None
     try:
-        centre_score = float(parts[2]) if len(parts) == 3 else None
+        centre_score = float(parts[2])
     except ValueError:
-        centre_score = -1.0
-    if centre_score is not None and not 0 < centre_score < 1:
+        centre_score = float("nan")  # refused just below, with the same message
+    if not 0 < centre_score < 1:
         raise argparse.ArgumentTypeError(f"CENTRE_SCORE must be a number in (0, 1). Received: {spec!r}")
     return name, parts[0], parts[1].split(","), centre_score
 
@@ -52,13 +54,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for results.md and results.json")
     args = parser.parse_args()
 
+    names = [name for name, *_ in args.finders]
+    if len(set(names)) < len(names):
+        parser.error(f"each finder needs a name of its own. Received: {', '.join(names)}")
     cv2.setNumThreads(1)  # the goal is for one core; OpenCV would otherwise use every core
-    finders = {}
-    for name, model, locators, centre_score in args.finders:
-        classifier = Classifier(model, threads=1, max_batch=256)
-        finders[name] = SignFinder(classifier, locator=open_locator(locators, threads=1, min_score=centre_score))
+    finders = {name: SignFinder(Classifier(model, threads=1, max_batch=256),
+                                locator=open_locator(locators, threads=1, min_score=centre_score))
+               for name, model, locators, centre_score in args.finders}
     rows = []
-    for (name, model, locators, centre_score), finder in zip(args.finders, finders.values()):
+    for name, model, locators, centre_score in args.finders:
+        finder = finders[name]
         tally = score_scenes(EvalFramesConfig(model=model, data=args.data, examples=0), finder.classifier, finder)
         rows.append({"finder": name, "model": model, "locators": locators, "centre_score": centre_score,
                      "signs_24px_and_more": tally.goal["signs"], "found": tally.goal["found"],
