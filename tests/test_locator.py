@@ -130,6 +130,36 @@ def test_a_paste_boost_for_an_unknown_class_is_refused_before_any_work(tmp_path)
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("paste_max_side", "expected"), [(5, "paste_max_side=5"), (600, "at most the crop in frame pixels \\(512\\)")])
+def test_a_paste_size_outside_the_crop_is_refused_before_any_work(tmp_path, paste_max_side, expected):
+    pytest.importorskip("tensorflow", reason="training lives in the [train] extra")
+    from edgesight.train.config import LocatorTrainConfig
+    from edgesight.train.locator import train_locator
+    from edgesight.train.trainer import TrainError
+
+    config = LocatorTrainConfig(data=str(tmp_path / "missing.zip"), run_dir=str(tmp_path / "run"), paste_max_side=paste_max_side)
+    with pytest.raises(TrainError, match=expected):
+        train_locator(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_paste_max_side_sets_the_largest_pasted_sign(tmp_path):
+    pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
+    from edgesight.runtime.datasets import load_gtsrb
+    from edgesight.runtime.scenes import read_scenes
+    from edgesight.train.locator_data import build_crops
+
+    scenes = list(read_scenes(write_road_scenes(tmp_path / "scenes.zip")))
+    signs = load_gtsrb(write_gtsrb_archives(tmp_path / "gtsrb"), "train")
+
+    def sides(max_pasted_side: int) -> list[float]:  # in downscaled pixels; the scenes' own signs are at most 30 there
+        crops = build_crops(scenes, signs, 60, 1.0, 128, GEOMETRY, seed=0, max_pasted_side=max_pasted_side)
+        return [x2 - x1 for boxes in crops.boxes for x1, y1, x2, y2 in boxes]
+
+    default, wide = sides(128), sides(240)
+    assert max(default) <= 64 < max(wide) <= 120
+
+
 def test_the_locator_network_gives_one_cell_per_stride():
     pytest.importorskip("tensorflow", reason="the network lives in the [train] extra")
     from edgesight.train.locator import build_locator
@@ -213,7 +243,7 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     assert open_locator(["colour", str(run_dir / "locator.onnx")], min_score=0.5).locators[1].min_score == 0.5  # a comparison's own
     card = (run_dir / "MODEL_CARD.md").read_text()
     assert "edgesight export RUN_DIR --locator-min-score 0.35" in card
-    assert "--paste-boost-classes 1 --paste-boost 3.0 --paste-shapes --scene-jitter 0.0" in card  # a switch is given bare
+    assert "--paste-boost-classes 1 --paste-boost 3.0 --paste-shapes --paste-max-side 128 --scene-jitter 0.0" in card  # a switch is given bare
     with pytest.raises(ExportError, match=r"--locator-min-score must be in \(0, 1\).*Received: 1.5"):
         export_run(ExportConfig(run_dir=str(run_dir), locator_min_score=1.5))
     capsys.readouterr()

@@ -97,6 +97,9 @@ class LocatorTrainConfig:
     paste_shapes: bool = field(default=False, metadata={
         "help": "paste each GTSRB sign inside its outline (circle, triangle, diamond, octagon) rather than the whole square "
                 "around it, whose corners show GTSRB's street: a real priority-road diamond has sky or trees around it"})
+    paste_max_side: int = field(default=128, metadata={
+        "help": "largest pasted sign in frame pixels (sizes are spread evenly in log scale from 10): a sign held up to a "
+                "webcam is larger than GTSDB's largest (about 130 px), and the locator's context reaches about 240 px"})
     scene_jitter: float = field(default=0.0, metadata={"help": "cut each crop from its scene mirrored at random and scaled by a "
                                                                "factor in [1/(1+J), 1+J]: more sizes and sides of the few real signs"})
     crop_size: int = field(default=256, metadata={"help": "crop side in downscaled pixels"})

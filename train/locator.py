@@ -24,6 +24,7 @@ from edgesight.runtime.scenes import Scene, read_scenes
 from keras import layers
 
 from .config import LocatorTrainConfig
+from .locator_data import MIN_PASTED_SIDE
 from .trainer import CONFIG_FILE, TrainError, prepare_run_dir
 
 VALIDATION_CROPS = 400
@@ -152,6 +153,9 @@ def _check(config: LocatorTrainConfig) -> None:
                          f"paste_boost={config.paste_boost}, paste_boost_classes={config.paste_boost_classes}")
     if not 0.0 <= config.pasted_fraction <= 1.0:
         raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
+    if not MIN_PASTED_SIDE < config.paste_max_side <= config.crop_size * LocatorGeometry().downscale:
+        raise TrainError(f"paste_max_side must be above {MIN_PASTED_SIDE} and at most the crop in frame pixels "
+                         f"({config.crop_size * LocatorGeometry().downscale}). Received: paste_max_side={config.paste_max_side}")
     _check_stride(config.stride)  # before the scenes are read and the crops built
     if config.crop_size < 32 or config.crop_size % config.stride:
         raise TrainError(f"crop_size must be >= 32 and a multiple of the stride ({config.stride}). Received: crop_size={config.crop_size}")
@@ -181,7 +185,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     print(f"building {config.crops} crops from {len(training_scenes)} scenes", file=sys.stderr, flush=True)
     probabilities = paste_probabilities(signs.labels, config.paste_boost_classes, config.paste_boost) if signs else None
     crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, geometry, config.seed,
-                        config.scene_jitter, probabilities, config.paste_shapes)
+                        config.scene_jitter, probabilities, config.paste_shapes, config.paste_max_side)
     targets = grid_targets(crops.boxes, config.crop_size, geometry)
     if state is None:
         write_json_atomic(run_dir / CONFIG_FILE, {

@@ -2,7 +2,7 @@
 
 Two kinds of crop, both cut from road scenes shrunk by the locator's downscale:
 - real: around the scenes' own signs (or anywhere), with their true boxes;
-- pasted: GTSRB training signs (their ROI, any class, brightened or darkened, 10–128 px in the frame)
+- pasted: GTSRB training signs (their ROI, any class, brightened or darkened, 10–128 px in the frame unless told otherwise)
   blended into sign-free places of the same scenes. A hundred scenes hold too few signs to learn
   from alone; pasting shows the network every class at every size on real backgrounds. A sign's ROI
   is the square around it, so its corners show the street GTSRB photographed; with `paste_shapes` only
@@ -22,7 +22,7 @@ from edgesight.runtime.scenes import Scene
 # A sign's box in crop pixels: x1, y1 inclusive, x2, y2 exclusive (floats after downscaling).
 CropBox = tuple[float, float, float, float]
 
-MIN_PASTED_SIDE, MAX_PASTED_SIDE = 10, 128  # frame pixels: the locator's working range
+MIN_PASTED_SIDE, MAX_PASTED_SIDE = 10, 128  # frame pixels: the locator's working range on road scenes
 
 # Each GTSRB class's outline in its ROI: a polygon in unit-square coordinates, or None for a circle.
 _DIAMOND = ((0.5, 0.0), (1.0, 0.5), (0.5, 1.0), (0.0, 0.5))
@@ -132,13 +132,15 @@ def paste_probabilities(labels, boosted_classes: list[int], boost: float) -> np.
 
 def build_crops(scenes: list[Scene], signs: LabelledRegions | None, count: int, pasted_fraction: float, size: int,
                 geometry: LocatorGeometry, seed: int, scene_jitter: float = 0.0,
-                sign_probabilities: np.ndarray | None = None, paste_shapes: bool = False) -> LocatorCrops:
+                sign_probabilities: np.ndarray | None = None, paste_shapes: bool = False,
+                max_pasted_side: int = MAX_PASTED_SIDE) -> LocatorCrops:
     """`count` crops of `size`², a `pasted_fraction` of them with 1–4 GTSRB signs pasted in.
 
     With `scene_jitter` > 0 each crop is cut from its scene mirrored at random and rescaled (see `_jittered`).
     `sign_probabilities` (see `paste_probabilities`) weights which signs are pasted; None draws them evenly.
     `paste_shapes` pastes each sign inside its outline (`SIGN_OUTLINES`) instead of its whole square ROI; it
     draws no random numbers, so the crops differ from the square ones only inside the pasted squares.
+    Pasted signs are MIN_PASTED_SIDE to `max_pasted_side` frame pixels.
     """
     rng = np.random.default_rng(seed)
     shrunk = [shrink(scene, geometry) for scene in scenes]
@@ -158,7 +160,7 @@ def build_crops(scenes: list[Scene], signs: LabelledRegions | None, count: int, 
                 x1, y1, x2, y2 = signs.boxes_xyxy[chosen]
                 sign_rgb = cv2.cvtColor(signs.images_bgr[chosen][y1:y2 + 1, x1:x2 + 1], cv2.COLOR_BGR2RGB)
                 # Sizes spread evenly in log scale: as many small signs as large ones.
-                side = int(np.exp(rng.uniform(np.log(MIN_PASTED_SIDE), np.log(MAX_PASTED_SIDE))) / geometry.downscale)
+                side = int(np.exp(rng.uniform(np.log(MIN_PASTED_SIDE), np.log(max_pasted_side))) / geometry.downscale)
                 side = min(side, size - 1)
                 x, y = int(rng.integers(0, size - side)), int(rng.integers(0, size - side))
                 box = (float(x), float(y), float(x + side), float(y + side))
