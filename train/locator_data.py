@@ -19,10 +19,12 @@ from edgesight.runtime.datasets import LabelledRegions
 from edgesight.runtime.learned_locate import LocatorGeometry
 from edgesight.runtime.scenes import Scene
 
+from .config import LocatorTrainConfig
+
 # A sign's box in crop pixels: x1, y1 inclusive, x2, y2 exclusive (floats after downscaling).
 CropBox = tuple[float, float, float, float]
 
-MIN_PASTED_SIDE, MAX_PASTED_SIDE = 10, 128  # frame pixels: the locator's working range on road scenes
+MIN_PASTED_SIDE = 10  # frame pixels: smaller than any GTSDB sign
 
 # Each GTSRB class's outline in its ROI: a polygon in unit-square coordinates, or None for a circle.
 _DIAMOND = ((0.5, 0.0), (1.0, 0.5), (0.5, 1.0), (0.0, 0.5))
@@ -133,7 +135,7 @@ def paste_probabilities(labels, boosted_classes: list[int], boost: float) -> np.
 def build_crops(scenes: list[Scene], signs: LabelledRegions | None, count: int, pasted_fraction: float, size: int,
                 geometry: LocatorGeometry, seed: int, scene_jitter: float = 0.0,
                 sign_probabilities: np.ndarray | None = None, paste_shapes: bool = False,
-                max_pasted_side: int = MAX_PASTED_SIDE) -> LocatorCrops:
+                max_pasted_side: int = LocatorTrainConfig.paste_max_side) -> LocatorCrops:
     """`count` crops of `size`², a `pasted_fraction` of them with 1–4 GTSRB signs pasted in.
 
     With `scene_jitter` > 0 each crop is cut from its scene mirrored at random and rescaled (see `_jittered`).
