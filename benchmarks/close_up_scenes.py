@@ -12,7 +12,6 @@ Cut them from scenes neither the locator nor the classifier learnt from:
 from __future__ import annotations
 
 import argparse
-import io
 import zipfile
 from pathlib import Path
 
@@ -76,13 +75,10 @@ def main() -> None:
         parser.error(str(error))
     if not frames:
         parser.error(f"{arguments.scenes}: no sign of {arguments.min_sign} px or more to cut a close-up around.")
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as out:
+    with atomic_path(arguments.out) as temporary, zipfile.ZipFile(temporary, "w") as archive:
         for name, data in frames.items():
-            out.writestr(name, data)
-        out.writestr("gt.txt", "\n".join(truth) + "\n")
-    with atomic_path(arguments.out) as temporary:
-        temporary.write_bytes(archive.getvalue())
+            archive.writestr(name, data)
+        archive.writestr("gt.txt", "\n".join(truth) + "\n")
     print(f"{arguments.out}: {len(frames)} close-ups of {FRAME_WIDTH}x{FRAME_HEIGHT}, {len(truth)} signs")
 
 

@@ -37,12 +37,13 @@ def parse_finder(spec: str) -> tuple[str, str, list[str], float | None]:
                                          f"shipped=gtsrb-locate@colour,sign-locator. Received: {spec!r}")
     if len(parts) == 2:
         return name, parts[0], parts[1].split(","), None
+    refusal = argparse.ArgumentTypeError(f"CENTRE_SCORE must be a number in (0, 1). Received: {spec!r}")
     try:
         centre_score = float(parts[2])
     except ValueError:
-        centre_score = float("nan")  # refused just below, with the same message
+        raise refusal from None
     if not 0 < centre_score < 1:
-        raise argparse.ArgumentTypeError(f"CENTRE_SCORE must be a number in (0, 1). Received: {spec!r}")
+        raise refusal
     return name, parts[0], parts[1].split(","), centre_score
 
 

@@ -153,9 +153,10 @@ def _check(config: LocatorTrainConfig) -> None:
                          f"paste_boost={config.paste_boost}, paste_boost_classes={config.paste_boost_classes}")
     if not 0.0 <= config.pasted_fraction <= 1.0:
         raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
-    if not MIN_PASTED_SIDE < config.paste_max_side <= config.crop_size * LocatorGeometry().downscale:
+    crop_in_frame_pixels = config.crop_size * LocatorGeometry().downscale
+    if not MIN_PASTED_SIDE < config.paste_max_side <= crop_in_frame_pixels:
         raise TrainError(f"paste_max_side must be above {MIN_PASTED_SIDE} and at most the crop in frame pixels "
-                         f"({config.crop_size * LocatorGeometry().downscale}). Received: paste_max_side={config.paste_max_side}")
+                         f"({crop_in_frame_pixels}). Received: paste_max_side={config.paste_max_side}")
     _check_stride(config.stride)  # before the scenes are read and the crops built
     if config.crop_size < 32 or config.crop_size % config.stride:
         raise TrainError(f"crop_size must be >= 32 and a multiple of the stride ({config.stride}). Received: crop_size={config.crop_size}")
