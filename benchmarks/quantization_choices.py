@@ -2,7 +2,7 @@
 
 For each run folder (already through `edgesight export`): quantize its fp32 file with the export
 defaults and with each alternative (calibration method, calibration set size and class balance,
-per-tensor weights, QOperator format, S8S8 types), score every int8 file on the official test set,
+per-tensor weights, QOperator format, S8S8 types, weight bits), score every int8 file on the official test set,
 and time them all side by side (interleaved, batch 1, per region, one thread and all cores).
 The export defaults are the choices this table supports; the README keeps a copy of it.
 
@@ -23,7 +23,14 @@ from edgesight.export.config import ExportConfig
 from edgesight.export.convert import save_model, stamp_metadata
 from edgesight.export.parity import parity
 from edgesight.export.pipeline import calibration_images
-from edgesight.export.quantize import CALIBRATION_METHODS, INT8_TYPES, QUANT_FORMATS, quantize_int8, settings_from_choices
+from edgesight.export.quantize import (
+    CALIBRATION_METHODS,
+    INT8_TYPES,
+    QUANT_FORMATS,
+    WEIGHT_BITS,
+    quantize_int8,
+    settings_from_choices,
+)
 from edgesight.runtime.bench import machine_description, measure_latency
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.cpu import int8_outlook
@@ -33,7 +40,7 @@ from edgesight.runtime.metadata import parse_metadata
 from edgesight.runtime.tasks import task_of_run, test_set_name
 
 DEFAULTS = {"calibration_method": ExportConfig.calibration_method, "quant_format": ExportConfig.quant_format,
-            "int8_types": ExportConfig.int8_types, "per_tensor": ExportConfig.per_tensor,
+            "int8_types": ExportConfig.int8_types, "per_tensor": ExportConfig.per_tensor, "weight_bits": ExportConfig.weight_bits,
             "images": ExportConfig.calibration_images, "balanced": ExportConfig.calibration_balance == "balanced"}
 # Each alternative changes one thing from the defaults.
 CHOICES = {
@@ -46,6 +53,7 @@ CHOICES = {
     f"{'per-tensor' if not DEFAULTS['per_tensor'] else 'per-channel'} weights": {"per_tensor": not DEFAULTS["per_tensor"]},
     **{f"{fmt} format": {"quant_format": fmt} for fmt in QUANT_FORMATS if fmt != DEFAULTS["quant_format"]},
     **{f"{types} types": {"int8_types": types} for types in INT8_TYPES if types != DEFAULTS["int8_types"]},
+    **{f"{bits}-bit weights": {"weight_bits": bits} for bits in WEIGHT_BITS if bits != DEFAULTS["weight_bits"]},
 }
 
 
@@ -70,7 +78,8 @@ def measure_run(run_dir: Path, folder: Path, repeats: int) -> dict:
         count, balanced = key = (choice["images"], choice["balanced"])
         if key not in calibration_sets:
             calibration_sets[key] = calibration_images(run_config, task, data, count, ExportConfig.seed, balanced)
-        settings = settings_from_choices(choice["calibration_method"], choice["quant_format"], choice["int8_types"], choice["per_tensor"])
+        settings = settings_from_choices(choice["calibration_method"], choice["quant_format"], choice["int8_types"], choice["per_tensor"],
+                                         choice["weight_bits"])
         print(f"{run_dir.name}: quantizing with {name}", file=sys.stderr, flush=True)
         int8_proto, description = quantize_int8(fp32_proto, calibration_sets[key], settings)
         path = folder / f"{run_dir.name}-{len(files)}.int8.onnx"
@@ -125,7 +134,7 @@ def main() -> None:
         runs = [measure_run(run, Path(scratch), arguments.repeats) for run in arguments.runs]
     defaults = (f"{DEFAULTS['calibration_method']}, {DEFAULTS['images']} {'class-balanced' if DEFAULTS['balanced'] else 'random'} "
                 f"calibration images, {'per-tensor' if DEFAULTS['per_tensor'] else 'per-channel'} weights, "
-                f"{DEFAULTS['quant_format']}, {DEFAULTS['int8_types']}")
+                f"{DEFAULTS['quant_format']}, {DEFAULTS['int8_types']}, {DEFAULTS['weight_bits']}-bit weights")
     report = {"machine": machine_description(), "int8_outlook": int8_outlook().to_json(), "defaults": defaults,
               "repeats": arguments.repeats, "runs": runs}
     arguments.out.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,8 @@ from edgesight.runtime.files import write_text_atomic
 from edgesight.runtime.metadata import ModelMetadata
 from edgesight.runtime.shipped import is_model_file
 
+from .quantize import weights_text
+
 CITATIONS = {
     "cifar10": 'A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009.',
     "gtsrb": ('J. Stallkamp, M. Schlipsing, J. Salmen, C. Igel, "Man vs. computer: Benchmarking machine learning '
@@ -186,7 +188,7 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         "## Reproduce", "",
         "```", *training_commands(run_config), f"edgesight export {shlex.quote(str(run_dir))}", "```", "",
         f"Quantization: {export_report['quantization']['format']}, activations {export_report['quantization']['activation_type']}, "
-        f"weights {export_report['quantization']['weight_type']}, per-channel, {export_report['quantization']['calibration_method']} "
+        f"weights {weights_text(export_report['quantization'])}, per-channel, {export_report['quantization']['calibration_method']} "
         f"calibration on {export_report['quantization']['calibration_images']} training-split images; "
         f"kept in float: {', '.join(export_report['quantization']['excluded_nodes']) or 'nothing'}, and the logits the softmax reads.", "",
         f"For onnxruntime minimal and mobile builds: {ort_files} (ORT format, same outputs), and "

@@ -24,4 +24,7 @@ class ExportConfig:
     locator_min_score: float | None = field(default=None, metadata={
         "help": "locator runs only: the centre score stamped in the file, instead of the one training chose on its few "
                 "validation scenes (a lower score proposes more boxes, each one the classifier must read)"})
+    weight_bits: int = field(default=7, metadata={
+        "help": "int8 weight range: 7 (-64..64, exact on every CPU) or 8 (-128..127: onnxruntime's int8 kernels on x86 "
+                "CPUs without VNNI, such as AVX2-only ones, saturate with it; a ResNet-20 lost 1.6 points there)"})
     per_tensor: bool = field(default=False, metadata={"help": "one weight scale per tensor instead of one per output channel"})

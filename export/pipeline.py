@@ -23,7 +23,7 @@ from .config import ExportConfig
 from .convert import keras_to_onnx, save_model, stamp_metadata
 from .ort_format import write_ort_models
 from .parity import parity, parity_markdown
-from .quantize import quantize_int8, settings_from_choices
+from .quantize import quantize_int8, settings_from_choices, weights_text
 from .sensitivity import keep_sensitive_nodes_float
 from .simplify import simplify
 
@@ -98,7 +98,8 @@ def export_run(config: ExportConfig) -> dict:
 
     run_dir = Path(config.run_dir)
     try:
-        settings = settings_from_choices(config.calibration_method, config.quant_format, config.int8_types, config.per_tensor)
+        settings = settings_from_choices(config.calibration_method, config.quant_format, config.int8_types, config.per_tensor,
+                                         config.weight_bits)
     except ValueError as error:
         raise ExportError(str(error)) from None
     if config.max_float_nodes < 0:
@@ -238,7 +239,7 @@ def _markdown(report: dict) -> str:
         f"- int8 drop: {report['int8_drop_pp']:.3f} percentage points (gate {report['gate_pp']}): "
         f"{'passed' if report['gate_passed'] else 'FAILED'}",
         f"- Quantization: {quantization['format']}, activations {quantization['activation_type']}, "
-        f"weights {quantization['weight_type']}, per-channel {quantization['per_channel']}, "
+        f"weights {weights_text(quantization)}, per-channel {quantization['per_channel']}, "
         f"{quantization['calibration_method']} calibration on {quantization['calibration_images']} training-split images; "
         f"kept in float: {', '.join(quantization['excluded_nodes']) or 'nothing'}",
         *_accuracy_aware_lines(quantization.get("accuracy_aware")),

@@ -13,6 +13,11 @@ pytest.importorskip("tf2onnx", reason="the pipeline test needs the [train] and [
 EDGESIGHT = [sys.executable, "-m", "edgesight.cli.main"]
 
 
+def int8_conv_weights(model: onnx.ModelProto) -> list[np.ndarray]:
+    return [onnx.numpy_helper.to_array(tensor) for tensor in model.graph.initializer
+            if tensor.data_type == onnx.TensorProto.INT8 and len(tensor.dims) == 4]
+
+
 def run(*arguments, expect=0):
     result = subprocess.run(EDGESIGHT + [str(a) for a in arguments], capture_output=True, text=True, timeout=600)
     assert result.returncode == expect, result.stderr[-3000:]
@@ -44,6 +49,9 @@ def test_export_writes_contract_models_and_reports(exported_run):
     assert "edgesight.quantization" not in {p.key for p in fp32.metadata_props}
     quantization = json.loads(next(p.value for p in int8.metadata_props if p.key == "edgesight.quantization"))
     assert quantization["format"] == "QDQ" and quantization["activation_type"] == "QUInt8"
+    # 7-bit weights by default: AVX2 CPUs without VNNI saturate in 16 bits with full-range ones
+    assert quantization["weight_bits"] == 7
+    assert all(np.abs(weights.astype(int)).max() <= 64 for weights in int8_conv_weights(int8))  # pairs of 255 x 64 fit in int16
     assert sum(node.op_type == "QuantizeLinear" for node in int8.graph.node) >= 5
     softmax = int8.graph.node[-1]
     assert softmax.op_type == "Softmax"  # kept in float: probabilities sum to 1
@@ -176,18 +184,26 @@ def test_export_quantization_choices_are_applied_and_recorded(exported_run, tmp_
     shutil.copytree(exported_run, run_dir)
     # 40 images come in batches of 20: the Entropy collector fails on a short last batch.
     result = run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, "--calibration-method", "Entropy",
-                 "--calibration-balance", "random", "--int8-types", "S8S8", "--per-tensor", "--quant-format", "QOperator")
+                 "--calibration-balance", "random", "--int8-types", "S8S8", "--per-tensor", "--quant-format", "QOperator",
+                 "--weight-bits", 8)
     # stdout carries only the result line: the calibrators' and converters' narration goes to stderr
     assert len(result.stdout.splitlines()) == 1 and result.stdout.startswith("fp32 ")
     quantization = json.loads((run_dir / "export_report.json").read_text())["quantization"]
-    assert {key: quantization[key] for key in ("calibration_method", "calibration_balance", "activation_type", "per_channel", "format")} == {
-        "calibration_method": "Entropy", "calibration_balance": "random", "activation_type": "QInt8", "per_channel": False, "format": "QOperator"}
-    assert any(node.op_type == "QLinearConv" for node in onnx.load(run_dir / "model.int8.onnx").graph.node)
+    assert {key: quantization[key] for key in ("calibration_method", "calibration_balance", "activation_type", "per_channel", "format",
+                                               "weight_bits")} == {
+        "calibration_method": "Entropy", "calibration_balance": "random", "activation_type": "QInt8", "per_channel": False, "format": "QOperator",
+        "weight_bits": 8}
+    int8 = onnx.load(run_dir / "model.int8.onnx")
+    assert any(node.op_type == "QLinearConv" for node in int8.graph.node)
+    assert max(np.abs(weights.astype(int)).max() for weights in int8_conv_weights(int8)) > 64
+    assert "in 8 bits (exact only on CPUs with int8 dot products)" in (run_dir / "export_report.md").read_text()
 
 
 def test_export_names_an_unknown_quantization_choice(exported_run):
     result = run("export", exported_run, "--int8-types", "U8U8", expect=2)
     assert "--int8-types must be one of U8S8, S8S8. Received: 'U8U8'" in result.stderr and "Traceback" not in result.stderr
+    result = run("export", exported_run, "--weight-bits", 6, expect=2)
+    assert "--weight-bits must be 7 or 8. Received: 6" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_export_refuses_a_locator_option_for_a_classifier_run(exported_run):
