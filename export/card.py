@@ -11,6 +11,7 @@ from edgesight.runtime.files import write_text_atomic
 from edgesight.runtime.metadata import ModelMetadata
 from edgesight.runtime.shipped import is_model_file
 
+from .exact_int8 import int8_accuracy_text
 from .quantize import weights_text
 
 CITATIONS = {
@@ -167,7 +168,7 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"| test set | {export_report['test_dataset']} |",
         f"| Keras test accuracy | {train_report['test_accuracy'] * 100:.2f}% |",
         f"| ONNX fp32 test accuracy (`{fp32_path.name}`, {export_report['fp32']['bytes'] / 1024:.0f} KiB) | {export_report['fp32']['test_accuracy'] * 100:.2f}% |",
-        f"| ONNX int8 test accuracy (`{int8_path.name}`, {export_report['int8']['bytes'] / 1024:.0f} KiB) | {export_report['int8']['test_accuracy'] * 100:.2f}% |",
+        f"| ONNX int8 test accuracy (`{int8_path.name}`, {export_report['int8']['bytes'] / 1024:.0f} KiB) | {int8_accuracy_text(export_report['int8'])} |",
         f"| int8 drop | {export_report['int8_drop_pp']:.2f} percentage points |",
         f"| int8 vs fp32 outputs | same top-1 on {parity['argmax_agreement']['onnx_fp32_int8'] * 100:.2f}% of test images; "
         f"largest probability difference per image {int8_difference['p99_image_max_abs']:.3f} at the 99th percentile, "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from edgesight.runtime.classifier import Classifier
+from edgesight.runtime.cpu import int8_outlook
 from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.evaluate import evaluate_batch
@@ -21,6 +22,7 @@ from edgesight.runtime.tasks import task_of_run, test_set_name
 
 from .config import ExportConfig
 from .convert import keras_to_onnx, save_model, stamp_metadata
+from .exact_int8 import exact_int8_probabilities, int8_accuracy_text
 from .ort_format import write_ort_models
 from .parity import parity, parity_markdown
 from .quantize import quantize_int8, settings_from_choices, weights_text
@@ -172,11 +174,16 @@ def export_run(config: ExportConfig) -> dict:
 
     parity_section = parity(tuple(run_config["labels"]), test_regions.labels, keras_probabilities,
                             fp32.probabilities, int8.probabilities)
+    exact_predicted = exact_int8_probabilities(candidate_path, test_nhwc).argmax(axis=1)
+    exact_int8 = {"test_accuracy": float(np.mean(exact_predicted == test_regions.labels)),
+                  "same_top1_as_this_cpu": float(np.mean(exact_predicted == int8.predicted)),
+                  "this_cpu": int8_outlook().to_json()}
     report = {
         "run_dir": str(run_dir), "task": task.name, "test_dataset": dataset_name,
         "keras_test_accuracy": parity_section["top1"]["keras"],
         "fp32": {"file": fp32_path.name, "test_accuracy": fp32.accuracy, "bytes": fp32_path.stat().st_size},
-        "int8": {"file": int8_path.name, "test_accuracy": int8.accuracy, "bytes": candidate_path.stat().st_size},
+        "int8": {"file": int8_path.name, "test_accuracy": int8.accuracy, "bytes": candidate_path.stat().st_size,
+                 "exact_arithmetic": exact_int8},
         "int8_drop_pp": round(drop_pp, 3), "gate_pp": config.gate_pp, "gate_passed": drop_pp <= config.gate_pp,
         "keras_vs_onnx_fp32_max_abs_difference": max_difference, "parity": parity_section,
         "quantization": quantization, "opset": config.opset, "graph_simplifications": simplifications,
@@ -231,6 +238,8 @@ def _markdown(report: dict) -> str:
     ]
     for name, file_name, accuracy, size in rows:
         accuracy_text = "—" if accuracy is None else f"{accuracy * 100:.2f}%"
+        if name == "ONNX int8":
+            accuracy_text = int8_accuracy_text(report["int8"])
         size_text = "—" if size is None else f"{size / 1024:.0f} KiB"
         lines.append(f"| {name} | {file_name} | {accuracy_text} | {size_text} |")
     quantization = report["quantization"]

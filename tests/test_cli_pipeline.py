@@ -72,6 +72,23 @@ def test_export_report_compares_keras_fp32_and_int8_per_class(exported_run):
     assert "## Parity on 24 test images" in (exported_run / "export_report.md").read_text()
 
 
+def test_export_reports_int8_accuracy_with_exact_arithmetic_beside_this_cpus(exported_run):
+    from edgesight.export.exact_int8 import exact_int8_probabilities
+    from edgesight.runtime import Classifier
+
+    exact = json.loads((exported_run / "export_report.json").read_text())["int8"]["exact_arithmetic"]
+    assert 0 <= exact["test_accuracy"] <= 1 and exact["this_cpu"]["expectation"]
+    assert "with exact int8 arithmetic" in (exported_run / "export_report.md").read_text()
+    assert "with exact int8 arithmetic" in (exported_run / "MODEL_CARD.md").read_text()
+    images = np.random.default_rng(7).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    int8_path = exported_run / "model.int8.onnx"
+    exact_probabilities = exact_int8_probabilities(int8_path, images)
+    # 7-bit weights: no CPU's kernels saturate, so they compute what the unfused graph computes ...
+    np.testing.assert_allclose(exact_probabilities, Classifier(int8_path).probabilities(images), atol=0.02)
+    # ... which is int8 arithmetic, not the float model
+    assert np.abs(exact_probabilities - Classifier(exported_run / "model.onnx").probabilities(images)).max() > 1e-4
+
+
 def test_int8_probabilities_still_sum_to_one(exported_run):
     from edgesight.runtime import Classifier
 
