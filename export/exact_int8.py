@@ -35,4 +35,4 @@ def int8_accuracy_text(int8_section: dict) -> str:
     dot_product = exact["this_cpu"]["dot_product"]
     kind = {True: "with int8 dot products", False: "without int8 dot products", None: "int8 instructions unknown"}[dot_product]
     return (f"{here} on the exporting CPU ({kind}); {exact['test_accuracy'] * 100:.2f}% with exact int8 arithmetic, "
-            "as CPUs with int8 dot products (VNNI) compute it")
+            "which CPUs with int8 dot products (VNNI) match up to rounding")

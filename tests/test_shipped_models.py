@@ -64,7 +64,10 @@ def test_shipped_int8_accuracy_reproduces_on_the_official_test_set(folder):
     task, _, least_accuracy = FOLDERS[folder]
     path = REPOSITORY / "models" / folder / "model.int8.onnx"
     result = evaluate(EvalConfig(model=str(path), data=str(require_shared_dataset(task))))
-    assert result.accuracy == pytest.approx(Classifier(path).metadata.metrics["test_accuracy"], abs=1e-9)
+    # The stamped figure came from the exporting CPU's int8 kernels. Another CPU may round a few images the
+    # other way (4 of 12,630 for gtsrb-tiny's 8-bit weights on AVX2), but not lose the 1.6 points that
+    # saturating 8-bit weights cost the earlier ResNet-20 on a CPU without VNNI.
+    assert result.accuracy == pytest.approx(Classifier(path).metadata.metrics["test_accuracy"], abs=5e-4)
     assert result.accuracy >= least_accuracy
 
 
