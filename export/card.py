@@ -143,10 +143,11 @@ def _batchnorm_row(record: dict | None) -> list[str]:
             f"so {'kept' if record['kept'] else 'not kept'} (train/batchnorm.py) |"]
 
 
-def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export_report: dict) -> Path:
-    """Measure latency of both files on this machine and write the card beside them."""
+def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export_report: dict, latency_runs: int = 2000) -> Path:
+    """Measure latency of both files on this machine (`latency_runs` timed runs each) and write the card beside them."""
     fp32_path, int8_path = run_dir / export_report["fp32"]["file"], run_dir / export_report["int8"]["file"]
-    latency = {(Path(row["file"]).name, row["threads"]): row for row in measure_latency([str(fp32_path), str(int8_path)], 2000, 200)}
+    latency = {(Path(row["file"]).name, row["threads"]): row
+               for row in measure_latency([str(fp32_path), str(int8_path)], latency_runs, warmup=max(10, latency_runs // 10))}
     options = run_config["train"]
     spec = run_config["preprocess"]
     parity = export_report["parity"]
@@ -184,7 +185,7 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         *_teacher_note(options),
         "## Latency on this machine", "",
         f"Machine: {machine_description()}. Per 96×96 region of a 640×480 frame: crop, resize, inference, top-1; batch 1; "
-        "median and p99 of 2,000 interleaved runs after warm-up (`edgesight bench`).", "",
+        f"median and p99 of {latency_runs:,} interleaved runs after warm-up (`edgesight bench`).", "",
         "| file | threads | median µs | p99 µs |", "|---|---|---|---|", *latency_rows, "",
         "## Reproduce", "",
         "```", *training_commands(run_config), f"edgesight export {shlex.quote(str(run_dir))}", "```", "",

@@ -27,4 +27,6 @@ class ExportConfig:
     weight_bits: int = field(default=7, metadata={
         "help": "int8 weight range: 7 (-64..64, exact on every CPU) or 8 (-128..127: onnxruntime's int8 kernels on x86 "
                 "CPUs without VNNI, such as AVX2-only ones, saturate with it; a ResNet-20 lost 1.6 points there)"})
+    card_latency_runs: int = field(default=2000, metadata={"help": "timed batch-1 runs per file and thread setting behind the model "
+                                                                     "card's latency table (at least 50; fewer make a rougher table sooner)"})
     per_tensor: bool = field(default=False, metadata={"help": "one weight scale per tensor instead of one per output channel"})

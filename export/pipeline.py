@@ -106,6 +106,8 @@ def export_run(config: ExportConfig) -> dict:
         raise ExportError(str(error)) from None
     if config.max_float_nodes < 0:
         raise ExportError(f"--max-float-nodes must be 0 (off) or more. Received: {config.max_float_nodes}")
+    if config.card_latency_runs < 50:
+        raise ExportError(f"--card-latency-runs must be 50 or more. Received: {config.card_latency_runs}")
     if config.calibration_balance not in ("balanced", "random"):
         raise ExportError(f"--calibration-balance must be balanced or random. Received: {config.calibration_balance!r}")
     run_config, train_report = _read_run(run_dir)
@@ -206,7 +208,7 @@ def export_run(config: ExportConfig) -> dict:
         )
     from .card import write_model_card
 
-    write_model_card(run_dir, run_config, train_report, report)
+    write_model_card(run_dir, run_config, train_report, report, config.card_latency_runs)
     print(f"fp32 {fp32.accuracy:.4f}, int8 {int8.accuracy:.4f} (drop {drop_pp:.2f} pp) on {dataset_name}; "
           f"wrote {fp32_path} and {int8_path}")
     return report

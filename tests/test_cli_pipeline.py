@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("tf2onnx", reason="the pipeline test needs the [train] and [export] extras")
 
 EDGESIGHT = [sys.executable, "-m", "edgesight.cli.main"]
+# The card's latency table times 2,000 runs per file and thread setting by default; 50 keep it and save ~10 s an export.
+QUICK_CARD = ("--card-latency-runs", 50)
 
 
 def int8_conv_weights(model: onnx.ModelProto) -> list[np.ndarray]:
@@ -29,7 +31,7 @@ def exported_run(tiny_gtsrb, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("pipeline") / "run with spaces"
     run("train", "--data", tiny_gtsrb, "--run-dir", run_dir, "--epochs", 4, "--batch-size", 16, "--val-fraction", 0.34)
     # 24 test images: one image is 4 points, so the default 0.3-point gate means nothing here.
-    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40)
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, *QUICK_CARD)
     return run_dir
 
 
@@ -38,6 +40,7 @@ def test_export_writes_contract_models_and_reports(exported_run):
     assert report["keras_vs_onnx_fp32_max_abs_difference"] < 1e-4
     assert report["fp32"]["test_accuracy"] == pytest.approx(report["keras_test_accuracy"], abs=1e-9)
     assert (exported_run / "export_report.md").read_text().startswith("# Export report")
+    assert "median and p99 of 50 interleaved runs" in (exported_run / "MODEL_CARD.md").read_text()
     fp32, int8 = onnx.load(exported_run / "model.onnx"), onnx.load(exported_run / "model.int8.onnx")
     for model, accuracy in ((fp32, report["fp32"]["test_accuracy"]), (int8, report["int8"]["test_accuracy"])):
         props = {p.key: json.loads(p.value) for p in model.metadata_props if p.key.startswith("edgesight.")}
@@ -152,7 +155,7 @@ def test_a_users_image_folder_dataset_trains_and_exports(tmp_path):
     run_dir = tmp_path / "run"
     run("train", "--task", "shapes", "--data", tmp_path / "shapes", "--run-dir", run_dir, "--model", "cnn-small",
         "--epochs", 2, "--batch-size", 8, "--val-fraction", 0.2)
-    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 16)
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 16, *QUICK_CARD)
     from edgesight.runtime import Classifier
 
     metadata = Classifier(run_dir / "model.int8.onnx").metadata
@@ -200,7 +203,7 @@ def test_export_quantization_choices_are_applied_and_recorded(exported_run, tmp_
     run_dir = tmp_path / "copy"
     shutil.copytree(exported_run, run_dir)
     # 40 images come in batches of 20: the Entropy collector fails on a short last batch.
-    result = run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, "--calibration-method", "Entropy",
+    result = run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, *QUICK_CARD, "--calibration-method", "Entropy",
                  "--calibration-balance", "random", "--int8-types", "S8S8", "--per-tensor", "--quant-format", "QOperator",
                  "--weight-bits", 8)
     # stdout carries only the result line: the calibrators' and converters' narration goes to stderr
@@ -221,6 +224,8 @@ def test_export_names_an_unknown_quantization_choice(exported_run):
     assert "--int8-types must be one of U8S8, S8S8. Received: 'U8U8'" in result.stderr and "Traceback" not in result.stderr
     result = run("export", exported_run, "--weight-bits", 6, expect=2)
     assert "--weight-bits must be 7 or 8. Received: 6" in result.stderr and "Traceback" not in result.stderr
+    result = run("export", exported_run, "--card-latency-runs", 10, expect=2)
+    assert "--card-latency-runs must be 50 or more. Received: 10" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_export_refuses_a_locator_option_for_a_classifier_run(exported_run):
@@ -260,7 +265,7 @@ def test_background_scenes_train_a_not_a_sign_class_that_export_and_eval_carry(t
     run("train", "--data", tiny_gtsrb, "--run-dir", run_dir, "--epochs", 2, "--batch-size", 16, "--val-fraction", 0.34,
         "--background", scenes)
     assert json.loads((run_dir / "config.json").read_text())["labels"][-1] == "not a sign"
-    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40)
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, *QUICK_CARD)
     from edgesight.runtime import Classifier
 
     assert Classifier(run_dir / "model.int8.onnx").labels[-1] == "not a sign"
@@ -282,7 +287,7 @@ def test_a_run_starts_from_an_exported_model_file_as_from_its_run(exported_run, 
     # A gentle epoch from the file's weights keeps their test accuracy (a fresh start would be near chance).
     assert report["test_accuracy"] >= source_report["test_accuracy"] - 0.1
 
-    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40)
+    run("export", run_dir, "--gate-pp", 100, "--calibration-images", 40, *QUICK_CARD)
     card = (run_dir / "MODEL_CARD.md").read_text()
     reproduce = card.split("## Reproduce")[1]
     assert reproduce.index(f"--run-dir '{exported_run}'") < reproduce.index("--init-from")  # the file's own command first
@@ -301,7 +306,7 @@ def test_zero_epochs_from_a_model_file_restore_a_run_that_export_and_bench_take(
     assert report["epochs"] == 0 and report["test_accuracy"] == source_report["test_accuracy"]
     # Scored on the file's own validation tracks, as its run was after its last epoch.
     assert report["final_validation_accuracy"] == pytest.approx(source_report["final_validation_accuracy"], abs=1e-6)
-    run("export", restored, "--gate-pp", 100, "--calibration-images", 40)
+    run("export", restored, "--gate-pp", 100, "--calibration-images", 40, *QUICK_CARD)
     from edgesight.runtime import Classifier
 
     images = np.random.default_rng(4).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
@@ -329,7 +334,7 @@ def test_a_mirror_averaged_model_reads_an_image_and_its_mirror_image_alike_in_ev
               "--val-fraction", 0.2)
     run("train", *common, "--run-dir", plain)
     run("train", *common, "--run-dir", mirrored, "--mirror-average")
-    run("export", mirrored, "--gate-pp", 100, "--calibration-images", 16)
+    run("export", mirrored, "--gate-pp", 100, "--calibration-images", 16, *QUICK_CARD)
     plain_report, report = (json.loads((folder / "report.json").read_text()) for folder in (plain, mirrored))
     assert report["parameters"] == plain_report["parameters"] and report["macs"] == 2 * plain_report["macs"]
     assert "mirror image" in report["architecture"] and "--mirror-average" in (mirrored / "MODEL_CARD.md").read_text()
@@ -346,7 +351,7 @@ def test_a_mirror_averaged_model_reads_an_image_and_its_mirror_image_alike_in_ev
     np.testing.assert_allclose(network.forward(), Classifier(mirrored / "model.onnx").probabilities(images[:1]), atol=1e-5)
 
     # A plain run's weights gain the mirror average as they are; its file is rebuilt with it.
-    run("export", plain, "--gate-pp", 100, "--calibration-images", 16)
+    run("export", plain, "--gate-pp", 100, "--calibration-images", 16, *QUICK_CARD)
     run("train", "--task", "shapes", "--data", tmp_path / "shapes", "--run-dir", restored, "--init-from", plain / "model.onnx",
         "--epochs", 0, "--mirror-average")
     assert json.loads((restored / "report.json").read_text())["macs"] == report["macs"]
