@@ -19,6 +19,9 @@ INT8_DOT_PRODUCT_FLAGS = {
     "i8mm": "Arm int8 matrix multiply (SMMLA)",
 }
 WIDENING_FLAGS = {"avx512bw": "AVX-512 BW", "avx2": "AVX2", "asimd": "Arm NEON"}
+# Where onnxruntime's U8S8 kernels sum pairs of uint8 x int8 products in int16 (vpmaddubsw): full-range
+# weights saturate (export/quantize.py, weight_bits).
+X86_SATURATING = ("AVX-512 BW", "AVX2")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ def int8_outlook(cpuinfo_text: str | None = None, machine: str | None = None) ->
     elif widening:
         expectation = (f"no int8 dot-product instructions, only {widening[0]}: int8 multiplies through 16-bit "
                        "intermediates and may gain little or nothing over fp32; measure before choosing int8 for speed")
+        if widening[0] in X86_SATURATING:
+            expectation += ("; int8 files with 8-bit weights may also lose accuracy here, as onnxruntime adds pairs of "
+                            "products in 16 bits, which saturate (export's default 7-bit weights cannot)")
     else:
         expectation = "no SIMD int8 support listed: int8 will likely run slower than fp32"
     return Int8Outlook(machine, tuple(dot + widening), bool(dot), expectation)
