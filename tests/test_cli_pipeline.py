@@ -1,4 +1,6 @@
 """train -> export -> quantize -> demo through the `edgesight` command, on tiny data in the real formats."""
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -9,6 +11,8 @@ import onnx
 import pytest
 
 pytest.importorskip("tf2onnx", reason="the pipeline test needs the [train] and [export] extras")
+
+from edgesight.cli.main import main  # noqa: E402
 
 EDGESIGHT = [sys.executable, "-m", "edgesight.cli.main"]
 # The card's latency table times 2,000 runs per file and thread setting by default; 50 keep it and save ~10 s an export.
@@ -21,6 +25,23 @@ def int8_conv_weights(model: onnx.ModelProto) -> list[np.ndarray]:
 
 
 def run(*arguments, expect=0):
+    """`edgesight ARGUMENTS` in this process: each new interpreter would spend ~6 s importing TensorFlow again.
+
+    The real entry point is run as a command by `test_bad_input_gets_one_line_errors_not_tracebacks`.
+    """
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            returncode = main([str(a) for a in arguments])
+        except SystemExit as exit_:  # argparse refusing an option
+            returncode = exit_.code
+    result = subprocess.CompletedProcess(arguments, returncode, stdout.getvalue(), stderr.getvalue())
+    assert result.returncode == expect, result.stderr[-3000:]
+    return result
+
+
+def run_command(*arguments, expect=0):
+    """`edgesight ARGUMENTS` as a new process, as a user runs it."""
     result = subprocess.run(EDGESIGHT + [str(a) for a in arguments], capture_output=True, text=True, timeout=600)
     assert result.returncode == expect, result.stderr[-3000:]
     return result
@@ -132,7 +153,7 @@ def test_int8_below_the_gate_is_not_installed(exported_run, tmp_path):
 
 
 def test_bad_input_gets_one_line_errors_not_tracebacks(tmp_path):
-    result = run("train", "--data", tmp_path, "--run-dir", tmp_path / "run", expect=2)
+    result = run_command("train", "--data", tmp_path, "--run-dir", tmp_path / "run", expect=2)
     assert "expected the official GTSRB archive" in result.stderr and "Traceback" not in result.stderr
     (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
     result = run("predict", tmp_path / "bad.onnx", tmp_path / "x.png", expect=2)
