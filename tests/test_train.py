@@ -83,7 +83,7 @@ def test_list_models_reports_parameters_and_macs_at_the_input_size(capsys):
     assert "| resnet20 | 276,187 | 91.83 M |" in table  # global pooling keeps the parameters as at 32x32
 
 
-@pytest.mark.parametrize("name", ["cnn-tiny", "cnn-tiny-sep"])
+@pytest.mark.parametrize("name", ["cnn-tiny", "cnn-tiny-ms", "cnn-tiny-sep"])
 def test_tiny_models_fit_the_gtsrb_edge_budget(name):
     """Issue 3's budget for the small sign model: at most 150 k parameters and 5 M MACs at 32x32, 43 classes."""
     from edgesight.train.models import build_model, count_macs

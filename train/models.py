@@ -66,13 +66,31 @@ def build_cnn_tiny(height: int, width: int, num_classes: int) -> keras.Model:
     channels at full resolution ran 2-3x slower in onnxruntime than the stem's 4x4 patches.
     """
     inputs, x = _standardized_input(height, width)
+    _, x = _cnn_tiny_stages(x)
+    return _flatten_head(inputs, x, 0.3, num_classes, "cnn_tiny")
+
+
+def _cnn_tiny_stages(x):
+    """cnn-tiny's convolutions: (the first stage's output, the last stage's pooled output)."""
     x = _conv_bn_relu(x, 24, "stem", kernel=4, strides=2)
-    x = _conv_bn_relu(x, 32, "stage1")
-    x = layers.MaxPooling2D(name="pool1")(x)
+    first = _conv_bn_relu(x, 32, "stage1")
+    x = layers.MaxPooling2D(name="pool1")(first)
     x = _conv_bn_relu(x, 56, "stage2a")
     x = _conv_bn_relu(x, 56, "stage2b")
-    x = layers.MaxPooling2D(name="pool2")(x)
-    return _flatten_head(inputs, x, 0.3, num_classes, "cnn_tiny")
+    return first, layers.MaxPooling2D(name="pool2")(x)
+
+
+def build_cnn_tiny_multiscale(height: int, width: int, num_classes: int) -> keras.Model:
+    """cnn-tiny whose classifier also reads the first stage, max-pooled to the last stage's grid.
+
+    Multi-scale features, after Sermanet & LeCun 2011, whose GTSRB network gained about 0.2 points from them:
+    the first stage keeps finer detail (the digits of a speed limit) that the later ones pool away. It costs
+    only the head's weights, each one multiply-accumulate per image: 22 k more parameters and MACs than cnn-tiny.
+    """
+    inputs, x = _standardized_input(height, width)
+    first, x = _cnn_tiny_stages(x)
+    first = layers.MaxPooling2D(4, name="pool_first")(first)
+    return _flatten_head(inputs, layers.Concatenate(name="multiscale")([x, first]), 0.3, num_classes, "cnn_tiny_multiscale")
 
 
 def build_cnn_tiny_separable(height: int, width: int, num_classes: int) -> keras.Model:
@@ -148,6 +166,8 @@ ARCHITECTURES = {
     for arch in [
         Architecture("cnn-tiny", "per-image standardization, 4x4/2 stem 24, 3x3 convs 32-56-56, flatten head",
                      build_cnn_tiny),
+        Architecture("cnn-tiny-ms", "per-image standardization, 4x4/2 stem 24, 3x3 convs 32-56-56, flatten head "
+                     "reading the last stage and the first, pooled", build_cnn_tiny_multiscale),
         Architecture("cnn-tiny-sep", "per-image standardization, 4x4/2 stem 32, separable convs 48-64-128-128-128-112, "
                      "flatten head", build_cnn_tiny_separable),
         Architecture("cnn-small", "32-64-128 conv + separable 128, flatten head", build_cnn_small),
