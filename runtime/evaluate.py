@@ -33,10 +33,21 @@ class EvalConfig:
     split: str = field(default="test", metadata={"help": "which split to score: test or train"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
     skip_bad_images: bool = field(default=False, metadata={"help": "drop images that do not decode, naming each, instead of stopping"})
+    confusions: int = field(default=5, metadata={"help": "list this many of the most frequent confusions (true class read as another); 0 for none"})
+
+
+def most_frequent_confusions(labels: np.ndarray, predicted: np.ndarray, count: int) -> list[tuple[int, int, int]]:
+    """The `count` most frequent (true class, predicted class, images) among the wrong reads, most frequent first."""
+    wrong = labels != predicted
+    pairs, images = np.unique(np.stack([labels[wrong], predicted[wrong]], axis=1), axis=0, return_counts=True)
+    order = np.argsort(-images, kind="stable")[:count]
+    return [(int(pairs[i, 0]), int(pairs[i, 1]), int(images[i])) for i in order]
 
 
 def evaluate(config: EvalConfig) -> Evaluation:
     """`edgesight eval`: accuracy of an edgesight model on its task's split read from `config.data`."""
+    if config.confusions < 0:
+        raise ValueError(f"confusions must be 0 or more. Received: {config.confusions}")
     model = config.model
     classifier = Classifier(model, threads=config.threads, max_batch=256)
     task = get_task(classifier.metadata.task, config.data)
@@ -46,4 +57,10 @@ def evaluate(config: EvalConfig) -> Evaluation:
     result = evaluate_batch(classifier, preprocess_regions(regions, classifier.spec), regions.labels)
     scored = test_set_name(task, config.data, result.images) if config.split == "test" else f"{result.images} {task.name} train images"
     print(f"{model}: accuracy {result.accuracy:.4f} on {scored}", file=sys.stdout)
+    # Errors on sign and object test sets cluster in a few pairs of look-alike classes (60 read as 80); this is where to look.
+    confusions = most_frequent_confusions(regions.labels, result.predicted, config.confusions)
+    if confusions:
+        print("most frequent confusions (true -> read as: images):", file=sys.stdout)
+        for true, read, images in confusions:
+            print(f"  {classifier.labels[true]} -> {classifier.labels[read]}: {images}", file=sys.stdout)
     return result

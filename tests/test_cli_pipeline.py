@@ -136,6 +136,7 @@ def test_demo_predict_and_eval_run_on_the_exported_model(exported_run, tiny_vide
     record = json.loads(lines[0])
     assert record["source"] == str(image) and record["detections"][0]["label"]
     assert "accuracy" in run("eval", model, "--data", tiny_gtsrb).stdout
+    assert "confusions must be 0 or more" in run("eval", model, "--data", tiny_gtsrb, "--confusions", "-1", expect=2).stderr
 
 
 def test_int8_below_the_gate_is_not_installed(exported_run, tmp_path):
