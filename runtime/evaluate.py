@@ -36,12 +36,19 @@ class EvalConfig:
     confusions: int = field(default=5, metadata={"help": "list this many of the most frequent confusions (true class read as another); 0 for none"})
 
 
-def most_frequent_confusions(labels: np.ndarray, predicted: np.ndarray, count: int) -> list[tuple[int, int, int]]:
-    """The `count` most frequent (true class, predicted class, images) among the wrong reads, most frequent first."""
-    wrong = labels != predicted
-    pairs, images = np.unique(np.stack([labels[wrong], predicted[wrong]], axis=1), axis=0, return_counts=True)
-    order = np.argsort(-images, kind="stable")[:count]
-    return [(int(pairs[i, 0]), int(pairs[i, 1]), int(images[i])) for i in order]
+def confusion_matrix(true_labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts: row = true class, column = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (true_labels, predicted), 1)
+    return matrix
+
+
+def most_frequent_confusions(matrix: np.ndarray, count: int) -> list[tuple[int, int, int]]:
+    """The `count` most frequent (true class, predicted class, images) off the matrix's diagonal, most frequent first."""
+    wrong = matrix.copy()
+    np.fill_diagonal(wrong, 0)
+    order = np.argsort(-wrong, axis=None, kind="stable")[:count]
+    return [(int(true), int(read), int(wrong[true, read])) for true, read in zip(*np.unravel_index(order, wrong.shape)) if wrong[true, read]]
 
 
 def evaluate(config: EvalConfig) -> Evaluation:
@@ -58,7 +65,7 @@ def evaluate(config: EvalConfig) -> Evaluation:
     scored = test_set_name(task, config.data, result.images) if config.split == "test" else f"{result.images} {task.name} train images"
     print(f"{model}: accuracy {result.accuracy:.4f} on {scored}", file=sys.stdout)
     # Errors on sign and object test sets cluster in a few pairs of look-alike classes (60 read as 80); this is where to look.
-    confusions = most_frequent_confusions(regions.labels, result.predicted, config.confusions)
+    confusions = most_frequent_confusions(confusion_matrix(regions.labels, result.predicted, len(classifier.labels)), config.confusions)
     if confusions:
         print("most frequent confusions (true -> read as: images):", file=sys.stdout)
         for true, read, images in confusions:

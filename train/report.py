@@ -11,13 +11,6 @@ import numpy as np  # noqa: E402
 from edgesight.runtime.files import atomic_path, write_text_atomic  # noqa: E402
 
 
-def confusion_matrix(true_labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts: row = true class, column = predicted class."""
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(matrix, (true_labels, predicted), 1)
-    return matrix
-
-
 def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
     totals = matrix.sum(axis=1)
     return np.divide(np.diag(matrix), totals, out=np.full(len(matrix), np.nan), where=totals > 0)

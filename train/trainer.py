@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
 from edgesight.runtime.errors import EdgesightError
+from edgesight.runtime.evaluate import confusion_matrix
 from edgesight.runtime.files import atomic_path, write_json_atomic
 from edgesight.runtime.preprocess import RESIZE_MODES
 from edgesight.runtime.shipped import is_model_file
@@ -391,7 +392,6 @@ def _source_seconds(config: TrainConfig) -> float | None:
 def _report(config: TrainConfig, task, run_dir: Path, model, history: dict, train_seconds: float, batchnorm: dict | None) -> dict:
     from .models import ARCHITECTURES, MIRROR_DESCRIPTION, count_macs
     from .report import (
-        confusion_matrix,
         per_class_accuracy,
         save_confusion_matrix,
         save_training_curves,
