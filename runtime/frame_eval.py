@@ -58,7 +58,8 @@ def match(found: list[FoundSign], truth: tuple[TrueSign, ...]) -> tuple[list[boo
     return correct, claimed
 
 
-def _band(size: int) -> str:
+def size_band(size: int) -> str:
+    """The size band (BANDS) of a sign whose longer side is `size` pixels."""
     return next(name for name, low, high in BANDS if low <= size <= high)
 
 
@@ -116,14 +117,14 @@ def score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignF
         tally.frames += 1
         tally.false_detections += correct.count(False)
         for true, was_found in zip(scene.signs, claimed):
-            band = tally.per_band[_band(true.size)]
+            band = tally.per_band[size_band(true.size)]
             band["signs"] += 1
             band["found"] += was_found
             if true.size >= GOAL_MIN_SIZE:
                 tally.goal["signs"] += 1
                 tally.goal["found"] += was_found
         for sign, right in zip(found, correct):
-            band = tally.per_band[_band(box_size(sign.box))]
+            band = tally.per_band[size_band(box_size(sign.box))]
             band["detections"] += 1
             band["correct"] += right
         errors = correct.count(False) + claimed.count(False)

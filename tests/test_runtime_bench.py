@@ -87,3 +87,26 @@ def test_engine_call_cost_times_one_model_in_both_engines(tmp_path):
     assert set(report["calls"]) == {"onnxruntime", "litert"}
     assert all(figures["runs"] == 100 and figures["median_us"] > 0 for figures in report["calls"].values())
     assert report["onnxruntime_over_litert"] > 0
+
+
+def test_proposal_coverage_counts_the_signs_each_locator_covers(tmp_path):
+    """benchmarks/proposal_coverage.py: every red ring of the fake scenes is covered by the colour locator's proposals."""
+    from fakes import write_road_scenes
+
+    coverage = _benchmark_script("proposal_coverage")
+    scenes = write_road_scenes(tmp_path / "scenes.zip")
+    assert coverage.main(["--data", str(scenes), "colour=colour", "both=colour,sign-locator@0.3", "--out", str(tmp_path)]) == 0
+    rows = {row["locator"]: row for row in json.loads((tmp_path / "coverage.json").read_text())["rows"]}
+    assert rows["colour"]["covered"] == rows["colour"]["signs_24px_and_more"] == 3
+    assert rows["colour"]["uncovered_per_class"] == {}
+    assert rows["both"]["centre_score"] == 0.3 and rows["both"]["covered"] == 3
+    assert rows["both"]["proposals_per_frame"] >= rows["colour"]["proposals_per_frame"] > 0
+    assert "| colour | colour | file's | 3 of 3 |" in (tmp_path / "coverage.md").read_text()
+
+
+@pytest.mark.parametrize("spec", ["colour", "=colour", "both=colour@1.5", "both=colour@high"])
+def test_proposal_coverage_refuses_a_malformed_locator(spec):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="NAME=LOCATORS|CENTRE_SCORE"):
+        _benchmark_script("proposal_coverage").parse_locators(spec)
