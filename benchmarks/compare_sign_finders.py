@@ -1,6 +1,9 @@
 """Sign finders side by side on road scenes: signs found, false detections per frame and time per frame, in one process.
 
 A finder is a sign model with its locators, as `edgesight eval-frames` runs them (one thread, min score 0.9).
+Each finder after the first is also compared with the first sign by sign: the signs only it finds, those only the
+first finds, and the exact two-sided sign test (McNemar's) on those two counts. On a hundred scenes, "111 against
+109" may be +5 and -3, which chance makes easily; the p-value says how easily.
 This host's speed moves by a quarter from one hour to the next, so finders are timed interleaved, frame by frame,
 and a time means something only next to the others of the same run. Every finder is scored on the same scenes.
 
@@ -14,6 +17,7 @@ locator files); CENTRE_SCORE replaces the operating point stamped in the learned
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from pathlib import Path
@@ -47,13 +51,22 @@ def parse_finder(spec: str) -> tuple[str, str, list[str], float | None]:
     return name, parts[0], parts[1].split(","), centre_score
 
 
-def main() -> None:
+def sign_test_p(wins: int, losses: int) -> float:
+    """Exact two-sided p-value of `wins` against `losses` if each discordant sign went either way with even odds."""
+    pairs = wins + losses
+    if not pairs:
+        return 1.0
+    tail = sum(math.comb(pairs, k) for k in range(min(wins, losses) + 1)) / 2 ** pairs
+    return min(1.0, 2 * tail)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="road scenes in the GTSDB layout (folder or .zip with gt.txt)")
     parser.add_argument("finders", nargs="+", type=parse_finder, help="NAME=MODEL@LOCATORS[@CENTRE_SCORE]")
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the scenes (default: 3)")
     parser.add_argument("--out", type=Path, help="folder for results.md and results.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     names = [name for name, *_ in args.finders]
     if len(set(names)) < len(names):
@@ -62,13 +75,19 @@ def main() -> None:
     finders = {name: SignFinder(Classifier(model, threads=1, max_batch=256),
                                 locator=open_locator(locators, threads=1, min_score=centre_score))
                for name, model, locators, centre_score in args.finders}
-    rows = []
+    rows, found_by_first = [], None
     for name, model, locators, centre_score in args.finders:
         finder = finders[name]
         tally = score_scenes(EvalFramesConfig(model=model, data=args.data, examples=0), finder.classifier, finder)
-        rows.append({"finder": name, "model": model, "locators": locators, "centre_score": centre_score,
-                     "signs_24px_and_more": tally.goal["signs"], "found": tally.goal["found"],
-                     "false_detections_per_frame": round(tally.false_detections / tally.frames, 4)})
+        row = {"finder": name, "model": model, "locators": locators, "centre_score": centre_score,
+               "signs_24px_and_more": tally.goal["signs"], "found": tally.goal["found"],
+               "false_detections_per_frame": round(tally.false_detections / tally.frames, 4)}
+        if found_by_first is None:
+            found_by_first = tally.found_goal_signs
+        else:
+            wins, losses = len(tally.found_goal_signs - found_by_first), len(found_by_first - tally.found_goal_signs)
+            row |= {"found_only_here": wins, "found_only_by_first": losses, "sign_test_p": round(sign_test_p(wins, losses), 4)}
+        rows.append(row)
     scenes = list(read_scenes(args.data))
     milliseconds = {name: [] for name in finders}
     for _ in range(args.rounds):
@@ -84,12 +103,16 @@ def main() -> None:
 
     lines = [f"{len(scenes)} scenes of `{args.data}`; {machine_description()}; one thread; median of "
              f"{args.rounds * len(scenes)} interleaved frames each.", "",
-             "| finder | model | locators | found (≥ 24 px) | false per frame | ms per frame | time against the first |",
-             "|---|---|---|---|---|---|---|"]
+             "| finder | model | locators | found (≥ 24 px) | against the first: signs gained, lost (sign test p) "
+             "| false per frame | ms per frame | time against the first |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         locators = ", ".join(row["locators"]) + (f" @ {row['centre_score']}" if row["centre_score"] is not None else "")
+        paired = (f"+{row['found_only_here']}, -{row['found_only_by_first']} (p = {row['sign_test_p']:.2f})"
+                  if "sign_test_p" in row else "")
         lines.append(f"| {row['finder']} | {row['model']} | {locators} | {row['found']} of {row['signs_24px_and_more']} | "
-                     f"{row['false_detections_per_frame']:.2f} | {row['ms_per_frame_median']:.2f} | {row['time_against_first']:.3f} |")
+                     f"{paired} | {row['false_detections_per_frame']:.2f} | {row['ms_per_frame_median']:.2f} | "
+                     f"{row['time_against_first']:.3f} |")
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:
@@ -97,7 +120,8 @@ def main() -> None:
         write_text_atomic(args.out / "results.md", table)
         write_json_atomic(args.out / "results.json", {"data": str(args.data), "machine": machine_description(),
                                                        "rounds": args.rounds, "finders": rows})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -94,6 +94,7 @@ class _Tally:
     examples: list = field(default_factory=list)  # (errors, scene, found, correct, claimed) of the worst frames
     frames: int = 0
     false_detections: int = 0
+    found_goal_signs: set = field(default_factory=set)  # (scene, index in its gt.txt) of each sign of goal size found
 
 
 def score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignFinder) -> _Tally:
@@ -116,13 +117,15 @@ def score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignF
             at_score_tally["found"] += sum(was and true.size >= GOAL_MIN_SIZE for was, true in zip(at_score[1], scene.signs))
         tally.frames += 1
         tally.false_detections += correct.count(False)
-        for true, was_found in zip(scene.signs, claimed):
+        for index, (true, was_found) in enumerate(zip(scene.signs, claimed)):
             band = tally.per_band[size_band(true.size)]
             band["signs"] += 1
             band["found"] += was_found
             if true.size >= GOAL_MIN_SIZE:
                 tally.goal["signs"] += 1
                 tally.goal["found"] += was_found
+                if was_found:
+                    tally.found_goal_signs.add((scene.name, index))
         for sign, right in zip(found, correct):
             band = tally.per_band[size_band(box_size(sign.box))]
             band["detections"] += 1

@@ -110,3 +110,22 @@ def test_proposal_coverage_refuses_a_malformed_locator(spec):
 
     with pytest.raises(argparse.ArgumentTypeError, match="NAME=LOCATORS|CENTRE_SCORE"):
         _benchmark_script("proposal_coverage").parse_locators(spec)
+
+
+def test_compare_sign_finders_pairs_each_finder_with_the_first_sign_by_sign(tiny_model, tmp_path):
+    """benchmarks/compare_sign_finders.py: a finder compared with itself gains and loses no sign (p = 1)."""
+    from fakes import write_road_scenes
+
+    compare = _benchmark_script("compare_sign_finders")
+    scenes = write_road_scenes(tmp_path / "scenes.zip")
+    finders = [f"first={tiny_model}@colour", f"again={tiny_model}@colour"]
+    assert compare.main(["--data", str(scenes), *finders, "--rounds", "1", "--out", str(tmp_path)]) == 0
+    first, again = json.loads((tmp_path / "results.json").read_text())["finders"]
+    assert "sign_test_p" not in first and first["signs_24px_and_more"] == 3
+    assert (again["found_only_here"], again["found_only_by_first"], again["sign_test_p"]) == (0, 0, 1.0)
+    assert "| +0, -0 (p = 1.00) |" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize(("wins", "losses", "p"), [(0, 0, 1.0), (3, 3, 1.0), (5, 0, 2 / 32), (10, 1, 2 * 12 / 2048), (1, 10, 2 * 12 / 2048)])
+def test_the_sign_test_is_exact_and_two_sided(wins, losses, p):
+    assert _benchmark_script("compare_sign_finders").sign_test_p(wins, losses) == pytest.approx(p)

@@ -89,6 +89,25 @@ def test_eval_frames_writes_the_report_and_annotated_examples(tiny_model, tmp_pa
     assert written["ms_per_frame"]["median"] > 0
 
 
+def test_the_tally_names_each_sign_of_goal_size_it_found(tmp_path):
+    """Which signs were found, not only how many: side-by-side comparisons pair finders sign by sign."""
+    from edgesight.runtime.frame_eval import score_scenes
+    from edgesight.runtime.learned_locate import open_locator
+    from edgesight.runtime.signs import SignFinder
+
+    class ReadsEveryBoxAsSpeedLimit50:
+        labels = ("speed limit 20", "speed limit 30", "speed limit 50")
+
+        def classify_boxes(self, frame_bgr, boxes):
+            return [[Prediction("speed limit 50", 2, 1.0)] for _ in boxes]
+
+    scenes_zip = write_road_scenes(tmp_path / "scenes.zip")  # three red rings of class 2, in scenes 00000 and 00002
+    finder = SignFinder(ReadsEveryBoxAsSpeedLimit50(), open_locator(["colour"]))
+    tally = score_scenes(EvalFramesConfig(model="unused", data=str(scenes_zip), examples=0), finder.classifier, finder)
+    assert tally.goal == {"signs": 3, "found": 3}
+    assert tally.found_goal_signs == {("00000.jpg", 0), ("00002.jpg", 0), ("00002.jpg", 1)}
+
+
 def test_eval_frames_on_a_folder_without_ground_truth_is_a_one_line_error(tiny_model, tmp_path, capsys):
     from edgesight.cli.main import main
 
