@@ -15,7 +15,7 @@ import numpy as np
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
 from edgesight.runtime.sources import ImageFolderSource, open_source
-from edgesight.runtime.stream import DEFAULT_LOCATORS, Recognizer, StreamOptions, classify_frames
+from edgesight.runtime.stream import DEFAULT_LOCATORS, LOCATOR_HELP, Recognizer, StreamOptions, classify_frames
 from edgesight.runtime.tasks import NOT_A_SIGN
 
 from .overlay import Speed, draw_overlay, draw_signs, draw_source_state
@@ -35,9 +35,7 @@ class DemoConfig:
                                                            "seen in 3 of the last 5 frames); none: classify one region (--region); "
                                                            "auto: signs for a model that knows 'not a sign', else none"})
     region: str = field(default="center", metadata={"help": "with --locate none, center: classify the box drawn in the middle; full: the whole frame"})
-    locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={
-        "help": "where to look for signs: colour (colour blobs), sign-locator (the shipped learned locator) or a locator file "
-                "from train-locator and export; several are combined"})
+    locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={"help": LOCATOR_HELP})
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
     top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
     no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})

@@ -24,7 +24,7 @@ from .locate import box_size, iou
 from .results import detection
 from .scenes import Scene, TrueSign, read_scenes
 from .signs import SIGN_MIN_SCORE, FoundSign, SignFinder
-from .stream import DEFAULT_LOCATORS
+from .stream import DEFAULT_LOCATORS, LOCATOR_HELP
 
 MIN_IOU = 0.5
 BANDS = (("< 32 px", 0, 31), ("32-64 px", 32, 64), ("> 64 px", 65, 10**9))
@@ -40,9 +40,7 @@ class EvalFramesConfig:
     out: str = field(default="out/eval-frames", metadata={"help": "folder for eval_frames.json and annotated example frames"})
     min_score: float = field(default=SIGN_MIN_SCORE, metadata={"help": "a located box whose best class scores less is taken for background"})
     threads: int = field(default=1, metadata={"help": "onnxruntime and OpenCV threads (the speed goal is for one core)"})
-    locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={
-        "help": "where to look: colour (colour blobs), sign-locator (the shipped learned locator) or a locator file from "
-                "train-locator and export; several are combined (every proposal of each is classified)"})
+    locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={"help": LOCATOR_HELP})
     examples: int = field(default=4, metadata={"help": "annotated example frames to write: those with the most errors"})
 
 

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .errors import ModelFileError
-from .locate import Box, ColourLocator, ShrunkFrame
+from .locate import Box, ColourLocator, DiamondLocator, ShrunkFrame
 from .sessions import open_session
 from .shipped import resolve_model
 
@@ -152,14 +152,18 @@ class CombinedLocator:
 
 
 COLOUR = "colour"
+DIAMONDS = "diamonds"
+CLASSICAL_LOCATORS = {COLOUR: ColourLocator, DIAMONDS: DiamondLocator}
 
 
 def open_locator(names: list[str], threads: int | None = 1, min_score: float | None = None):
-    """The locator for --locator: "colour" (the classical one), a locator file, or several of them combined.
+    """The locator for --locator: "colour" (red and blue blobs), "diamonds" (yellow diamonds: priority road), a locator
+    file, or several of them combined.
 
     `min_score` replaces the centre score stamped in learned locator files (their operating point).
     """
     if not names:
         raise ValueError(f"locator needs {COLOUR!r}, a locator file, or both.")
-    locators = tuple(ColourLocator() if name == COLOUR else LearnedLocator(name, threads=threads, min_score=min_score) for name in names)
+    locators = tuple(CLASSICAL_LOCATORS[name]() if name in CLASSICAL_LOCATORS
+                     else LearnedLocator(name, threads=threads, min_score=min_score) for name in names)
     return locators[0] if len(locators) == 1 else CombinedLocator(locators)

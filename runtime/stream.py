@@ -29,6 +29,9 @@ from .tracking import SignTracker
 REGION_MODES = ("center", "full")
 # The colour locator and the shipped learned one: each finds signs the other misses (README, "Signs in whole road scenes").
 DEFAULT_LOCATORS = (COLOUR, "sign-locator")
+LOCATOR_HELP = ("where to look for signs: colour (red and blue blobs), diamonds (yellow diamonds: priority road), "
+                "sign-locator (the shipped learned locator) or a locator file from train-locator and export; several are "
+                "combined (every proposal of each is classified)")
 # How long a live source is waited on before a result reports that it is still away.
 POLL_S = 0.5
 

@@ -7,7 +7,8 @@ import pytest
 from edgesight.runtime.classifier import Prediction
 from edgesight.runtime.errors import DatasetError
 from edgesight.runtime.frame_eval import EvalFramesConfig, evaluate_frames, match
-from edgesight.runtime.locate import ColourLocator, ShrunkFrame, iou
+from edgesight.runtime.learned_locate import open_locator
+from edgesight.runtime.locate import ColourLocator, DiamondLocator, ShrunkFrame, iou
 from edgesight.runtime.scenes import TrueSign, read_scenes
 from edgesight.runtime.signs import FoundSign
 from fakes import road_scene, write_road_scenes
@@ -43,6 +44,42 @@ def test_colour_locator_proposes_a_box_on_each_red_ring(scenes_zip):
     boxes = ColourLocator().propose(scene.image_bgr)
     for true in scene.signs:
         assert max(iou(true.box, box) for box in boxes) >= 0.5, (true, boxes)
+
+
+def _priority_road(image: np.ndarray, centre: tuple[int, int], half_diagonal: int) -> tuple[int, int, int, int]:
+    """Paint a priority-road sign (a yellow diamond inside a white one, black edge); returns its inclusive box."""
+    x, y = centre
+
+    def diamond(half, colour):
+        corners = np.array([(x, y - half), (x + half, y), (x, y + half), (x - half, y)], np.int32)
+        cv2.fillConvexPoly(image, corners, colour, lineType=cv2.LINE_AA)
+
+    diamond(half_diagonal, (20, 20, 20))
+    diamond(half_diagonal - 2, (245, 245, 245))
+    diamond(half_diagonal * 10 // 21, (0, 190, 245))  # BGR orange-yellow; the yellow is 1/2.1 of the sign, as in GTSRB
+    return x - half_diagonal, y - half_diagonal, x + half_diagonal, y + half_diagonal
+
+
+def test_diamond_locator_boxes_a_priority_road_sign_and_not_other_yellow_shapes():
+    image = road_scene(3, [])
+    signs = [_priority_road(image, (80, 70), 30), _priority_road(image, (250, 60), 14)]
+    cv2.rectangle(image, (150, 140), (190, 180), (0, 190, 245), -1)  # an upright yellow plate: a square, not a diamond
+    cv2.ellipse(image, (60, 160), (22, 14), 0, 0, 360, (0, 190, 245), -1)  # a yellow blob without corners
+    boxes = DiamondLocator().propose(image)
+    assert len(boxes) == 2
+    for sign in signs:
+        assert max(iou(sign, box) for box in boxes) >= 0.7, (sign, boxes)
+    assert not any(iou(box, (150, 140, 190, 180)) > 0.1 or iou(box, (38, 146, 82, 174)) > 0.1 for box in boxes)
+    assert ColourLocator().propose(image) == []  # no red or blue there
+
+
+def test_locators_sharing_a_frame_convert_it_to_hsv_once():
+    frame = ShrunkFrame(road_scene(4, [(80, 60, 20)]))
+    assert frame.hsv(2) is frame.hsv(2)
+    assert np.array_equal(frame.hsv(2), cv2.cvtColor(frame.by(2), cv2.COLOR_BGR2HSV))
+    combined = open_locator(["colour", "diamonds"])
+    assert [type(locator) for locator in combined.locators] == [ColourLocator, DiamondLocator]
+    assert combined.propose(frame) == ColourLocator().propose(frame) + DiamondLocator().propose(frame)
 
 
 def _found(box, class_id, score):
@@ -92,7 +129,6 @@ def test_eval_frames_writes_the_report_and_annotated_examples(tiny_model, tmp_pa
 def test_the_tally_names_each_sign_of_goal_size_it_found(tmp_path):
     """Which signs were found, not only how many: side-by-side comparisons pair finders sign by sign."""
     from edgesight.runtime.frame_eval import score_scenes
-    from edgesight.runtime.learned_locate import open_locator
     from edgesight.runtime.signs import SignFinder
 
     class ReadsEveryBoxAsSpeedLimit50:
@@ -148,7 +184,6 @@ def test_a_confirmed_sign_survives_a_missed_frame_and_one_misread_then_fades():
 def test_demo_locate_signs_on_an_image_folder_writes_every_box_with_the_image_path(tmp_path):
     from edgesight.camera_demo.loop import DemoConfig, run_demo
     from edgesight.runtime.classifier import Classifier
-    from edgesight.runtime.learned_locate import open_locator
     from edgesight.runtime.results import detection
     from edgesight.runtime.signs import SignFinder
     from edgesight.runtime.stream import DEFAULT_LOCATORS
