@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,7 @@ class _Tally:
     frames: int = 0
     false_detections: int = 0
     found_goal_signs: set = field(default_factory=set)  # (scene, index in its gt.txt) of each sign of goal size found
+    missed_goal_classes: Counter = field(default_factory=Counter)  # class id -> signs of goal size missed
 
 
 def score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignFinder) -> _Tally:
@@ -124,6 +126,8 @@ def score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignF
                 tally.goal["found"] += was_found
                 if was_found:
                     tally.found_goal_signs.add((scene.name, index))
+                else:
+                    tally.missed_goal_classes[true.class_id] += 1
         for sign, right in zip(found, correct):
             band = tally.per_band[size_band(box_size(sign.box))]
             band["detections"] += 1
@@ -172,6 +176,8 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
         "bands": {name: band | {"recall": _ratio(band["found"], band["signs"]), "precision": _ratio(band["correct"], band["detections"])}
                   for name, band in per_band.items()},
         "recall_24px_and_more": _ratio(goal["found"], goal["signs"]), "signs_24px_and_more": goal["signs"],
+        "missed_24px_and_more_by_class": {classifier.labels[class_id]: count
+                                          for class_id, count in tally.missed_goal_classes.most_common()},
         "precision": _ratio(sum(b["correct"] for b in per_band.values()), sum(b["detections"] for b in per_band.values())),
         "false_detections_per_frame": round(false_detections / frames, 4),
         "score_sweep": [{"min_score": score, "recall_24px_and_more": _ratio(tally["found"], goal["signs"]),
@@ -187,4 +193,7 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
           f"with the right class; precision {report['precision']}; {report['false_detections_per_frame']} false detections "
           f"per frame; {report['ms_per_frame']['median']} ms per frame (median, {config.threads} thread(s)); "
           f"report in {out / 'eval_frames.json'}", file=sys.stdout)
+    if tally.missed_goal_classes:
+        print("most missed: " + ", ".join(f"{label} {count}" for label, count in
+                                          list(report["missed_24px_and_more_by_class"].items())[:5]), file=sys.stdout)
     return report

@@ -122,6 +122,7 @@ def test_eval_frames_writes_the_report_and_annotated_examples(tiny_model, tmp_pa
     right = sum(d["correct"] for frame in written["per_frame"] for d in frame["detections"])
     assert written["false_detections_per_frame"] == pytest.approx((detections - right) / 3, abs=1e-4)
     assert right == 0 and sorted(written["examples"]) == ["00000.annotated.jpg", "00002.annotated.jpg"]
+    assert written["missed_24px_and_more_by_class"] == {"speed limit 30": 3}  # gt.txt's class 1, read as anything else
     assert all((out / name).is_file() for name in written["examples"])
     assert written["ms_per_frame"]["median"] > 0
 
