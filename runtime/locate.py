@@ -130,7 +130,7 @@ class DiamondLocator(ColourLocator):
     """Priority-road signs, which no red or blue mask finds: yellow blobs shaped like a diamond, boxed as the whole sign.
 
     Opt-in (`--locator colour diamonds sign-locator`): on GTSDB scenes 00100-00199 it added 5 signs of 126 and 0.02
-    false detections per frame to the default finder, for 11% more time per frame (README, "Signs in whole road scenes").
+    false detections per frame to the default finder, for 7-11% more time per frame (README, "Signs in whole road scenes").
     """
 
     def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:
