@@ -34,7 +34,7 @@ def iou(a, b) -> float:
 
 
 class ShrunkFrame:
-    """A BGR frame and its downscaled copies (INTER_AREA), each made once however many locators ask for it.
+    """A BGR frame and its downscaled copies (INTER_AREA, and in HSV), each made once however many locators ask for it.
 
     Locators take either a plain frame or one of these; the combined locator hands them one, which
     saves a resize of the full frame per extra locator (0.5 ms at 1360x800).
@@ -43,6 +43,7 @@ class ShrunkFrame:
     def __init__(self, frame_bgr: np.ndarray):
         self.full = frame_bgr
         self._copies: dict[int, np.ndarray] = {}
+        self._hsv_copies: dict[int, np.ndarray] = {}
 
     @classmethod
     def of(cls, frame) -> ShrunkFrame:
@@ -55,9 +56,9 @@ class ShrunkFrame:
 
     def hsv(self, factor: int) -> np.ndarray:
         """The downscaled copy in OpenCV's HSV, made once for the colour locators that share the frame."""
-        if -factor not in self._copies:  # stored beside the BGR copies, under the negated factor
-            self._copies[-factor] = cv2.cvtColor(self.by(factor), cv2.COLOR_BGR2HSV)
-        return self._copies[-factor]
+        if factor not in self._hsv_copies:
+            self._hsv_copies[factor] = cv2.cvtColor(self.by(factor), cv2.COLOR_BGR2HSV)
+        return self._hsv_copies[factor]
 
     def _shrink(self, factor: int) -> np.ndarray:
         height, width = self.full.shape[:2]
@@ -95,10 +96,16 @@ def _diamond_shaped(component: np.ndarray) -> bool:
 
 
 @dataclass(frozen=True)
-class ColourLocator:
+class _SignSizes:
+    """Where the colour locators search, and the sizes of sign they box."""
+
     scale: int = 2  # search at 1/scale resolution: a 24 px sign is still 12 px there
     min_side: int = 16  # in original pixels
     max_side_fraction: float = 0.8  # of the frame's shorter side: a sign held up to the camera fills much of it
+
+
+@dataclass(frozen=True)
+class ColourLocator(_SignSizes):
     max_aspect: float = 2.0  # longer side over shorter side of a blob's box
     min_fill: float = 0.1  # blob pixels over box area: rings and outlines are thin
 
@@ -126,7 +133,7 @@ class ColourLocator:
 
 
 @dataclass(frozen=True)
-class DiamondLocator(ColourLocator):
+class DiamondLocator(_SignSizes):
     """Priority-road signs, which no red or blue mask finds: yellow blobs shaped like a diamond, boxed as the whole sign.
 
     Opt-in (`--locator colour diamonds sign-locator`): on GTSDB scenes 00100-00199 it added 5 signs of 126 and 0.02
