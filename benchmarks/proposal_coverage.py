@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.frame_eval import BANDS, GOAL_MIN_SIZE, MIN_IOU, size_band
-from edgesight.runtime.learned_locate import open_locator
+from edgesight.runtime.learned_locate import CLASSICAL_LOCATORS, open_locator
 from edgesight.runtime.locate import ShrunkFrame, iou
 from edgesight.runtime.scenes import read_scenes
 from edgesight.runtime.tasks import TASKS
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
              + " | proposals per frame |",
              "|---|---|---|---|" + "---|" * len(bands) + "---|"]
     for row in rows:
-        score = row["centre_score"] if row["centre_score"] is not None else "file's"
+        learned = any(name not in CLASSICAL_LOCATORS for name in row["locators"])
+        score = row["centre_score"] if row["centre_score"] is not None else ("file's" if learned else "-")
         lines.append(f"| {row['locator']} | {','.join(row['locators'])} | {score} | {row['covered']} of {signs} | "
                      + " | ".join(str(row["per_band"][band]) for band in bands) + f" | {row['proposals_per_frame']} |")
     lines += ["", "Uncovered, by class:"] + [f"- {row['locator']}: " + (", ".join(f"{label} {count}" for label, count in
