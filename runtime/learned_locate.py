@@ -119,7 +119,8 @@ class LearnedLocator:
 
     def __init__(self, path: str | Path, threads: int | None = 1, min_score: float | None = None, max_boxes: int = 40):
         self.path = resolve_model(path)
-        self._session = open_session(self.path, threads, "no such locator file (nor a shipped locator name: sign-locator).")
+        self._session = open_session(self.path, threads, "no such locator file; expected colour, diamonds, the shipped "
+                                                         "sign-locator or a locator file.")
         props = self._session.get_modelmeta().custom_metadata_map
         self.geometry = read_locator_metadata(props, str(self.path))
         self._input_name = self._session.get_inputs()[0].name

@@ -41,10 +41,12 @@ def test_locator_metadata_is_checked_and_named():
 
 
 def test_a_missing_or_unreadable_locator_file_is_named(tmp_path):
-    from edgesight.runtime.learned_locate import LearnedLocator
+    from edgesight.runtime.learned_locate import LearnedLocator, open_locator
 
     with pytest.raises(ModelFileError, match=r"absent\.onnx: no such locator file"):
         LearnedLocator(tmp_path / "absent.onnx")
+    with pytest.raises(ModelFileError, match=r"diamond: no such locator file; expected colour, diamonds, the shipped sign-locator"):
+        open_locator(["colour", "diamond"])  # a misspelt name is answered with the names there are
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelFileError, match=r"broken\.onnx: not a loadable ONNX model for onnxruntime"):
         LearnedLocator(tmp_path / "broken.onnx")
