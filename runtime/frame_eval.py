@@ -134,6 +134,8 @@ def score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignF
             band["correct"] += right
         errors = correct.count(False) + claimed.count(False)
         tally.records.append({"source": scene.name, "signs": len(scene.signs), "missed": claimed.count(False),
+                              "missed_signs": [{"box": list(true.box), "class_id": true.class_id, "label": classifier.labels[true.class_id]}
+                                               for true, was_found in zip(scene.signs, claimed) if not was_found],
                               "detections": [detection(sign.box, sign.prediction) | {"correct": right} for sign, right in zip(found, correct)]})
         if config.examples and errors:
             tally.examples.append((errors, scene, found, correct, claimed))

@@ -123,6 +123,8 @@ def test_eval_frames_writes_the_report_and_annotated_examples(tiny_model, tmp_pa
     assert written["false_detections_per_frame"] == pytest.approx((detections - right) / 3, abs=1e-4)
     assert right == 0 and sorted(written["examples"]) == ["00000.annotated.jpg", "00002.annotated.jpg"]
     assert written["missed_24px_and_more_by_class"] == {"speed limit 30": 3}  # gt.txt's class 1, read as anything else
+    assert written["per_frame"][2]["missed_signs"] == [{"box": [170, 90, 230, 150], "class_id": 1, "label": "speed limit 30"},
+                                                      {"box": [46, 136, 74, 164], "class_id": 1, "label": "speed limit 30"}]
     assert all((out / name).is_file() for name in written["examples"])
     assert written["ms_per_frame"]["median"] > 0
 
