@@ -3,7 +3,7 @@
 One thread for onnxruntime and OpenCV, as `edgesight eval-frames` times the goal. Every frame passes through all
 stages in turn, twice; the second pass is timed, so the stages share the machine's noise alike. Prints medians in ms.
 
-    python benchmarks/finder_stages.py --data scenes-100-199.zip [--model gtsrb-locate] [--locator colour sign-locator]
+    python benchmarks/finder_stages.py --data scenes-100-199.zip [--model gtsrb-locate] [--locator colour diamonds sign-locator]
 """
 from __future__ import annotations
 
@@ -15,16 +15,17 @@ import cv2
 import numpy as np
 from edgesight.runtime.bench import machine_description
 from edgesight.runtime.classifier import Classifier
-from edgesight.runtime.learned_locate import COLOUR, open_locator
+from edgesight.runtime.learned_locate import open_locator
 from edgesight.runtime.locate import ShrunkFrame
 from edgesight.runtime.scenes import read_scenes
+from edgesight.runtime.stream import DEFAULT_LOCATORS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="road scenes in the GTSDB layout (folder or .zip)")
     parser.add_argument("--model", default="gtsrb-locate", help="sign model file or shipped name")
-    parser.add_argument("--locator", nargs="+", default=[COLOUR, "sign-locator"], help="locators, as eval-frames takes them")
+    parser.add_argument("--locator", nargs="+", default=list(DEFAULT_LOCATORS), help="locators, as eval-frames takes them (default: its default)")
     arguments = parser.parse_args()
     cv2.setNumThreads(1)
     classifier = Classifier(arguments.model, threads=1, max_batch=256)

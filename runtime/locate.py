@@ -3,7 +3,7 @@
 A sign covers 1–5% of a road scene, so classifying the frame as a whole means nothing. This
 locator is the classical one: German signs are red or blue, strongly saturated, so colour
 masks at half resolution give blobs, and blobs of sign-like size and shape become boxes. The
-one yellow sign, priority road, gets its own opt-in locator (DiamondLocator), which boxes the
+one yellow sign, priority road, gets its own locator (DiamondLocator), which boxes the
 whole sign around a yellow diamond. The classifier then decides what each box holds (and the
 detector drops what it doubts).
 """
@@ -136,8 +136,9 @@ class ColourLocator(_SignSizes):
 class DiamondLocator(_SignSizes):
     """Priority-road signs, which no red or blue mask finds: yellow blobs shaped like a diamond, boxed as the whole sign.
 
-    Opt-in (`--locator colour diamonds sign-locator`): on GTSDB scenes 00100-00199 it added 5 signs of 126 and 0.02
-    false detections per frame to the default finder, for 7-11% more time per frame (README, "Signs in whole road scenes").
+    One of the default locators since 2026-12-03: on GTSDB scenes 00100-00199 it added 5 signs of 126 (all priority
+    roads) and 0.02 false detections per frame to the colour and learned locators, for 7-11% more time per frame
+    (README, "Signs in whole road scenes").
     """
 
     def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:

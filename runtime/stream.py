@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 
 from .classifier import Classifier, Prediction
 from .errors import SourceError
-from .learned_locate import COLOUR, open_locator
+from .learned_locate import COLOUR, DIAMONDS, open_locator
 from .locate import Box
 from .preprocess import center_box, full_box
 from .signs import SignFinder
@@ -27,8 +27,10 @@ from .sources import LOST, Frame, ImageFolderSource, LiveSource, open_source
 from .tracking import SignTracker
 
 REGION_MODES = ("center", "full")
-# The colour locator and the shipped learned one: each finds signs the other misses (README, "Signs in whole road scenes").
-DEFAULT_LOCATORS = (COLOUR, "sign-locator")
+# Red and blue blobs, yellow diamonds and the shipped learned locator: each finds signs the others miss. The diamonds
+# cost about a tenth of a frame's time and find priority-road signs, which the other two mostly miss (README, "Signs in
+# whole road scenes": the decision of 2026-12-03).
+DEFAULT_LOCATORS = (COLOUR, DIAMONDS, "sign-locator")
 LOCATOR_HELP = ("where to look for signs: colour (red and blue blobs), diamonds (yellow diamonds: priority road), "
                 "sign-locator (the shipped learned locator) or a locator file from train-locator and export; several are "
                 "combined (every proposal of each is classified)")
@@ -51,7 +53,7 @@ class StreamOptions:
     region: str = "center"  # center: the box in the middle of the frame; full: the whole frame
     box_fraction: float = 0.4  # side of the centre box over the frame's shorter side
     locate: bool = False  # find and classify every sign instead of one region
-    locator: Sequence[str] = DEFAULT_LOCATORS  # with locate: colour, sign-locator, locator files; several are combined
+    locator: Sequence[str] = DEFAULT_LOCATORS  # with locate: colour, diamonds, sign-locator, locator files; several are combined
     top_k: int = 3
     max_fps: float | None = None  # classify at most this many frames per second (a robot's CPU budget)
 

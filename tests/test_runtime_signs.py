@@ -73,6 +73,17 @@ def test_diamond_locator_boxes_a_priority_road_sign_and_not_other_yellow_shapes(
     assert ColourLocator().propose(image) == []  # no red or blue there
 
 
+def test_the_default_locators_box_a_priority_road_sign_that_red_and_blue_masks_miss():
+    from edgesight.runtime.stream import DEFAULT_LOCATORS
+
+    image = road_scene(5, [(250, 60, 18)])
+    sign = _priority_road(image, (90, 100), 26)
+    default = open_locator(list(DEFAULT_LOCATORS))
+    assert DiamondLocator in [type(locator) for locator in default.locators]
+    assert max(iou(sign, box) for box in default.propose(image)) >= 0.7
+    assert max((iou(sign, box) for box in ColourLocator().propose(image)), default=0.0) < 0.5
+
+
 def test_locators_sharing_a_frame_convert_it_to_hsv_once():
     frame = ShrunkFrame(road_scene(4, [(80, 60, 20)]))
     assert frame.hsv(2) is frame.hsv(2)

@@ -103,7 +103,7 @@ def test_shipped_int8_stays_within_its_goals_of_fp32_on_the_official_test_set(fo
 
 
 def test_the_default_demo_on_the_sample_clip_finds_and_reads_the_held_signs(tmp_path):
-    """Out of the box the demo locates signs (gtsrb-locate, colour and learned locators) instead of reading one box."""
+    """Out of the box the demo locates signs (gtsrb-locate; colour, diamond and learned locators) instead of reading one box."""
     truth = json.loads(CLIP.with_suffix(".json").read_text())
     jsonl = tmp_path / "clip.jsonl"
     run_demo(DemoConfig(source=str(CLIP), no_window=True, jsonl=str(jsonl)))
