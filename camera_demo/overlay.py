@@ -18,6 +18,22 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, c
     cv2.putText(image, text, origin, FONT, scale, color, max(1, int(1.6 * scale)), cv2.LINE_AA)
 
 
+def _shade(canvas: np.ndarray, height: int, width: int) -> None:
+    """Darken the top-left corner, where the status text sits, so it reads on bright sky as on dark trees."""
+    corner = canvas[:height, :width]
+    corner[:] = (corner * 0.45).astype(np.uint8)
+
+
+def _tag(canvas: np.ndarray, text: str, box_x1: int, box_y1: int, scale: float, color) -> None:
+    """A label on a filled tag of the box's colour, above the box, or inside its top edge when the box is at the top."""
+    thickness = max(1, int(1.6 * scale))
+    (text_width, text_height), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+    tag_height = text_height + baseline + 4
+    top = box_y1 - tag_height if box_y1 >= tag_height else box_y1
+    cv2.rectangle(canvas, (box_x1, top), (box_x1 + text_width + 4, top + tag_height), color, cv2.FILLED)
+    cv2.putText(canvas, text, (box_x1 + 2, top + 2 + text_height), FONT, scale, BLACK, thickness, cv2.LINE_AA)
+
+
 @dataclass(frozen=True)
 class Speed:
     fps: float
@@ -46,8 +62,7 @@ def draw_overlay(
     # The labels sit in a shaded panel at the top left, away from the region being classified.
     panel_height = line_height * (len(predictions) + 1) + line_height // 2
     panel_width = min(width, int(640 * scale))
-    shade = canvas[:panel_height, :panel_width]
-    shade[:] = (shade * 0.45).astype(np.uint8)
+    _shade(canvas, panel_height, panel_width)
     _text(canvas, speed.describe(), (8, line_height), scale * 0.9, WHITE)
     for rank, prediction in enumerate(predictions):
         color = (GREEN if confident else AMBER) if rank == 0 else WHITE
@@ -59,12 +74,15 @@ def draw_overlay(
 def draw_signs(frame_bgr: np.ndarray, signs: Sequence[tuple[Sequence[int], Prediction]], speed: Speed) -> np.ndarray:
     """A copy of the frame with every located sign's box and label, and the speed."""
     canvas = frame_bgr.copy()
-    scale = max(0.5, canvas.shape[0] / 800)
+    height, width = canvas.shape[:2]
+    scale = max(0.5, height / 800)
+    line_height = int(32 * scale)
+    _shade(canvas, line_height + line_height // 3, min(width, int(1000 * scale)))  # first: signs up there stay bright
     for box, prediction in signs:
         x1, y1, x2, y2 = (int(v) for v in box)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), GREEN, max(2, int(2 * scale)))
-        _text(canvas, f"{prediction.label} {prediction.score * 100:.0f}%", (x1, max(int(20 * scale), y1 - 6)), scale * 0.6, GREEN)
-    _text(canvas, f"{speed.describe()}  {len(signs)} sign(s)", (8, int(32 * scale)), scale * 0.9, WHITE)
+        _tag(canvas, f"{prediction.label} {prediction.score * 100:.0f}%", x1, y1, scale * 0.7, GREEN)
+    _text(canvas, f"{speed.describe()}  {len(signs)} sign(s)", (8, line_height), scale * 0.9, WHITE)
     return canvas
 
 

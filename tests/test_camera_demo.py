@@ -121,3 +121,17 @@ def test_demo_on_a_stream_that_is_gone_ends_with_a_clear_error_naming_it(tmp_pat
     assert time.monotonic() - started < 15
     assert f"{server.url}: lost: no frame for more than 1 s" in capsys.readouterr().err
     assert (tmp_path / "out.jsonl").read_text().count("\n") >= 5  # the frames before the drop were all recorded
+
+
+def test_sign_overlay_tags_each_box_and_keeps_the_status_line_readable_on_a_bright_frame():
+    from edgesight.camera_demo.overlay import GREEN, Speed, draw_signs
+    from edgesight.runtime.classifier import Prediction
+
+    sky = np.full((480, 640, 3), 235, np.uint8)
+    below, at_top = (300, 200, 379, 279), (500, 0, 579, 79)
+    canvas = draw_signs(sky, [(below, Prediction("stop", 14, 0.99)), (at_top, Prediction("give way", 13, 0.97))],
+                        Speed(30.0, 12.0, 15.0))
+    assert canvas[4, 4].max() < 120  # the status line sits on a shaded strip, not on the bright sky
+    assert np.array_equal(canvas[below[1] - 3, below[0] + 1], GREEN)  # the label's tag sits just above the box
+    assert np.array_equal(canvas[at_top[1] + 4, at_top[0] + 1], GREEN)  # and inside it when the box touches the top
+    assert np.array_equal(sky, np.full_like(sky, 235))  # drawn on a copy
