@@ -292,7 +292,9 @@ def test_background_scenes_train_a_not_a_sign_class_that_export_and_eval_carry(t
 
     assert Classifier(run_dir / "model.int8.onnx").labels[-1] == "not a sign"
     assert "accuracy" in run("eval", run_dir / "model.int8.onnx", "--data", tiny_gtsrb).stdout  # scored on the 43 classes
-    assert f"--background {scenes}" in (run_dir / "MODEL_CARD.md").read_text()
+    card = (run_dir / "MODEL_CARD.md").read_text()
+    assert f"--background {scenes}" in card
+    assert "--background-locator colour diamonds sign-locator" in card  # by default, the runtime's default locators
 
 
 def test_a_run_starts_from_an_exported_model_file_as_from_its_run(exported_run, tiny_gtsrb, tmp_path):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgesight.runtime.stream import DEFAULT_LOCATORS
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -21,9 +23,10 @@ class TrainConfig:
     background: str | None = field(default=None, metadata={"help": "road scenes (GTSDB layout: images and gt.txt) for a sign task: their "
                                                                     "background boxes train an extra 'not a sign' class and their signs "
                                                                     "join the training set; keep the scenes you evaluate on out of it"})
-    background_locator: list[str] = field(default_factory=lambda: ["colour"], metadata={
-        "help": "with --background, whose proposals the 'not a sign' class learns from: colour, sign-locator, a locator "
-                "file, or several (the locators the model will sit behind at runtime)"})
+    background_locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={
+        "help": "with --background, whose proposals the 'not a sign' class learns from: colour, diamonds, sign-locator, a "
+                "locator file, or several: the locators the model will sit behind at runtime, whose mistakes it learns "
+                "to reject (default: the runtime's default locators)"})
     init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task, or "
                                                                    "of an fp32 model file `export` made (a shipped one by name, e.g. "
                                                                    "cifar10-fp32): its architecture, preprocessing and validation tracks "
