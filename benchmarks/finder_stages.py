@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="road scenes in the GTSDB layout (folder or .zip)")
     parser.add_argument("--model", default="gtsrb-locate", help="sign model file or shipped name")
-    parser.add_argument("--locator", nargs="+", default=list(DEFAULT_LOCATORS), help="locators, as eval-frames takes them (default: its default)")
+    parser.add_argument("--locator", nargs="+", default=list(DEFAULT_LOCATORS), help="locators, as eval-frames takes them (default: the runtime's default locators)")
     arguments = parser.parse_args()
     cv2.setNumThreads(1)
     classifier = Classifier(arguments.model, threads=1, max_batch=256)
