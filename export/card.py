@@ -26,7 +26,7 @@ def training_command(options: dict) -> str:
                  "--model", options["model"], "--epochs", options["epochs"], "--batch-size", options["batch_size"],
                  "--learning-rate", options["learning_rate"], "--weight-decay", options["weight_decay"],
                  "--val-fraction", options["val_fraction"], "--seed", options["seed"]]
-    for option in ("optimizer", "resize", "input_size", "augmentation", "background", "init_from"):
+    for option in ("optimizer", "resize", "input_size", "box_margin", "augmentation", "background", "init_from"):
         if options.get(option) is not None:
             arguments += [f"--{option.replace('_', '-')}", options[option]]
     if options.get("mirror_average"):

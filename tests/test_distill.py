@@ -65,14 +65,16 @@ def test_a_distilled_run_resumes_exactly_and_names_its_teacher(tiny_gtsrb, tmp_p
     plain_weights = keras.models.load_model(tmp_path / "plain" / "model.keras").get_weights()
     assert not all(np.array_equal(a, b) for a, b in zip(plain_weights, resumed.get_weights()))
 
+    from edgesight.runtime.tasks import TASKS
     from edgesight.train.distill import load_teacher
 
+    spec = TASKS["gtsrb"].preprocess
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    alone = load_teacher([str(tmp_path / "teacher")], run_labels(student), 32, 32, images).predict(images, verbose=0)
-    pair = load_teacher([str(tmp_path / "teacher"), str(tmp_path / "plain")], run_labels(student), 32, 32, images)
+    alone = load_teacher([str(tmp_path / "teacher")], run_labels(student), spec, images).predict(images, verbose=0)
+    pair = load_teacher([str(tmp_path / "teacher"), str(tmp_path / "plain")], run_labels(student), spec, images)
     plain_alone = keras.models.load_model(tmp_path / "plain" / "model.keras").predict(images, verbose=0)
     np.testing.assert_allclose(pair.predict(images, verbose=0), (alone + plain_alone) / 2, atol=1e-6)  # several: averaged
-    twice = load_teacher([str(tmp_path / "teacher")] * 2, run_labels(student), 32, 32, images)  # one architecture twice
+    twice = load_teacher([str(tmp_path / "teacher")] * 2, run_labels(student), spec, images)  # one architecture twice
     np.testing.assert_allclose(twice.predict(images, verbose=0), alone, atol=1e-6)
 
     commands = training_commands(json.loads((student / "config.json").read_text()))
@@ -87,8 +89,11 @@ def test_a_teacher_that_cannot_teach_is_refused(tiny_gtsrb, tmp_path):
     with pytest.raises(DistillError, match="needs a finished run folder"):
         train(_config(tiny_gtsrb, tmp_path / "a", teacher=[str(tmp_path / "nowhere")]))
     train(_config(tiny_gtsrb, tmp_path / "teacher48", epochs=1, input_size=48))
-    with pytest.raises(DistillError, match="the teacher reads 48x48 images, the student 32x32"):
+    with pytest.raises(DistillError, match="the teacher reads 48x48 images cropped with box margin 0.1, the student 32x32"):
         train(_config(tiny_gtsrb, tmp_path / "b", teacher=[str(tmp_path / "teacher48")]))
+    # A teacher that learnt signs framed otherwise would grade a zoomed view it never saw.
+    with pytest.raises(DistillError, match="box margin 0.1, the student 32x32 with 0.0"):
+        train(_config(tiny_gtsrb, tmp_path / "b0", teacher=["gtsrb-fp32"], box_margin=0.0))
     with pytest.raises(TrainError, match="distill_weight in \\[0, 1\\]. Received: distill_temperature=4.0, distill_weight=1.5"):
         train(_config(tiny_gtsrb, tmp_path / "c", teacher=[str(tmp_path / "teacher48")], distill_weight=1.5))
 
@@ -113,6 +118,7 @@ def test_a_second_cycle_with_the_same_teacher_lists_the_teacher_once(tmp_path):
 def test_a_teacher_of_the_signs_alone_teaches_a_student_that_also_learns_not_a_sign(tiny_gtsrb, tmp_path):
     import keras
     import tensorflow as tf
+    from edgesight.runtime.tasks import TASKS
     from edgesight.train.distill import DistillError, load_teacher, with_teacher_targets
     from edgesight.train.trainer import train
     from fakes import write_road_scenes
@@ -139,7 +145,8 @@ def test_a_teacher_of_the_signs_alone_teaches_a_student_that_also_learns_not_a_s
     assert "the label stands in for the teacher's output" in card_note
     # Averaged teachers must agree on their classes.
     with pytest.raises(DistillError, match="know different classes"):
-        load_teacher([str(tmp_path / "teacher"), str(tmp_path / "student")], run_labels(tmp_path / "student"), 32, 32, None)
+        load_teacher([str(tmp_path / "teacher"), str(tmp_path / "student")], run_labels(tmp_path / "student"),
+                     TASKS["gtsrb"].preprocess, None)
 
     # A model file teaches as its run would: the shipped GTSRB model, which knows the signs alone.
     from edgesight.export.card import training_commands

@@ -103,15 +103,26 @@ def test_resize_option_reaches_the_run_and_is_checked(tmp_path):
         input_spec(TASKS["gtsrb"], TrainConfig(resize="nearest"))
 
 
+def test_box_margin_option_sets_the_crop_and_is_checked():
+    from edgesight.runtime.tasks import TASKS
+    from edgesight.train.trainer import input_spec
+
+    assert input_spec(TASKS["gtsrb"], TrainConfig(box_margin=0.0)).box_margin == 0.0
+    assert input_spec(TASKS["gtsrb"], TrainConfig()).box_margin == TASKS["gtsrb"].preprocess.box_margin == 0.1
+    with pytest.raises(TrainError, match="box_margin must be in \\[0, 0.5\\]. Received: box_margin=0.7"):
+        input_spec(TASKS["gtsrb"], TrainConfig(box_margin=0.7))
+
+
 def test_a_run_can_start_from_another_runs_weights(tiny_gtsrb, tmp_path):
     import keras
     from edgesight.train.trainer import train
 
-    first = train(_config(tiny_gtsrb, tmp_path / "first", epochs=1, model="cnn-tiny", resize="linear"))
+    first = train(_config(tiny_gtsrb, tmp_path / "first", epochs=1, model="cnn-tiny", resize="linear", box_margin=0.05))
     second = train(_config(tiny_gtsrb, tmp_path / "second", epochs=1, init_from=str(tmp_path / "first"), learning_rate=1e-3,
                            seed=7, val_fraction=0.3))
     saved, source = (json.loads((tmp_path / name / "config.json").read_text()) for name in ("second", "first"))
     assert saved["train"]["model"] == "cnn-tiny" and saved["preprocess"]["resize"] == "linear"  # taken from the source run
+    assert saved["preprocess"]["box_margin"] == source["preprocess"]["box_margin"] == 0.05
     # Another seed and fraction would split afresh and validate on tracks the source run trained on.
     assert saved["split"] == source["split"] and saved["train"]["val_fraction"] == source["train"]["val_fraction"]
     assert second["init_from"] == str(tmp_path / "first")
@@ -121,8 +132,10 @@ def test_a_run_can_start_from_another_runs_weights(tiny_gtsrb, tmp_path):
     fresh = keras.models.clone_model(keras.models.load_model(tmp_path / "first" / "model.keras")).get_weights()
     distance = sum(float(np.abs(a - b).sum()) for a, b in zip(start, end))
     assert distance < sum(float(np.abs(a - b).sum()) for a, b in zip(start, fresh))
-    with pytest.raises(TrainError, match="was trained at 32x32 with resize linear"):
+    with pytest.raises(TrainError, match="was trained at 32x32 with resize linear and box margin 0.05"):
         train(_config(tiny_gtsrb, tmp_path / "third", init_from=str(tmp_path / "first"), resize="area"))
+    with pytest.raises(TrainError, match="--box-margin must match it"):
+        train(_config(tiny_gtsrb, tmp_path / "third", init_from=str(tmp_path / "first"), box_margin=0.1))
     with pytest.raises(TrainError, match="needs a finished run folder"):
         train(_config(tiny_gtsrb, tmp_path / "fourth", init_from=str(tmp_path / "nowhere")))
 

@@ -19,6 +19,9 @@ class TrainConfig:
     input_size: int | None = field(default=None, metadata={"help": "input height and width in pixels (default: the task's, 32)"})
     resize: str | None = field(default=None, metadata={"help": "resize of a region to the input: area (best downscaling), "
                                                                "linear (about 5x faster at runtime), cubic (default: the task's, area)"})
+    box_margin: float | None = field(default=None, metadata={"help": "share of a labelled box's width and height added on each side "
+                                                                     "before cropping (0: the box alone; default: the task's, 0.1 "
+                                                                     "for signs); the model file records it for the runtime"})
     skip_bad_images: bool = field(default=False, metadata={"help": "drop images that do not decode, naming each, instead of stopping"})
     background: str | None = field(default=None, metadata={"help": "road scenes (GTSDB layout: images and gt.txt) for a sign task: their "
                                                                     "background boxes train an extra 'not a sign' class and their signs "

@@ -12,12 +12,14 @@ background: it has no opinion on background images, so there the soft target is 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 from edgesight.runtime.errors import EdgesightError
+from edgesight.runtime.preprocess import PreprocessSpec
 from edgesight.runtime.shipped import is_model_file
 from edgesight.runtime.tasks import NOT_A_SIGN
 
@@ -28,13 +30,13 @@ class DistillError(EdgesightError, ValueError):
     """The teacher run cannot teach this student."""
 
 
-def _load_one_teacher(source: str, labels: tuple[str, ...], height: int, width: int, sample_images) -> keras.Model:
+def _load_one_teacher(source: str, labels: tuple[str, ...], spec: PreprocessSpec, sample_images) -> keras.Model:
     from .from_onnx import keras_model_from_onnx, read_source_model
 
     if is_model_file(source):
         model_file = read_source_model(source)
         teacher_labels = model_file.metadata.labels
-        teacher_size = (model_file.metadata.preprocess.height, model_file.metadata.preprocess.width)
+        teacher_spec = dataclasses.asdict(model_file.metadata.preprocess)
     else:
         folder = Path(source)
         if not (folder / "model.keras").is_file() or not (folder / "config.json").is_file():
@@ -42,26 +44,29 @@ def _load_one_teacher(source: str, labels: tuple[str, ...], height: int, width: 
                                "model file that export made.")
         saved = json.loads((folder / "config.json").read_text())
         teacher_labels = tuple(saved["labels"])
-        teacher_size = (saved["preprocess"]["height"], saved["preprocess"]["width"])
+        teacher_spec = saved["preprocess"]
     labels = tuple(labels)
     if teacher_labels != labels and teacher_labels + (NOT_A_SIGN,) != labels:
         raise DistillError(f"{source}: the teacher's classes differ from this task's; a teacher must know the same "
                            f"classes, or all but {NOT_A_SIGN!r}.")
-    if teacher_size != (height, width):
-        raise DistillError(f"{source}: the teacher reads {teacher_size[0]}x{teacher_size[1]} images, the student "
-                           f"{height}x{width}; they must read the same images.")
+    # Both read each augmented batch, so the teacher must have learnt signs at the student's size and framing.
+    framing = ("height", "width", "box_margin")
+    if tuple(teacher_spec[key] for key in framing) != tuple(getattr(spec, key) for key in framing):
+        raise DistillError(f"{source}: the teacher reads {teacher_spec['height']}x{teacher_spec['width']} images cropped "
+                           f"with box margin {teacher_spec['box_margin']}, the student {spec.height}x{spec.width} with "
+                           f"{spec.box_margin}; they must read the same images.")
     if is_model_file(source):
         return keras_model_from_onnx(model_file, sample_images)
     return keras.models.load_model(folder / "model.keras", compile=False)
 
 
-def load_teacher(sources: list[str], labels: tuple[str, ...], height: int, width: int, sample_images) -> keras.Model:
+def load_teacher(sources: list[str], labels: tuple[str, ...], spec: PreprocessSpec, sample_images) -> keras.Model:
     """The finished runs' or model files' Keras models as one teacher (their probabilities averaged), checked against the student.
 
     Args:
         sample_images: training images at the student's input size, for a teacher rebuilt from a model file.
     """
-    models = [_load_one_teacher(source, labels, height, width, sample_images) for source in sources]
+    models = [_load_one_teacher(source, labels, spec, sample_images) for source in sources]
     if len({model.output_shape[-1] for model in models}) > 1:
         raise DistillError(f"the teachers {', '.join(sources)} know different classes (some {NOT_A_SIGN!r}, some not); "
                            "averaged teachers must know the same classes.")
@@ -70,7 +75,7 @@ def load_teacher(sources: list[str], labels: tuple[str, ...], height: int, width
     else:
         for index, model in enumerate(models):
             model.name = f"teacher_{index}"  # two runs of one architecture share a name, which one model cannot hold twice
-        image = keras.Input((height, width, 3), dtype="uint8")
+        image = keras.Input((spec.height, spec.width, 3), dtype="uint8")
         teacher = keras.Model(image, keras.layers.Average()([model(image) for model in models]), name="teachers")
     teacher.trainable = False
     return teacher

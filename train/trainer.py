@@ -57,7 +57,7 @@ def _saved_validation_groups(run_folder: Path) -> list[str]:
 
 
 def input_spec(task, config: TrainConfig):
-    """The task's preprocessing at the run's input size and resize mode."""
+    """The task's preprocessing at the run's input size, resize mode and box margin."""
     spec = task.preprocess
     if config.input_size is not None:
         if not 8 <= config.input_size <= 512:
@@ -67,6 +67,10 @@ def input_spec(task, config: TrainConfig):
         if config.resize not in RESIZE_MODES:
             raise TrainError(f"resize must be one of {', '.join(RESIZE_MODES)}. Received: resize={config.resize!r}")
         spec = dataclasses.replace(spec, resize=config.resize)
+    if config.box_margin is not None:
+        if not 0.0 <= config.box_margin <= 0.5:
+            raise TrainError(f"box_margin must be in [0, 0.5]. Received: box_margin={config.box_margin}")
+        spec = dataclasses.replace(spec, box_margin=config.box_margin)
     return spec
 
 
@@ -119,10 +123,12 @@ def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
         labels, spec, saved = _source_run_options(source)
     if tuple(labels) != task.labels:
         raise TrainError(f"{source}: its classes differ from the {task.name} task's; --init-from needs the same classes.")
-    if config.input_size not in (None, spec["height"]) or config.resize not in (None, spec["resize"]):
-        raise TrainError(f"{source}: was trained at {spec['height']}x{spec['width']} with resize {spec['resize']}; "
-                         f"--input-size and --resize must match it or be left out.")
+    if (config.input_size not in (None, spec["height"]) or config.resize not in (None, spec["resize"])
+            or config.box_margin not in (None, spec["box_margin"])):
+        raise TrainError(f"{source}: was trained at {spec['height']}x{spec['width']} with resize {spec['resize']} and box "
+                         f"margin {spec['box_margin']}; --input-size, --resize and --box-margin must match it or be left out.")
     return dataclasses.replace(config, model=saved["train"]["model"], input_size=spec["height"], resize=spec["resize"],
+                               box_margin=spec["box_margin"],
                                val_fraction=saved["train"]["val_fraction"],
                                mirror_average=config.mirror_average or saved["train"].get("mirror_average", False))
 
@@ -295,8 +301,7 @@ def _fit(config, task, run_dir, state, images_nhwc, labels, train_index, val_ind
         from .distill import load_teacher, with_teacher_targets  # also registers the loss a checkpoint names
 
         spec = input_spec(task, config)
-        teacher = load_teacher(config.teacher, task.labels, spec.height, spec.width,
-                               _statistics_sample(images_nhwc[train_index], config.seed))
+        teacher = load_teacher(config.teacher, task.labels, spec, _statistics_sample(images_nhwc[train_index], config.seed))
     if state:
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
