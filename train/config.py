@@ -33,7 +33,8 @@ class TrainConfig:
     init_from: str | None = field(default=None, metadata={"help": "start from the weights of a finished run folder of the same task, or "
                                                                    "of an fp32 model file `export` made (a shipped one by name, e.g. "
                                                                    "cifar10-fp32): its architecture, preprocessing and validation tracks "
-                                                                   "are used, with a fresh schedule"})
+                                                                   "are used, with a fresh schedule (--box-margin may "
+                                                                   "reframe its crops)"})
     teacher: list[str] = field(default_factory=list, metadata={
         "help": "distil from finished run folders or fp32 model files of the same task and input size (several: their averaged outputs): "
                 "the student also learns the teachers' softened class ranking"})

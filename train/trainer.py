@@ -123,12 +123,12 @@ def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
         labels, spec, saved = _source_run_options(source)
     if tuple(labels) != task.labels:
         raise TrainError(f"{source}: its classes differ from the {task.name} task's; --init-from needs the same classes.")
-    if (config.input_size not in (None, spec["height"]) or config.resize not in (None, spec["resize"])
-            or config.box_margin not in (None, spec["box_margin"])):
-        raise TrainError(f"{source}: was trained at {spec['height']}x{spec['width']} with resize {spec['resize']} and box "
-                         f"margin {spec['box_margin']}; --input-size, --resize and --box-margin must match it or be left out.")
+    if config.input_size not in (None, spec["height"]) or config.resize not in (None, spec["resize"]):
+        raise TrainError(f"{source}: was trained at {spec['height']}x{spec['width']} with resize {spec['resize']}; "
+                         f"--input-size and --resize must match it or be left out.")
+    # A new --box-margin is allowed: the weights fit any framing, and training adapts them to the new one.
     return dataclasses.replace(config, model=saved["train"]["model"], input_size=spec["height"], resize=spec["resize"],
-                               box_margin=spec["box_margin"],
+                               box_margin=spec["box_margin"] if config.box_margin is None else config.box_margin,
                                val_fraction=saved["train"]["val_fraction"],
                                mirror_average=config.mirror_average or saved["train"].get("mirror_average", False))
 
