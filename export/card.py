@@ -97,8 +97,8 @@ def _teacher_note(options: dict) -> list[str]:
         facts = [report.get("model", "its model")]
         if "test_accuracy" in report:
             facts.append(f"test accuracy {report['test_accuracy'] * 100:.2f}%")
-        if "train_seconds_total" in report:
-            facts.append(f"trained in {report['train_seconds_total'] / 60:.0f} min, not counted above")
+        if "train_seconds_total" in report:  # None for a teacher that started from a model file
+            facts.append(f"trained in {_wall_time(report).rstrip(',')}, not counted above")
         described.append(f"`{teacher}` ({', '.join(facts)})")
     whose = "its outputs" if len(teachers) == 1 else "their averaged outputs"
     # A teacher of the signs alone (see edgesight.train.distill) knows nothing of the background the student also learns.

@@ -204,3 +204,16 @@ def test_mixup_trains_a_student_on_the_teacher_alone_and_the_card_says_so(tiny_g
     options = json.loads((tmp_path / "mixed" / "config.json").read_text())["train"]
     assert training_commands({"train": options})[-1].endswith("--distill-weight 1.0 --mixup 0.4")
     assert "blended in pairs (MixUp, shares from Beta(0.4, 0.4))" in _teacher_note(options)[0]
+
+
+def test_the_card_names_a_teacher_that_started_from_a_model_file(tmp_path):
+    from edgesight.export.card import _teacher_note
+
+    # Such a teacher's report knows its own minutes, but not what the file it started from cost.
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "report.json").write_text(json.dumps({
+        "model": "cnn-base", "test_accuracy": 0.9963, "train_seconds": 2007.0, "train_seconds_total": None,
+        "init_from": "gtsrb-fp32"}))
+    note = _teacher_note({"teacher": [str(tmp_path / "teacher")], "distill_weight": 0.7, "distill_temperature": 4.0})[0]
+    assert ("(cnn-base, test accuracy 99.63%, trained in 33 min for this run, after the training of `gtsrb-fp32`, which "
+            "its file does not record, not counted above)") in note
