@@ -88,14 +88,42 @@ def test_a_teacher_that_cannot_teach_is_refused(tiny_gtsrb, tmp_path):
 
     with pytest.raises(DistillError, match="needs a finished run folder"):
         train(_config(tiny_gtsrb, tmp_path / "a", teacher=[str(tmp_path / "nowhere")]))
-    train(_config(tiny_gtsrb, tmp_path / "teacher48", epochs=1, input_size=48))
-    with pytest.raises(DistillError, match="the teacher reads 48x48 images cropped with box margin 0.1, the student 32x32"):
-        train(_config(tiny_gtsrb, tmp_path / "b", teacher=[str(tmp_path / "teacher48")]))
     # A teacher that learnt signs framed otherwise would grade a zoomed view it never saw.
-    with pytest.raises(DistillError, match="box margin 0.1, the student 32x32 with 0.0"):
+    with pytest.raises(DistillError, match="cropped with box margin 0.1, the student with 0.0"):
         train(_config(tiny_gtsrb, tmp_path / "b0", teacher=["gtsrb-fp32"], box_margin=0.0))
     with pytest.raises(TrainError, match="distill_weight in \\[0, 1\\]. Received: distill_temperature=4.0, distill_weight=1.5"):
-        train(_config(tiny_gtsrb, tmp_path / "c", teacher=[str(tmp_path / "teacher48")], distill_weight=1.5))
+        train(_config(tiny_gtsrb, tmp_path / "c", teacher=["gtsrb-fp32"], distill_weight=1.5))
+
+
+def test_a_teacher_of_another_input_size_reads_the_batch_rescaled_to_its_own(tiny_gtsrb, tmp_path):
+    import keras
+    import onnxruntime as ort
+    import tensorflow as tf
+    from edgesight.runtime.preprocess import PreprocessSpec
+    from edgesight.runtime.shipped import resolve_model
+    from edgesight.train.distill import load_teacher
+    from edgesight.train.trainer import train
+
+    teacher_run = tmp_path / "teacher48"
+    train(_config(tiny_gtsrb, teacher_run, epochs=1, input_size=48))
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    teacher = load_teacher([str(teacher_run)], run_labels(teacher_run), PreprocessSpec(32, 32, box_margin=0.1), images)
+    assert teacher.input_shape == (None, 32, 32, 3)
+    scaled_up = tf.image.resize(images.astype(np.float32), (48, 48)).numpy()
+    own_size = keras.models.load_model(teacher_run / "model.keras").predict(scaled_up, verbose=0)
+    np.testing.assert_allclose(teacher.predict(images, verbose=0), own_size, atol=1e-6)
+
+    # A model file rebuilt in Keras at its own size (32x32) teaches a 24x24 student alike.
+    student = train(_config(tiny_gtsrb, tmp_path / "student24", epochs=1, input_size=24, teacher=["gtsrb-fp32"]))
+    assert student["teacher"] == ["gtsrb-fp32"]
+    small = np.random.default_rng(1).integers(0, 256, (4, 24, 24, 3), dtype=np.uint8)
+    teacher = load_teacher(["gtsrb-fp32"], run_labels(tmp_path / "student24"), PreprocessSpec(24, 24, box_margin=0.1), small)
+    session = ort.InferenceSession(str(resolve_model("gtsrb-fp32")), providers=["CPUExecutionProvider"])
+    scaled_up = np.round(tf.image.resize(small.astype(np.float32), (32, 32)).numpy()).astype(np.uint8)
+    reference = session.run(None, {session.get_inputs()[0].name: scaled_up})[0]
+    # The file reads the scaled-up batch rounded to uint8, the wrapped teacher unrounded: close, not equal.
+    np.testing.assert_allclose(teacher.predict(small, verbose=0), reference, atol=0.05)
+    assert (teacher.predict(small, verbose=0).argmax(1) == reference.argmax(1)).all()
 
 
 def test_a_second_cycle_with_the_same_teacher_lists_the_teacher_once(tmp_path):

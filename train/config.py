@@ -36,8 +36,9 @@ class TrainConfig:
                                                                    "are used, with a fresh schedule (--box-margin may "
                                                                    "reframe its crops)"})
     teacher: list[str] = field(default_factory=list, metadata={
-        "help": "distil from finished run folders or fp32 model files of the same task and input size (several: their averaged outputs): "
-                "the student also learns the teachers' softened class ranking"})
+        "help": "distil from finished run folders or fp32 model files of the same task and box margin (several: their averaged "
+                "outputs): the student also learns the teachers' softened class ranking; a teacher of another input size "
+                "reads each batch rescaled to its own"})
     distill_temperature: float = field(default=4.0, metadata={"help": "with --teacher, the softmax temperature of the teacher's and "
                                                                         "student's softened outputs"})
     distill_weight: float = field(default=0.7, metadata={"help": "with --teacher, the share of the loss that follows the teacher "
