@@ -21,7 +21,7 @@ from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_TASK, LearnedL
 from edgesight.runtime.scenes import read_scenes
 
 from .convert import keras_to_onnx, relax_spatial_dims, save_model
-from .simplify import fold_input_scaling
+from .simplify import fold_input_scaling, nearest_upsampling_as_resize
 
 # Logits of Keras and onnxruntime may differ by float rounding, not more.
 MAX_GRID_DIFFERENCE = 1e-3
@@ -47,17 +47,20 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     """
     import keras
 
-    geometry = LocatorGeometry(run_config["geometry"]["downscale"], run_config["geometry"]["stride"])
+    saved = run_config["geometry"]
+    geometry = LocatorGeometry(saved["downscale"], saved["stride"], saved.get("input_multiple"))
     data = data or run_config["train"]["data"]
     print(f"converting {run_dir / 'model.keras'} (sign locator) to ONNX (opset {opset})", file=sys.stderr)
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
     frames = _frames(run_config, data, geometry)
     proto = relax_spatial_dims(keras_to_onnx(model, opset, traced_size=frames[0].shape[1:3]))
     scaling_folded = fold_input_scaling(proto)
+    nearest_upsampling_as_resize(proto)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     # Each frame at its own size and at three quarters of it: the opened dims must hold for any size.
-    checked = frames + [frame[:, : frame.shape[1] * 3 // 4 // geometry.stride * geometry.stride,
-                               : frame.shape[2] * 3 // 4 // geometry.stride * geometry.stride] for frame in frames[:2]]
+    multiple = geometry.side_multiple
+    checked = frames + [frame[:, : frame.shape[1] * 3 // 4 // multiple * multiple, : frame.shape[2] * 3 // 4 // multiple * multiple]
+                        for frame in frames[:2]]
     difference = max(float(np.max(np.abs(session.run(None, {"image": frame})[0] - model(frame, training=False).numpy())))
                      for frame in checked)
     if difference > MAX_GRID_DIFFERENCE:
@@ -123,12 +126,13 @@ def _card(report: dict, run_config: dict, train_report: dict) -> str:
     sweep = "\n".join(f"| {row['min_score']} | {row['recall_24px_and_more']} | {row['proposals_per_frame']} |"
                       for row in train_report.get("validation_proposal_recall", []))
     width, height = report["frame_size"]
+    multiple = run_config["geometry"].get("input_multiple") or run_config["geometry"]["stride"]
     return f"""# Model card: sign locator
 
 Finds where traffic signs are in a road scene, for the classifier to read them (`--locate signs --locator ...`).
 A CenterNet-style network of separable convolutions on the frame at half resolution; per 8×8 frame pixels: the
 chance that a sign's centre lies there, its offset, log width and height. Input: RGB uint8 NHWC of any size (cut to a
-multiple of the stride after downscaling); output: a float32 grid (see `edgesight.runtime.learned_locate`).
+multiple of {multiple} pixels after downscaling); output: a float32 grid (see `edgesight.runtime.learned_locate`).
 
 | | |
 |---|---|

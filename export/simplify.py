@@ -165,6 +165,38 @@ def fold_input_scaling(model_proto: onnx.ModelProto) -> bool:
     return True
 
 
+def nearest_upsampling_as_resize(model_proto: onnx.ModelProto) -> int:
+    """Rewrite the hourglass locator's upsampling (train/locator.py, NearestUpsample2x) as one nearest-neighbour Resize.
+
+    tf2onnx writes it as Concat of one tensor four times along the channels, then DepthToSpace(2, DCR): the same
+    pixels as Resize(nearest, scales 1, 1, 2, 2), which takes any size too. onnxruntime runs that Resize in its
+    blocked channel layout, while its DepthToSpace took 2.7 ms of an 11 ms frame on the AMD EPYC. Returns the number of
+    upsamplings rewritten; other graphs are left alone.
+    """
+    graph = model_proto.graph
+    attribute = lambda node, name, default: next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)  # noqa: E731
+    producers = {output: node for node in graph.node for output in node.output}
+    rewritten = 0
+    for node in list(graph.node):
+        concat = producers.get(node.input[0]) if node.op_type == "DepthToSpace" else None
+        if (concat is None or concat.op_type != "Concat" or len(set(concat.input)) != 1 or len(concat.input) != 4
+                or attribute(concat, "axis", None) not in (1, -3) or attribute(node, "blocksize", 0) != 2
+                or attribute(node, "mode", b"DCR") not in (b"DCR", "DCR")):
+            continue
+        scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), f"{node.name}/scales")
+        graph.initializer.append(scales)
+        resize = helper.make_node("Resize", [concat.input[0], "", scales.name], list(node.output), name=f"{node.name}/Resize",
+                                  mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        position = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.insert(position, resize)
+        rewritten += 1
+    if rewritten:
+        _drop_dead_nodes(graph)
+        onnx.checker.check_model(model_proto, full_check=True)
+    return rewritten
+
+
 def simplify(model: onnx.ModelProto, keras_model) -> list[str]:
     """Apply the rewrites that match this model; returns what was done, for the export report."""
     done = []

@@ -14,13 +14,16 @@ input NHWC RGB uint8) with its own keys, since it has no classes:
     edgesight.task     "sign-locator"
     edgesight.locator  {"downscale": 2, "stride": 4,
                         "outputs": ["centre_logit", "offset_x", "offset_y", "log_width", "log_height"],
-                        "min_score": 0.2}   (optional: the centre score chosen on validation scenes)
+                        "min_score": 0.2,   (optional: the centre score chosen on validation scenes)
+                        "input_multiple": 8}   (optional, default the stride: what the shrunk frame's sides
+                                                must be multiples of, for a network that steps down further
+                                                than its output grid, such as the hourglass locator)
     edgesight.input    {"name", "height": null, "width": null, "channels": 3, "layout": "NHWC",
                         "color": "RGB", "dtype": "uint8"}   (any frame size)
     edgesight.metrics, edgesight.provenance   as for a classifier
 
 Output: one float32 tensor [batch, H/stride, W/stride, 5] for an input of H×W (after downscaling), both multiples of
-the stride (`network_input` cuts the shrunk frame to that).
+the input multiple (`network_input` cuts the shrunk frame to that).
 """
 from __future__ import annotations
 
@@ -48,9 +51,17 @@ class LocatorGeometry:
 
     downscale: int = 2  # the frame is shrunk by this before the network: a 24 px sign is 12 px there
     stride: int = 4  # pixels of the shrunk frame per output cell
+    # The shrunk frame's sides must be multiples of this (None: of the stride). An hourglass network steps down to twice
+    # its output stride and back up, and its graph's padding and skip connection hold only for multiples of that.
+    input_multiple: int | None = None
+
+    @property
+    def side_multiple(self) -> int:
+        return self.input_multiple or self.stride
 
     def to_json(self) -> dict:
-        return {"downscale": self.downscale, "stride": self.stride, "outputs": list(LOCATOR_OUTPUTS)}
+        values = {"downscale": self.downscale, "stride": self.stride, "outputs": list(LOCATOR_OUTPUTS)}
+        return values | ({"input_multiple": self.input_multiple} if self.input_multiple else {})
 
 
 def read_locator_metadata(props: dict[str, str], source: str) -> LocatorGeometry:
@@ -60,14 +71,17 @@ def read_locator_metadata(props: dict[str, str], source: str) -> LocatorGeometry
                              "(a classifier file goes to --model, a locator file to --locator).")
     try:
         values = json.loads(props[LOCATOR_KEY])
-        geometry = LocatorGeometry(downscale=int(values["downscale"]), stride=int(values["stride"]))
+        multiple = values.get("input_multiple")
+        geometry = LocatorGeometry(downscale=int(values["downscale"]), stride=int(values["stride"]),
+                                   input_multiple=None if multiple is None else int(multiple))
         outputs = tuple(values["outputs"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{source}: metadata field {LOCATOR_KEY} must be JSON with downscale, stride and outputs "
                              f"({error}). Received: {props[LOCATOR_KEY][:80]!r}") from None
-    if outputs != LOCATOR_OUTPUTS or geometry.downscale < 1 or geometry.stride < 1:
-        raise ModelFileError(f"{source}: {LOCATOR_KEY} must declare outputs {list(LOCATOR_OUTPUTS)} and positive "
-                             f"downscale and stride. Received: {values!r}")
+    if (outputs != LOCATOR_OUTPUTS or geometry.downscale < 1 or geometry.stride < 1
+            or geometry.side_multiple % geometry.stride):
+        raise ModelFileError(f"{source}: {LOCATOR_KEY} must declare outputs {list(LOCATOR_OUTPUTS)}, positive downscale "
+                             f"and stride, and an input_multiple (if any) that is a multiple of the stride. Received: {values!r}")
     return geometry
 
 
@@ -102,15 +116,16 @@ def decode_grid(grid: np.ndarray, geometry: LocatorGeometry, frame_shape: tuple[
 
 
 def network_input(frame: np.ndarray | ShrunkFrame, geometry: LocatorGeometry) -> np.ndarray:
-    """[1, H, W, 3] RGB uint8: the frame shrunk by the downscale, its right and bottom edges cut to a multiple of the stride.
+    """[1, H, W, 3] RGB uint8: the frame shrunk by the downscale, its right and bottom edges cut to the input multiple.
 
-    The exported graph's padding holds for sizes that are multiples of the stride (export/convert.py,
-    relax_spatial_dims); the cut is at most stride - 1 pixels of the shrunk frame, and the cells keep
-    their places, so boxes need no correction.
+    The exported graph's padding holds for sizes that are multiples of the network's deepest stride (export/convert.py,
+    relax_spatial_dims), the input multiple; the cut is at most that less one pixel of the shrunk frame, and the
+    cells keep their places, so boxes need no correction.
     """
     small = ShrunkFrame.of(frame).by(geometry.downscale)
-    rows = max(geometry.stride, small.shape[0] // geometry.stride * geometry.stride)
-    columns = max(geometry.stride, small.shape[1] // geometry.stride * geometry.stride)
+    multiple = geometry.side_multiple
+    rows = max(multiple, small.shape[0] // multiple * multiple)
+    columns = max(multiple, small.shape[1] // multiple * multiple)
     return cv2.cvtColor(small[:rows, :columns], cv2.COLOR_BGR2RGB)[np.newaxis]
 
 

@@ -38,6 +38,11 @@ def test_locator_metadata_is_checked_and_named():
         read_locator_metadata({"edgesight.locator": "{downscale: 2"}, "loc.onnx")
     with pytest.raises(ModelFileError, match="must declare outputs"):
         read_locator_metadata({"edgesight.locator": json.dumps({"downscale": 2, "stride": 4, "outputs": ["x"]})}, "loc.onnx")
+    hourglass = LocatorGeometry(downscale=2, stride=4, input_multiple=8)
+    assert read_locator_metadata({"edgesight.locator": json.dumps(hourglass.to_json())}, "loc.onnx") == hourglass
+    assert "input_multiple" not in GEOMETRY.to_json()  # files of the plain network keep the metadata they had
+    with pytest.raises(ModelFileError, match="an input_multiple \\(if any\\) that is a multiple of the stride"):
+        read_locator_metadata({"edgesight.locator": json.dumps(hourglass.to_json() | {"input_multiple": 6})}, "loc.onnx")
 
 
 def test_a_missing_or_unreadable_locator_file_is_named(tmp_path):
@@ -172,6 +177,41 @@ def test_the_locator_network_gives_one_cell_per_stride():
         assert build_locator(8, stride)(frame).shape == (1, 64 // stride, 96 // stride, 5)
     with pytest.raises(TrainError, match="stride must be 4 or 8. Received: stride=16"):
         build_locator(8, 16)
+    # The hourglass steps down to stride 8 for its context and back up to its stride-4 grid, nearest neighbour.
+    assert build_locator(8, 4, context_stride=8)(frame).shape == (1, 16, 24, 5)
+    from edgesight.train.locator import NearestUpsample2x
+    from keras import layers
+
+    features = np.random.default_rng(0).normal(size=(1, 5, 7, 3)).astype(np.float32)
+    np.testing.assert_array_equal(NearestUpsample2x()(features), layers.UpSampling2D(2)(features))
+    with pytest.raises(TrainError, match="context_stride must be the stride or, with stride 4, 8"):
+        build_locator(8, 8, context_stride=16)
+
+
+def test_an_hourglass_locator_declares_its_input_multiple_and_the_runtime_cuts_frames_to_it(tmp_path):
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra")
+    pytest.importorskip("tf2onnx", reason="export needs the [export] extra")
+    from edgesight.export.config import ExportConfig
+    from edgesight.export.pipeline import export_run
+    from edgesight.runtime.learned_locate import LearnedLocator, network_input
+    from edgesight.runtime.scenes import read_scenes
+    from edgesight.train.locator import train_locator
+    from edgesight.train.trainer import TrainError
+
+    scenes, signs = write_road_scenes(tmp_path / "scenes.zip"), write_gtsrb_archives(tmp_path / "gtsrb")
+    with pytest.raises(TrainError, match="crop_size must be >= 32 and a multiple of 8"):
+        train_locator(_locator_config(scenes, signs, tmp_path / "bad", context_stride=8, crop_size=68))
+    run_dir = tmp_path / "hourglass"
+    train_locator(_locator_config(scenes, signs, run_dir, context_stride=8, epochs=1))
+    exported = export_run(ExportConfig(run_dir=str(run_dir)))  # checks Keras parity at two sizes, multiples of 8
+    assert exported["max_grid_difference_keras_onnx"] < 1e-3
+    locator = LearnedLocator(run_dir / "locator.onnx", min_score=0.01)
+    assert locator.geometry.input_multiple == 8
+    frame = next(read_scenes(scenes)).image_bgr  # 320x200: 160x100 shrunk, cut to 160x96
+    assert network_input(frame, locator.geometry).shape == (1, 96, 160, 3)
+    for box in locator.propose(frame):
+        assert 0 <= box[0] < box[2] < 320 and 0 <= box[1] < box[3] < 200
+    assert "--context-stride 8" in (run_dir / "MODEL_CARD.md").read_text()
 
 
 def test_jittered_scenes_keep_each_box_on_its_sign():

@@ -43,12 +43,37 @@ def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
-def _check_stride(stride: int) -> None:
+@keras.saving.register_keras_serializable(package="edgesight")
+class NearestUpsample2x(layers.Layer):
+    """Nearest-neighbour upsampling by 2: each pixel's channels repeated four times, then DepthToSpace.
+
+    The same pixels as `UpSampling2D(2)`, but Keras builds that from Repeat and Reshape nodes whose shapes tf2onnx
+    freezes at the traced size, so the exported graph would take only that size. These two ops take any size.
+    """
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(tf.concat([inputs] * 4, axis=-1), 2)
+
+    def compute_output_shape(self, input_shape):
+        batch, rows, columns, channels = input_shape
+        return (batch, None if rows is None else rows * 2, None if columns is None else columns * 2, channels)
+
+
+def _check_stride(stride: int, context_stride: int | None = None) -> None:
     if stride not in (4, 8):
         raise TrainError(f"stride must be 4 or 8. Received: stride={stride}")
+    if context_stride not in (None, stride) and (stride, context_stride) != (4, 8):
+        raise TrainError(f"context_stride must be the stride or, with stride 4, 8 (an hourglass). "
+                         f"Received: stride={stride}, context_stride={context_stride}")
 
 
-def build_locator(width: int, stride: int = 4, height: int | None = None, frame_width: int | None = None) -> keras.Model:
+def locator_geometry(stride: int, context_stride: int | None) -> LocatorGeometry:
+    """The grid of a network built by `build_locator`: an hourglass takes sides that are multiples of its context stride."""
+    return LocatorGeometry(stride=stride, input_multiple=context_stride if context_stride not in (None, stride) else None)
+
+
+def build_locator(width: int, stride: int = 4, height: int | None = None, frame_width: int | None = None,
+                  context_stride: int | None = None) -> keras.Model:
     """uint8 RGB frame (any size unless given) -> [rows, columns, 5] grid at `stride` (4 or 8).
 
     Stride-2 steps down to the stride, then separable convolutions whose dilations reach about 120
@@ -58,25 +83,42 @@ def build_locator(width: int, stride: int = 4, height: int | None = None, frame_
     finest grid. Separate heads for the centre score and the box, as in CenterNet. (One shared head
     ran 1 ms a frame faster, but trained on the same recipe it scored signs lower: its validation
     recall needed centre score 0.1 and three times the proposals; README, "Signs in whole road scenes".)
+
+    With `context_stride` 8 at stride 4 (an hourglass, after the encoder-decoder networks CenterNet builds on), the
+    context runs at stride 8 and `width` channels, on a quarter of the cells; a 1x1 convolution narrows it to the
+    stride-4 layer's width (half), and it is brought back to stride 4 (nearest neighbour) and added to that layer,
+    so the heads keep the fine grid's detail and see the context's reach.
     """
-    _check_stride(stride)
+    _check_stride(stride, context_stride)
     inputs = keras.Input((height, frame_width, 3), dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
-    if stride == 8:
-        x = _separable(x, width * 3 // 4, "down", strides=2)
-        x = _separable(x, width, "down8", strides=2)
-        dilations = (1, 2, 4)
+    if context_stride == 8 and stride == 4:
+        fine = _separable(x, width // 2, "down", strides=2)
+        x = _separable(fine, width, "down8", strides=2)
+        for dilation in (1, 2, 4):
+            x = _separable(x, width, f"context{dilation}", dilation=dilation)
+        x = layers.Conv2D(width // 2, 1, use_bias=False, name="narrow")(x)
+        x = layers.BatchNormalization(name="narrow_bn")(x)
+        x = NearestUpsample2x(name="up")(x)
+        x = layers.ReLU(name="merge_relu")(layers.Add(name="merge")([x, fine]))
+        head_width = width // 2
     else:
-        x = _separable(x, width, "down", strides=2)
-        dilations = (1, 2, 4, 8)
-    for dilation in dilations:
-        x = _separable(x, width, f"context{dilation}", dilation=dilation)
+        if stride == 8:
+            x = _separable(x, width * 3 // 4, "down", strides=2)
+            x = _separable(x, width, "down8", strides=2)
+            dilations = (1, 2, 4)
+        else:
+            x = _separable(x, width, "down", strides=2)
+            dilations = (1, 2, 4, 8)
+        for dilation in dilations:
+            x = _separable(x, width, f"context{dilation}", dilation=dilation)
+        head_width = width
     # A prior of 2% per cell (bias -4) keeps the first steps from drowning in background loss.
-    centre = layers.Conv2D(1, 1, name="centre", bias_initializer=keras.initializers.Constant(-4.0))(_separable(x, width, "centre_head"))
-    box = layers.Conv2D(4, 1, name="box")(_separable(x, width, "box_head"))
+    centre = layers.Conv2D(1, 1, name="centre", bias_initializer=keras.initializers.Constant(-4.0))(_separable(x, head_width, "centre_head"))
+    box = layers.Conv2D(4, 1, name="box")(_separable(x, head_width, "box_head"))
     return keras.Model(inputs, layers.Concatenate(name="grid")([centre, box]), name="sign_locator")
 
 
@@ -157,9 +199,11 @@ def _check(config: LocatorTrainConfig) -> None:
     if not MIN_PASTED_SIDE < config.paste_max_side <= crop_in_frame_pixels:
         raise TrainError(f"paste_max_side must be above {MIN_PASTED_SIDE} and at most the crop in frame pixels "
                          f"({crop_in_frame_pixels}). Received: paste_max_side={config.paste_max_side}")
-    _check_stride(config.stride)  # before the scenes are read and the crops built
-    if config.crop_size < 32 or config.crop_size % config.stride:
-        raise TrainError(f"crop_size must be >= 32 and a multiple of the stride ({config.stride}). Received: crop_size={config.crop_size}")
+    _check_stride(config.stride, config.context_stride)  # before the scenes are read and the crops built
+    multiple = locator_geometry(config.stride, config.context_stride).side_multiple
+    if config.crop_size < 32 or config.crop_size % multiple:
+        raise TrainError(f"crop_size must be >= 32 and a multiple of {multiple} (the network's deepest stride). "
+                         f"Received: crop_size={config.crop_size}")
 
 
 def train_locator(config: LocatorTrainConfig) -> dict:
@@ -178,7 +222,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     _check(config)
     run_dir, config, state = prepare_run_dir(config, "runs/sign-locator")
     scenes = list(read_scenes(config.data))
-    geometry = LocatorGeometry(stride=config.stride)
+    geometry = locator_geometry(config.stride, config.context_stride)
     training_scenes, validation_scenes = split_scenes(scenes, config.val_fraction, config.seed)
     if not any(scene.signs for scene in training_scenes):
         raise TrainError(f"{config.data}: the training scenes hold no signs; a locator cannot learn from them.")
@@ -204,7 +248,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
     else:
-        model = build_locator(config.width, config.stride)
+        model = build_locator(config.width, config.stride, context_stride=config.context_stride)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch * config.epochs)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LocatorLoss(config.size_weight))
     # Light and contrast only: moving or scaling the crop would move its targets too.
@@ -227,7 +271,9 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     started = time.monotonic()
     sweep = proposal_recall(model, validation_scenes, geometry) if validation_scenes else []
     frame_height, frame_width = scenes[0].image_bgr.shape[:2]
-    sized = build_locator(config.width, config.stride, frame_height // geometry.downscale, frame_width // geometry.downscale)
+    multiple = geometry.side_multiple  # the frame as network_input cuts it
+    sized = build_locator(config.width, config.stride, frame_height // geometry.downscale // multiple * multiple,
+                          frame_width // geometry.downscale // multiple * multiple, config.context_stride)
     report = {
         "task": LOCATOR_TASK, "parameters": int(model.count_params()), "operating_min_score": operating_min_score(sweep),
         "macs_per_frame": count_macs(sized), "frame_size": [frame_width, frame_height],
