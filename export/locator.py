@@ -53,9 +53,10 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     print(f"converting {run_dir / 'model.keras'} (sign locator) to ONNX (opset {opset})", file=sys.stderr)
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
     frames = _frames(run_config, data, geometry)
-    proto = relax_spatial_dims(keras_to_onnx(model, opset, traced_size=frames[0].shape[1:3]))
+    proto = keras_to_onnx(model, opset, traced_size=frames[0].shape[1:3])
+    nearest_upsampling_as_resize(proto)  # while the traced dims are known; an hourglass locator's graph then takes any size
+    proto = relax_spatial_dims(proto)
     scaling_folded = fold_input_scaling(proto)
-    nearest_upsampling_as_resize(proto)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     # Each frame at its own size and at three quarters of it: the opened dims must hold for any size.
     multiple = geometry.side_multiple

@@ -83,9 +83,12 @@ def static_flatten(model: onnx.ModelProto) -> int:
     return rewritten
 
 
-def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
-    """Tensor shapes from one ONNX shape inference; None for the batch (or any symbolic) dim."""
-    inferred = shape_inference.infer_shapes(model)
+def _static_shapes(model: onnx.ModelProto, data_prop: bool = False) -> dict[str, list[int | None]]:
+    """Tensor shapes from one ONNX shape inference; None for the batch (or any symbolic) dim.
+
+    `data_prop` also follows shapes computed in the graph (Shape, Slice, Concat into a Reshape).
+    """
+    inferred = shape_inference.infer_shapes(model, data_prop=data_prop)
     return {value.name: [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
             for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
             if value.type.tensor_type.HasField("shape")}
@@ -165,36 +168,38 @@ def fold_input_scaling(model_proto: onnx.ModelProto) -> bool:
     return True
 
 
-def nearest_upsampling_as_resize(model_proto: onnx.ModelProto) -> int:
-    """Rewrite the hourglass locator's upsampling (train/locator.py, NearestUpsample2x) as one nearest-neighbour Resize.
+def nearest_upsampling_as_resize(model_proto: onnx.ModelProto, layer: str = "up") -> bool:
+    """Rewrite a Keras UpSampling2D(2) layer (nearest) as one ONNX Resize, before the graph's dims are opened.
 
-    tf2onnx writes it as Concat of one tensor four times along the channels, then DepthToSpace(2, DCR): the same
-    pixels as Resize(nearest, scales 1, 1, 2, 2), which takes any size too. onnxruntime runs that Resize in its
-    blocked channel layout, while its DepthToSpace took 2.7 ms of an 11 ms frame on the AMD EPYC. Returns the number of
-    upsamplings rewritten; other graphs are left alone.
+    tf2onnx spells it with Repeat's Unsqueeze, Tile and Reshape nodes, and freezes the repeated dims at the traced
+    size, so the graph would take only that size; a Resize with scales 1, 1, 2, 2 takes any size, and onnxruntime runs
+    it in its blocked channel layout. The layer's input and its output (after tf2onnx's transposes back to NCHW) must
+    have the traced shapes [N, C, H, W] and [N, C, 2H, 2W]. Returns whether the graph changed.
     """
     graph = model_proto.graph
-    attribute = lambda node, name, default: next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)  # noqa: E731
-    producers = {output: node for node in graph.node for output in node.output}
-    rewritten = 0
-    for node in list(graph.node):
-        concat = producers.get(node.input[0]) if node.op_type == "DepthToSpace" else None
-        if (concat is None or concat.op_type != "Concat" or len(set(concat.input)) != 1 or len(concat.input) != 4
-                or attribute(concat, "axis", None) not in (1, -3) or attribute(node, "blocksize", 0) != 2
-                or attribute(node, "mode", b"DCR") not in (b"DCR", "DCR")):
-            continue
-        scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), f"{node.name}/scales")
-        graph.initializer.append(scales)
-        resize = helper.make_node("Resize", [concat.input[0], "", scales.name], list(node.output), name=f"{node.name}/Resize",
-                                  mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-        position = list(graph.node).index(node)
-        graph.node.remove(node)
-        graph.node.insert(position, resize)
-        rewritten += 1
-    if rewritten:
-        _drop_dead_nodes(graph)
-        onnx.checker.check_model(model_proto, full_check=True)
-    return rewritten
+    region = [node for node in graph.node if layer in _layer_of(node)]
+    if not region:
+        return False
+    outside = [node for node in graph.node if all(node is not member for member in region)]
+    # The layer runs from its first node's input to its last node's output (tf2onnx writes nodes in order, and puts
+    # shape and layout nodes named otherwise in between); the shapes below prove what the two are.
+    source, result = region[0].input[0], region[-1].output[0]
+    while (users := [node for node in outside if result in node.input]) and len(users) == 1 and users[0].op_type == "Transpose":
+        result = users[0].output[0]  # tf2onnx's layout transposes after the layer
+    shapes = _static_shapes(model_proto, data_prop=True)
+    before, after = shapes.get(source), shapes.get(result)
+    if not before or not after or len(before) != 4 or None in before[1:] or after != [before[0], before[1], before[2] * 2, before[3] * 2]:
+        return False
+    producer = next(node for node in graph.node if result in node.output)
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), f"{layer}/resize_scales")
+    resize = helper.make_node("Resize", [source, "", scales.name], [result], name=f"{layer}/Resize", mode="nearest",
+                              coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    position = list(graph.node).index(producer)
+    graph.node.remove(producer)
+    graph.node.insert(position, resize)
+    graph.initializer.append(scales)
+    _drop_dead_nodes(graph)
+    return True
 
 
 def simplify(model: onnx.ModelProto, keras_model) -> list[str]:

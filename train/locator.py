@@ -43,22 +43,6 @@ def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
-@keras.saving.register_keras_serializable(package="edgesight")
-class NearestUpsample2x(layers.Layer):
-    """Nearest-neighbour upsampling by 2: each pixel's channels repeated four times, then DepthToSpace.
-
-    The same pixels as `UpSampling2D(2)`, but Keras builds that from Repeat and Reshape nodes whose shapes tf2onnx
-    freezes at the traced size, so the exported graph would take only that size. These two ops take any size.
-    """
-
-    def call(self, inputs):
-        return tf.nn.depth_to_space(tf.concat([inputs] * 4, axis=-1), 2)
-
-    def compute_output_shape(self, input_shape):
-        batch, rows, columns, channels = input_shape
-        return (batch, None if rows is None else rows * 2, None if columns is None else columns * 2, channels)
-
-
 def _check_stride(stride: int, context_stride: int | None = None) -> None:
     if stride not in (4, 8):
         raise TrainError(f"stride must be 4 or 8. Received: stride={stride}")
@@ -102,7 +86,7 @@ def build_locator(width: int, stride: int = 4, height: int | None = None, frame_
             x = _separable(x, width, f"context{dilation}", dilation=dilation)
         x = layers.Conv2D(width // 2, 1, use_bias=False, name="narrow")(x)
         x = layers.BatchNormalization(name="narrow_bn")(x)
-        x = NearestUpsample2x(name="up")(x)
+        x = layers.UpSampling2D(2, interpolation="nearest", name="up")(x)  # exported as one Resize (export/simplify.py)
         x = layers.ReLU(name="merge_relu")(layers.Add(name="merge")([x, fine]))
         head_width = width // 2
     else:

@@ -1,0 +1,65 @@
+"""How long sign-locator networks take per frame, side by side: untrained architectures and locator files.
+
+An architecture's speed does not depend on its weights, so a candidate can be timed before it is trained. Each
+architecture is built as `edgesight train-locator` builds it and converted as `edgesight export` converts it (traced
+at the frame's size, dims opened, input scaling folded, upsampling as one Resize); its onnxruntime output is checked
+against Keras. Every network then runs on the same shrunk frame, one thread, interleaved, and the medians are printed.
+
+    python benchmarks/locator_network_time.py plain:48 hourglass:64 --file sign-locator
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import onnxruntime as ort
+from edgesight.export.convert import keras_to_onnx, relax_spatial_dims
+from edgesight.export.simplify import fold_input_scaling, nearest_upsampling_as_resize
+from edgesight.runtime.bench import interleaved_latency, machine_description
+from edgesight.runtime.sessions import open_session, session_options
+from edgesight.runtime.shipped import resolve_model
+from edgesight.train.locator import build_locator
+
+CONTEXT_STRIDES = {"plain": None, "hourglass": 8}
+
+
+def architecture_session(spec: str, height: int, width: int, image: np.ndarray) -> ort.InferenceSession:
+    """A session of the architecture named 'plain:WIDTH' or 'hourglass:WIDTH', with random weights, as export writes it."""
+    kind, _, channels = spec.partition(":")
+    if kind not in CONTEXT_STRIDES or not channels.isdigit():
+        raise SystemExit(f"an architecture is plain:WIDTH or hourglass:WIDTH. Received: {spec!r}")
+    model = build_locator(int(channels), 4, context_stride=CONTEXT_STRIDES[kind])
+    proto = keras_to_onnx(model, 17, traced_size=(height, width))
+    nearest_upsampling_as_resize(proto)
+    proto = relax_spatial_dims(proto)
+    fold_input_scaling(proto)
+    session = ort.InferenceSession(proto.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
+    difference = float(np.abs(session.run(None, {"image": image})[0] - model(image).numpy()).max())
+    if difference > 1e-3:
+        raise SystemExit(f"{spec}: the converted network differs from Keras by {difference:.1e}")
+    return session
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("architectures", nargs="*", help="plain:WIDTH or hourglass:WIDTH (random weights)")
+    parser.add_argument("--file", nargs="*", default=[], help="locator files or the shipped name sign-locator")
+    parser.add_argument("--frame", default="1360x800", help="frame size WxH before the locators' halving (default 1360x800)")
+    parser.add_argument("--rounds", type=int, default=60, help="timed runs per network")
+    arguments = parser.parse_args()
+    width, height = (int(side) // 2 for side in arguments.frame.split("x"))
+    height, width = height // 8 * 8, width // 8 * 8  # as network_input cuts it for the deepest stride of both kinds
+    image = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), np.uint8)
+    sessions = {spec: architecture_session(spec, height, width, image) for spec in arguments.architectures}
+    for name in arguments.file:
+        sessions[name] = open_session(resolve_model(name), 1, "no such locator file.")
+    timers = {name: (lambda session=session: session.run(None, {session.get_inputs()[0].name: image}))
+              for name, session in sessions.items()}
+    results = interleaved_latency(timers, arguments.rounds, warmup=5, block=3)
+    print(f"{machine_description()}; network only, {width}x{height} input (a {arguments.frame} frame halved), 1 thread")
+    for name, figures in results.items():
+        print(f"{name:24s} {figures['median_us'] / 1000:6.2f} ms median")
+
+
+if __name__ == "__main__":
+    main()
