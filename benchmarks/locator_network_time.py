@@ -13,8 +13,7 @@ import argparse
 
 import numpy as np
 import onnxruntime as ort
-from edgesight.export.convert import keras_to_onnx, relax_spatial_dims
-from edgesight.export.simplify import fold_input_scaling, nearest_upsampling_as_resize
+from edgesight.export.locator import locator_graph
 from edgesight.runtime.bench import interleaved_latency, machine_description
 from edgesight.runtime.sessions import open_session, session_options
 from edgesight.runtime.shipped import resolve_model
@@ -29,10 +28,7 @@ def architecture_session(spec: str, height: int, width: int, image: np.ndarray) 
     if kind not in CONTEXT_STRIDES or not channels.isdigit():
         raise SystemExit(f"an architecture is plain:WIDTH or hourglass:WIDTH. Received: {spec!r}")
     model = build_locator(int(channels), 4, context_stride=CONTEXT_STRIDES[kind])
-    proto = keras_to_onnx(model, 17, traced_size=(height, width))
-    nearest_upsampling_as_resize(proto)
-    proto = relax_spatial_dims(proto)
-    fold_input_scaling(proto)
+    proto, _ = locator_graph(model, 17, (height, width))
     session = ort.InferenceSession(proto.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
     difference = float(np.abs(session.run(None, {"image": image})[0] - model(image).numpy()).max())
     if difference > 1e-3:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from edgesight.runtime.bench import machine_description
 from edgesight.runtime.errors import EdgesightError
@@ -39,6 +40,18 @@ def _frames(run_config: dict, data: str, geometry: LocatorGeometry) -> list[np.n
     return [network_input(scene.image_bgr, geometry) for scene in scenes[: max(5, len(wanted))]]
 
 
+def locator_graph(model, opset: int, traced_size: tuple[int, int]) -> tuple[onnx.ModelProto, bool]:
+    """The locator's ONNX graph for any frame size, and whether its input scaling was folded into the first convolution.
+
+    Traced at one size (dilated convolutions then get explicit pads), its upsampling made one Resize while the traced
+    dims are still known (an hourglass locator's graph then takes any size), then its dims opened.
+    """
+    proto = keras_to_onnx(model, opset, traced_size=traced_size)
+    nearest_upsampling_as_resize(proto)
+    proto = relax_spatial_dims(proto)
+    return proto, fold_input_scaling(proto)
+
+
 def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: str | None, opset: int, provenance: dict,
                    min_score: float | None = None) -> dict:
     """Write `locator.onnx` and `export_report.json` into the run folder; returns the report.
@@ -53,14 +66,10 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     print(f"converting {run_dir / 'model.keras'} (sign locator) to ONNX (opset {opset})", file=sys.stderr)
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
     frames = _frames(run_config, data, geometry)
-    proto = keras_to_onnx(model, opset, traced_size=frames[0].shape[1:3])
-    nearest_upsampling_as_resize(proto)  # while the traced dims are known; an hourglass locator's graph then takes any size
-    proto = relax_spatial_dims(proto)
-    scaling_folded = fold_input_scaling(proto)
+    proto, scaling_folded = locator_graph(model, opset, frames[0].shape[1:3])
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     # Each frame at its own size and at three quarters of it: the opened dims must hold for any size.
-    multiple = geometry.side_multiple
-    checked = frames + [frame[:, : frame.shape[1] * 3 // 4 // multiple * multiple, : frame.shape[2] * 3 // 4 // multiple * multiple]
+    checked = frames + [frame[:, : geometry.cut(frame.shape[1] * 3 // 4), : geometry.cut(frame.shape[2] * 3 // 4)]
                         for frame in frames[:2]]
     difference = max(float(np.max(np.abs(session.run(None, {"image": frame})[0] - model(frame, training=False).numpy())))
                      for frame in checked)

@@ -59,6 +59,10 @@ class LocatorGeometry:
     def side_multiple(self) -> int:
         return self.input_multiple or self.stride
 
+    def cut(self, side: int) -> int:
+        """A shrunk frame's side as the network takes it: down to the input multiple, at least one multiple."""
+        return max(self.side_multiple, side // self.side_multiple * self.side_multiple)
+
     def to_json(self) -> dict:
         values = {"downscale": self.downscale, "stride": self.stride, "outputs": list(LOCATOR_OUTPUTS)}
         return values | ({"input_multiple": self.input_multiple} if self.input_multiple else {})
@@ -123,10 +127,7 @@ def network_input(frame: np.ndarray | ShrunkFrame, geometry: LocatorGeometry) ->
     cells keep their places, so boxes need no correction.
     """
     small = ShrunkFrame.of(frame).by(geometry.downscale)
-    multiple = geometry.side_multiple
-    rows = max(multiple, small.shape[0] // multiple * multiple)
-    columns = max(multiple, small.shape[1] // multiple * multiple)
-    return cv2.cvtColor(small[:rows, :columns], cv2.COLOR_BGR2RGB)[np.newaxis]
+    return cv2.cvtColor(small[: geometry.cut(small.shape[0]), : geometry.cut(small.shape[1])], cv2.COLOR_BGR2RGB)[np.newaxis]
 
 
 class LearnedLocator:

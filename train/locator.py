@@ -255,9 +255,8 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     started = time.monotonic()
     sweep = proposal_recall(model, validation_scenes, geometry) if validation_scenes else []
     frame_height, frame_width = scenes[0].image_bgr.shape[:2]
-    multiple = geometry.side_multiple  # the frame as network_input cuts it
-    sized = build_locator(config.width, config.stride, frame_height // geometry.downscale // multiple * multiple,
-                          frame_width // geometry.downscale // multiple * multiple, config.context_stride)
+    sized = build_locator(config.width, config.stride, geometry.cut(frame_height // geometry.downscale),
+                          geometry.cut(frame_width // geometry.downscale), config.context_stride)  # as network_input cuts it
     report = {
         "task": LOCATOR_TASK, "parameters": int(model.count_params()), "operating_min_score": operating_min_score(sweep),
         "macs_per_frame": count_macs(sized), "frame_size": [frame_width, frame_height],
