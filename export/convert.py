@@ -1,6 +1,7 @@
 """Keras -> ONNX conversion and metadata stamping."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -28,16 +29,28 @@ def keras_to_onnx(model, opset: int = OPSET, traced_size: tuple[int, int] | None
 
 
 def stamp_metadata(model_proto: onnx.ModelProto, metadata: ModelMetadata) -> onnx.ModelProto:
-    """Write the edgesight keys into metadata_props, keeping every other key already there.
+    """Write the edgesight keys into metadata_props, keeping every other key already there whose value is JSON.
 
-    (onnx.helper.set_model_props would drop the keys onnxruntime's quantizer adds.)
+    The contract asks every value to be JSON, and outside tools parse them all. onnxruntime's quantization
+    pre-processing marks its output with `onnx.infer` and `onnx.quant.pre_process`, both the plain text
+    "onnxruntime.quant": they only tell its quantizer that the float graph was prepared, which
+    `edgesight.quantization` records anyway, so they are dropped rather than re-encoded (its check compares
+    the raw text, so a JSON-quoted copy would mean nothing to it either).
     """
-    props = {entry.key: entry.value for entry in model_proto.metadata_props}
+    props = {entry.key: entry.value for entry in model_proto.metadata_props if _is_json(entry.value)}
     props.update(metadata.to_props())
     del model_proto.metadata_props[:]
     for key, value in props.items():
         model_proto.metadata_props.add(key=key, value=value)
     return model_proto
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def save_model(model_proto: onnx.ModelProto, path: Path) -> None:

@@ -37,6 +37,25 @@ def test_shipped_model_follows_the_contract(folder, name):
     assert name in card and f"{metadata.metrics['test_accuracy'] * 100:.2f}%" in card and "training wall time" in card
 
 
+SHIPPED_FILES = sorted(path.relative_to(REPOSITORY).as_posix() for pattern in ("models/*/*.onnx", "models/*/*.ort", "locators/*/*.onnx")
+                       for path in REPOSITORY.glob(pattern))
+
+
+@pytest.mark.parametrize("name", SHIPPED_FILES)
+def test_every_metadata_value_of_every_shipped_file_is_json(name):
+    import onnxruntime as ort
+
+    props = ort.InferenceSession(str(REPOSITORY / name), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert props.get("edgesight.format") == "1"
+    not_json = []
+    for key, value in props.items():
+        try:
+            json.loads(value)
+        except json.JSONDecodeError:
+            not_json.append(key)
+    assert not not_json, f"{name}: values of {not_json} are not JSON"
+
+
 @pytest.mark.parametrize("folder, least_read_right", [("gtsrb", 8), ("gtsrb-tiny", 6)])
 def test_int8_sign_model_reads_the_signs_held_in_the_centre_box_of_the_sample_clip(folder, least_read_right, tmp_path):
     truth = json.loads(CLIP.with_suffix(".json").read_text())
