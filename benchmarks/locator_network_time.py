@@ -5,7 +5,7 @@ architecture is built as `edgesight train-locator` builds it and converted as `e
 at the frame's size, dims opened, input scaling folded, upsampling as one Resize); its onnxruntime output is checked
 against Keras. Every network then runs on the same shrunk frame, one thread, interleaved, and the medians are printed.
 
-    python benchmarks/locator_network_time.py plain:48 hourglass:64 --file sign-locator
+    python benchmarks/locator_network_time.py plain:48 hourglass:64 hourglass:64:48 --file sign-locator
 """
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ CONTEXT_STRIDES = {"plain": None, "hourglass": 8}
 
 
 def architecture_session(spec: str, height: int, width: int, image: np.ndarray) -> ort.InferenceSession:
-    """A session of the architecture named 'plain:WIDTH' or 'hourglass:WIDTH', with random weights, as export writes it."""
-    kind, _, channels = spec.partition(":")
-    if kind not in CONTEXT_STRIDES or not channels.isdigit():
-        raise SystemExit(f"an architecture is plain:WIDTH or hourglass:WIDTH. Received: {spec!r}")
-    model = build_locator(int(channels), 4, context_stride=CONTEXT_STRIDES[kind])
+    """A session of the architecture named 'plain:WIDTH' or 'hourglass:WIDTH[:FINE_WIDTH]', with random weights, as export
+    writes it."""
+    kind, *widths = spec.split(":")
+    if kind not in CONTEXT_STRIDES or not 1 <= len(widths) <= (2 if kind == "hourglass" else 1) or not all(w.isdigit() for w in widths):
+        raise SystemExit(f"an architecture is plain:WIDTH or hourglass:WIDTH[:FINE_WIDTH]. Received: {spec!r}")
+    fine_width = int(widths[1]) if len(widths) == 2 else None
+    model = build_locator(int(widths[0]), 4, context_stride=CONTEXT_STRIDES[kind], fine_width=fine_width)
     proto, _ = locator_graph(model, 17, (height, width))
     session = ort.InferenceSession(proto.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
     difference = float(np.abs(session.run(None, {"image": image})[0] - model(image).numpy()).max())
@@ -38,7 +40,7 @@ def architecture_session(spec: str, height: int, width: int, image: np.ndarray) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("architectures", nargs="*", help="plain:WIDTH or hourglass:WIDTH (random weights)")
+    parser.add_argument("architectures", nargs="*", help="plain:WIDTH or hourglass:WIDTH[:FINE_WIDTH] (random weights)")
     parser.add_argument("--file", nargs="*", default=[], help="locator files or the shipped name sign-locator")
     parser.add_argument("--frame", default="1360x800", help="frame size WxH before the locators' halving (default 1360x800)")
     parser.add_argument("--rounds", type=int, default=60, help="timed runs per network")

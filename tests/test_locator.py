@@ -181,6 +181,13 @@ def test_the_locator_network_gives_one_cell_per_stride():
     assert build_locator(8, 4, context_stride=8)(frame).shape == (1, 16, 24, 5)
     with pytest.raises(TrainError, match="context_stride must be the stride or, with stride 4, 8"):
         build_locator(8, 8, context_stride=16)
+    # Its stride-4 layer and heads are half the width unless told otherwise.
+    assert build_locator(16, 4, context_stride=8).get_layer("centre_head_pw").filters == 8
+    wide = build_locator(16, 4, context_stride=8, fine_width=12)
+    assert [wide.get_layer(name).filters for name in ("down_pw", "narrow", "centre_head_pw", "box_head_pw")] == [12] * 4
+    assert wide(frame).shape == (1, 16, 24, 5)
+    with pytest.raises(TrainError, match="fine_width is the stride-4 width of an hourglass"):
+        build_locator(16, 4, fine_width=12)
 
 
 def test_an_hourglass_locator_declares_its_input_multiple_and_the_runtime_cuts_frames_to_it(tmp_path):

@@ -102,6 +102,10 @@ class LocatorTrainConfig:
                 "the stride-4 heads through a skip from the stride-4 layer, at half the width. At width 64 the network "
                 "took 0.58x the shipped width-48 locator's time on the AMD EPYC (7.7 against 13.2 ms a 1360x800 frame), "
                 "but the one trained by the shipped recipe found 8 fewer of 126 held-out signs"})
+    fine_width: int | None = field(default=None, metadata={
+        "help": "with --context-stride 8: channels of the hourglass's stride-4 layer and heads (default: half of --width). "
+                "The hourglass that lost signs had 32, narrower than the shipped locator's 48, as a width-32 locator "
+                "that also lost signs; at 48 the network took 0.78x the shipped locator's time (AMD EPYC, untrained)"})
     crops: int = field(default=7000, metadata={"help": "training crops built once from the scenes (and pasted signs)"})
     pasted_fraction: float = field(default=0.65, metadata={"help": "fraction of the crops with GTSRB signs pasted in"})
     paste_boost_classes: list[int] = field(default_factory=list, metadata={

@@ -43,12 +43,15 @@ def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
-def _check_stride(stride: int, context_stride: int | None = None) -> None:
+def _check_stride(stride: int, context_stride: int | None = None, fine_width: int | None = None) -> None:
     if stride not in (4, 8):
         raise TrainError(f"stride must be 4 or 8. Received: stride={stride}")
     if context_stride not in (None, stride) and (stride, context_stride) != (4, 8):
         raise TrainError(f"context_stride must be the stride or, with stride 4, 8 (an hourglass). "
                          f"Received: stride={stride}, context_stride={context_stride}")
+    if fine_width is not None and ((stride, context_stride) != (4, 8) or fine_width < 4):
+        raise TrainError(f"fine_width is the stride-4 width of an hourglass (stride 4, context_stride 8), at least 4. "
+                         f"Received: stride={stride}, context_stride={context_stride}, fine_width={fine_width}")
 
 
 def locator_geometry(stride: int, context_stride: int | None) -> LocatorGeometry:
@@ -57,7 +60,7 @@ def locator_geometry(stride: int, context_stride: int | None) -> LocatorGeometry
 
 
 def build_locator(width: int, stride: int = 4, height: int | None = None, frame_width: int | None = None,
-                  context_stride: int | None = None) -> keras.Model:
+                  context_stride: int | None = None, fine_width: int | None = None) -> keras.Model:
     """uint8 RGB frame (any size unless given) -> [rows, columns, 5] grid at `stride` (4 or 8).
 
     Stride-2 steps down to the stride, then separable convolutions whose dilations reach about 120
@@ -70,25 +73,25 @@ def build_locator(width: int, stride: int = 4, height: int | None = None, frame_
 
     With `context_stride` 8 at stride 4 (an hourglass, after the encoder-decoder networks CenterNet builds on), the
     context runs at stride 8 and `width` channels, on a quarter of the cells; a 1x1 convolution narrows it to the
-    stride-4 layer's width (half), and it is brought back to stride 4 (nearest neighbour) and added to that layer,
-    so the heads keep the fine grid's detail and see the context's reach.
+    stride-4 layer's width (`fine_width`, by default half), and it is brought back to stride 4 (nearest neighbour) and
+    added to that layer, so the heads (as wide as that layer) keep the fine grid's detail and see the context's reach.
     """
-    _check_stride(stride, context_stride)
+    _check_stride(stride, context_stride, fine_width)
     inputs = keras.Input((height, frame_width, 3), dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     if context_stride == 8 and stride == 4:
-        fine = _separable(x, width // 2, "down", strides=2)
+        head_width = fine_width or width // 2
+        fine = _separable(x, head_width, "down", strides=2)
         x = _separable(fine, width, "down8", strides=2)
         for dilation in (1, 2, 4):
             x = _separable(x, width, f"context{dilation}", dilation=dilation)
-        x = layers.Conv2D(width // 2, 1, use_bias=False, name="narrow")(x)
+        x = layers.Conv2D(head_width, 1, use_bias=False, name="narrow")(x)
         x = layers.BatchNormalization(name="narrow_bn")(x)
         x = layers.UpSampling2D(2, interpolation="nearest", name="up")(x)  # exported as one Resize (export/simplify.py)
         x = layers.ReLU(name="merge_relu")(layers.Add(name="merge")([x, fine]))
-        head_width = width // 2
     else:
         if stride == 8:
             x = _separable(x, width * 3 // 4, "down", strides=2)
@@ -183,7 +186,7 @@ def _check(config: LocatorTrainConfig) -> None:
     if not MIN_PASTED_SIDE < config.paste_max_side <= crop_in_frame_pixels:
         raise TrainError(f"paste_max_side must be above {MIN_PASTED_SIDE} and at most the crop in frame pixels "
                          f"({crop_in_frame_pixels}). Received: paste_max_side={config.paste_max_side}")
-    _check_stride(config.stride, config.context_stride)  # before the scenes are read and the crops built
+    _check_stride(config.stride, config.context_stride, config.fine_width)  # before the scenes are read and the crops built
     multiple = locator_geometry(config.stride, config.context_stride).side_multiple
     if config.crop_size < 32 or config.crop_size % multiple:
         raise TrainError(f"crop_size must be >= 32 and a multiple of {multiple} (the network's deepest stride). "
@@ -232,7 +235,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
     else:
-        model = build_locator(config.width, config.stride, context_stride=config.context_stride)
+        model = build_locator(config.width, config.stride, context_stride=config.context_stride, fine_width=config.fine_width)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch * config.epochs)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LocatorLoss(config.size_weight))
     # Light and contrast only: moving or scaling the crop would move its targets too.
@@ -256,7 +259,8 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     sweep = proposal_recall(model, validation_scenes, geometry) if validation_scenes else []
     frame_height, frame_width = scenes[0].image_bgr.shape[:2]
     sized = build_locator(config.width, config.stride, geometry.cut(frame_height // geometry.downscale),
-                          geometry.cut(frame_width // geometry.downscale), config.context_stride)  # as network_input cuts it
+                          geometry.cut(frame_width // geometry.downscale), config.context_stride,
+                          config.fine_width)  # as network_input cuts it
     report = {
         "task": LOCATOR_TASK, "parameters": int(model.count_params()), "operating_min_score": operating_min_score(sweep),
         "macs_per_frame": count_macs(sized), "frame_size": [frame_width, frame_height],
