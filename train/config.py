@@ -105,7 +105,8 @@ class LocatorTrainConfig:
     fine_width: int | None = field(default=None, metadata={
         "help": "with --context-stride 8: channels of the hourglass's stride-4 layer and heads (default: half of --width). "
                 "The hourglass that lost signs had 32, narrower than the shipped locator's 48, as a width-32 locator "
-                "that also lost signs; at 48 the network took 0.78x the shipped locator's time (AMD EPYC, untrained)"})
+                "that also lost signs. At 48 (--width 64) the network took 0.78x the shipped locator's time on the AMD "
+                "EPYC; trained by the shipped recipe it found 110 of 126 held-out signs against 114, in 0.88x the time a frame"})
     crops: int = field(default=7000, metadata={"help": "training crops built once from the scenes (and pasted signs)"})
     pasted_fraction: float = field(default=0.65, metadata={"help": "fraction of the crops with GTSRB signs pasted in"})
     paste_boost_classes: list[int] = field(default_factory=list, metadata={
