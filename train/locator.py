@@ -43,7 +43,7 @@ def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
-def _check_stride(stride: int, context_stride: int | None = None, fine_width: int | None = None) -> None:
+def _check_architecture(stride: int, context_stride: int | None = None, fine_width: int | None = None) -> None:
     if stride not in (4, 8):
         raise TrainError(f"stride must be 4 or 8. Received: stride={stride}")
     if context_stride not in (None, stride) and (stride, context_stride) != (4, 8):
@@ -76,7 +76,7 @@ def build_locator(width: int, stride: int = 4, height: int | None = None, frame_
     stride-4 layer's width (`fine_width`, by default half), and it is brought back to stride 4 (nearest neighbour) and
     added to that layer, so the heads (as wide as that layer) keep the fine grid's detail and see the context's reach.
     """
-    _check_stride(stride, context_stride, fine_width)
+    _check_architecture(stride, context_stride, fine_width)
     inputs = keras.Input((height, frame_width, 3), dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
@@ -186,7 +186,7 @@ def _check(config: LocatorTrainConfig) -> None:
     if not MIN_PASTED_SIDE < config.paste_max_side <= crop_in_frame_pixels:
         raise TrainError(f"paste_max_side must be above {MIN_PASTED_SIDE} and at most the crop in frame pixels "
                          f"({crop_in_frame_pixels}). Received: paste_max_side={config.paste_max_side}")
-    _check_stride(config.stride, config.context_stride, config.fine_width)  # before the scenes are read and the crops built
+    _check_architecture(config.stride, config.context_stride, config.fine_width)  # before the scenes are read and the crops built
     multiple = locator_geometry(config.stride, config.context_stride).side_multiple
     if config.crop_size < 32 or config.crop_size % multiple:
         raise TrainError(f"crop_size must be >= 32 and a multiple of {multiple} (the network's deepest stride). "
