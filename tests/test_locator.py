@@ -219,6 +219,37 @@ def test_an_hourglass_locator_declares_its_input_multiple_and_the_runtime_cuts_f
     assert "--context-stride 8" in (run_dir / "MODEL_CARD.md").read_text()
 
 
+def test_a_locator_trained_at_downscale_3_declares_it_and_its_boxes_land_in_frame_pixels(tmp_path):
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra")
+    pytest.importorskip("tf2onnx", reason="export needs the [export] extra")
+    from edgesight.export.config import ExportConfig
+    from edgesight.export.pipeline import export_run
+    from edgesight.runtime.learned_locate import LearnedLocator, network_input
+    from edgesight.runtime.scenes import read_scenes
+    from edgesight.train.locator import train_locator
+    from edgesight.train.trainer import TrainError
+
+    scenes, signs = write_road_scenes(tmp_path / "scenes.zip"), write_gtsrb_archives(tmp_path / "gtsrb")
+    with pytest.raises(TrainError, match="downscale must be 1, 2, 3 or 4. Received: downscale=5"):
+        train_locator(_locator_config(scenes, signs, tmp_path / "bad", downscale=5))
+    # The largest pasted sign must fit the crop in frame pixels, which the downscale sets: 64 x 3.
+    with pytest.raises(TrainError, match=r"at most the crop in frame pixels \(192\)"):
+        train_locator(_locator_config(scenes, signs, tmp_path / "bad", downscale=3, paste_max_side=200))
+    run_dir = tmp_path / "third"
+    report = train_locator(_locator_config(scenes, signs, run_dir, downscale=3, epochs=1))
+    third_macs = report["macs_per_frame"]
+    half_macs = train_locator(_locator_config(scenes, signs, tmp_path / "half", epochs=1))["macs_per_frame"]
+    assert 0.3 < third_macs / half_macs < 0.6  # a third of the frame's sides: under half the cells
+    export_run(ExportConfig(run_dir=str(run_dir)))
+    locator = LearnedLocator(run_dir / "locator.onnx", min_score=0.01)
+    assert locator.geometry.downscale == 3
+    frame = next(read_scenes(scenes)).image_bgr  # 320x200: 106x66 at a third, cut to 104x64
+    assert network_input(frame, locator.geometry).shape == (1, 64, 104, 3)
+    boxes = locator.propose(frame)
+    assert boxes and all(0 <= box[0] < box[2] < 320 and 0 <= box[1] < box[3] < 200 for box in boxes)
+    assert "--downscale 3" in (run_dir / "MODEL_CARD.md").read_text()
+
+
 def test_jittered_scenes_keep_each_box_on_its_sign():
     pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
     from edgesight.train.locator_data import _jittered

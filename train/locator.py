@@ -54,9 +54,11 @@ def _check_architecture(stride: int, context_stride: int | None = None, fine_wid
                          f"Received: stride={stride}, context_stride={context_stride}, fine_width={fine_width}")
 
 
-def locator_geometry(stride: int, context_stride: int | None) -> LocatorGeometry:
-    """The grid of a network built by `build_locator`: an hourglass takes sides that are multiples of its context stride."""
-    return LocatorGeometry(stride=stride, input_multiple=context_stride if context_stride not in (None, stride) else None)
+def locator_geometry(config: LocatorTrainConfig) -> LocatorGeometry:
+    """The grid of the network `config` builds: an hourglass takes sides that are multiples of its context stride."""
+    hourglass = config.context_stride not in (None, config.stride)
+    return LocatorGeometry(downscale=config.downscale, stride=config.stride,
+                           input_multiple=config.context_stride if hourglass else None)
 
 
 def build_locator(width: int, stride: int = 4, height: int | None = None, frame_width: int | None = None,
@@ -182,12 +184,14 @@ def _check(config: LocatorTrainConfig) -> None:
                          f"paste_boost={config.paste_boost}, paste_boost_classes={config.paste_boost_classes}")
     if not 0.0 <= config.pasted_fraction <= 1.0:
         raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
-    crop_in_frame_pixels = config.crop_size * LocatorGeometry().downscale
+    if not 1 <= config.downscale <= 4:
+        raise TrainError(f"downscale must be 1, 2, 3 or 4. Received: downscale={config.downscale}")
+    crop_in_frame_pixels = config.crop_size * config.downscale
     if not MIN_PASTED_SIDE < config.paste_max_side <= crop_in_frame_pixels:
         raise TrainError(f"paste_max_side must be above {MIN_PASTED_SIDE} and at most the crop in frame pixels "
                          f"({crop_in_frame_pixels}). Received: paste_max_side={config.paste_max_side}")
     _check_architecture(config.stride, config.context_stride, config.fine_width)  # before the scenes are read and the crops built
-    multiple = locator_geometry(config.stride, config.context_stride).side_multiple
+    multiple = locator_geometry(config).side_multiple
     if config.crop_size < 32 or config.crop_size % multiple:
         raise TrainError(f"crop_size must be >= 32 and a multiple of {multiple} (the network's deepest stride). "
                          f"Received: crop_size={config.crop_size}")
@@ -209,7 +213,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     _check(config)
     run_dir, config, state = prepare_run_dir(config, "runs/sign-locator")
     scenes = list(read_scenes(config.data))
-    geometry = locator_geometry(config.stride, config.context_stride)
+    geometry = locator_geometry(config)
     training_scenes, validation_scenes = split_scenes(scenes, config.val_fraction, config.seed)
     if not any(scene.signs for scene in training_scenes):
         raise TrainError(f"{config.data}: the training scenes hold no signs; a locator cannot learn from them.")
