@@ -294,3 +294,18 @@ def test_eval_frames_refuses_a_model_that_is_not_a_sign_model(scenes_zip, tmp_pa
     (tmp_path / "scenes" / "gt.txt").write_text("00000.jpg;1;2;30;40;57\n")
     with pytest.raises(DatasetError, match=r"00000.jpg: ground-truth class id\(s\) \[57\] outside the model's 43 classes"):
         evaluate_frames(EvalFramesConfig(model="gtsrb-tiny", data=str(tmp_path / "scenes"), out=str(tmp_path / "out")))
+
+
+def test_the_third_size_copy_is_the_half_copy_shrunk_and_keeps_shapes_where_an_area_resize_puts_them():
+    frame = np.zeros((800, 1360, 3), np.uint8)
+    frame[300:360, 600:660] = (40, 90, 200)  # a 60 px square: 20 px at a third, from x 200 and y 100
+    shrunk = ShrunkFrame(frame)
+    third = shrunk.by(3)
+    assert third.shape == (266, 453, 3)
+    assert np.array_equal(third, cv2.resize(shrunk.by(2), (453, 266), interpolation=cv2.INTER_LINEAR))
+    columns = np.nonzero(third[110, :, 2] > 100)[0]
+    assert abs(columns.min() - 200) <= 1 and abs(columns.max() - 219) <= 1
+    assert tuple(third[110, 210]) == (40, 90, 200)
+    area = cv2.resize(frame[:798, :1359], (453, 266), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(third.astype(int) - area).mean() < 1.0
+    assert ShrunkFrame(np.zeros((7, 11, 3), np.uint8)).by(3).shape == (2, 3, 3)  # odd sides too

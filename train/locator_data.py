@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from edgesight.runtime.datasets import LabelledRegions
 from edgesight.runtime.learned_locate import LocatorGeometry
+from edgesight.runtime.locate import ShrunkFrame
 from edgesight.runtime.scenes import Scene
 
 from .config import LocatorTrainConfig
@@ -47,8 +48,7 @@ class LocatorCrops:
 
 def shrink(scene: Scene, geometry: LocatorGeometry) -> tuple[np.ndarray, list[CropBox]]:
     """The scene as the locator sees it (RGB, downscaled) and its signs' boxes in those pixels."""
-    height, width = scene.image_bgr.shape[:2]
-    small = cv2.resize(scene.image_bgr, (width // geometry.downscale, height // geometry.downscale), interpolation=cv2.INTER_AREA)
+    small = ShrunkFrame(scene.image_bgr).by(geometry.downscale)  # the pixels the runtime gives the network
     scale = geometry.downscale
     boxes = [(x1 / scale, y1 / scale, (x2 + 1) / scale, (y2 + 1) / scale) for x1, y1, x2, y2 in (sign.box for sign in scene.signs)]
     return cv2.cvtColor(small, cv2.COLOR_BGR2RGB), boxes
