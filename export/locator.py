@@ -136,11 +136,13 @@ def _card(report: dict, run_config: dict, train_report: dict) -> str:
     sweep = "\n".join(f"| {row['min_score']} | {row['recall_24px_and_more']} | {row['proposals_per_frame']} |"
                       for row in train_report.get("validation_proposal_recall", []))
     width, height = report["frame_size"]
-    multiple = run_config["geometry"].get("input_multiple") or run_config["geometry"]["stride"]
+    geometry = run_config["geometry"]
+    multiple = geometry.get("input_multiple") or geometry["stride"]
+    downscale, cell = geometry["downscale"], geometry["downscale"] * geometry["stride"]
     return f"""# Model card: sign locator
 
 Finds where traffic signs are in a road scene, for the classifier to read them (`--locate signs --locator ...`).
-A CenterNet-style network of separable convolutions on the frame at half resolution; per 8×8 frame pixels: the
+A CenterNet-style network of separable convolutions on the frame shrunk by {downscale}; per {cell}×{cell} frame pixels: the
 chance that a sign's centre lies there, its offset, log width and height. Input: RGB uint8 NHWC of any size (cut to a
 multiple of {multiple} pixels after downscaling); output: a float32 grid (see `edgesight.runtime.learned_locate`).
 

@@ -248,7 +248,66 @@ def test_a_locator_trained_at_downscale_3_declares_it_and_its_boxes_land_in_fram
     assert network_input(frame, locator.geometry).shape == (1, 64, 104, 3)
     boxes = locator.propose(frame)
     assert boxes and all(0 <= box[0] < box[2] < 320 and 0 <= box[1] < box[3] < 200 for box in boxes)
-    assert "--downscale 3" in (run_dir / "MODEL_CARD.md").read_text()
+    card = (run_dir / "MODEL_CARD.md").read_text()
+    assert "--downscale 3" in card and "the frame shrunk by 3; per 12×12 frame pixels" in card
+
+
+def test_the_distillation_loss_follows_the_teacher_by_its_share_and_its_boxes_only_where_it_sees_a_centre():
+    pytest.importorskip("tensorflow", reason="the loss lives in the [train] extra")
+    from edgesight.train.locator import LocatorLoss
+    from edgesight.train.locator_data import grid_targets
+
+    truth = grid_targets([[(8.0, 8.0, 24.0, 24.0)]], 64, GEOMETRY)  # one sign; a 16x16 grid of cells
+    teacher = np.zeros((1, 16, 16, 5), np.float32)
+    teacher[..., 0] = 0.02  # a trained locator's background
+    teacher[0, 4, 4] = [0.9, 0.5, 0.5, np.log(16), np.log(16)]  # it sees the sign's centre
+    teacher[0, 10, 12, 0] = 0.3  # and something else, without a box worth learning
+    targets = np.concatenate([truth, teacher], axis=-1)
+    as_teacher = np.concatenate([_logit(teacher[..., :1]), teacher[..., 1:]], axis=-1)
+    followers, learners = LocatorLoss(2.0, distill_weight=1.0), LocatorLoss(2.0)
+    assert float(followers(targets, as_teacher)) < 1e-4  # saying what the teacher says costs nothing
+    assert float(learners(targets, as_teacher)) > 0.1  # though it is not the truth
+    other_truth = np.concatenate([grid_targets([[(40.0, 40.0, 56.0, 56.0)]], 64, GEOMETRY), teacher], axis=-1)
+    assert float(followers(other_truth, as_teacher)) < 1e-4  # at share 1 the true boxes do not count
+    half = float(LocatorLoss(2.0, distill_weight=0.5)(targets, as_teacher + 0.5))
+    assert half == pytest.approx(0.5 * float(followers(targets, as_teacher + 0.5)) + 0.5 * float(learners(targets, as_teacher + 0.5)))
+    off_centre, on_centre = as_teacher.copy(), as_teacher.copy()
+    off_centre[0, 0, 0, 1:] += 3.0  # a background cell's box: as arbitrary in the teacher as in the student
+    on_centre[0, 4, 4, 1:] += 3.0
+    assert float(followers(targets, off_centre)) < 1e-4 < float(followers(targets, on_centre))
+
+
+def test_a_teacher_whose_grid_is_not_the_students_is_refused_before_any_work(tmp_path):
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra")
+    import onnx
+    from edgesight.runtime.shipped import resolve_model
+    from edgesight.train.locator import train_locator
+    from edgesight.train.trainer import TrainError
+
+    third = onnx.load(resolve_model("sign-locator"))
+    for prop in third.metadata_props:
+        if prop.key == "edgesight.locator":
+            prop.value = json.dumps(json.loads(prop.value) | {"downscale": 3})
+    onnx.save(third, tmp_path / "third.onnx")
+    missing = tmp_path / "missing.zip"  # refused before the scenes are read, or this would be the error
+    with pytest.raises(TrainError, match=r"third\.onnx: a teacher's grid must be the student's cell for cell: downscale 2"):
+        train_locator(_locator_config(missing, missing, tmp_path / "run", teacher=str(tmp_path / "third.onnx")))
+    with pytest.raises(ModelFileError, match=r"absent\.onnx: --teacher needs a locator file"):
+        train_locator(_locator_config(missing, missing, tmp_path / "run", teacher=str(tmp_path / "absent.onnx")))
+    with pytest.raises(TrainError, match="distill_weight must be in \\(0, 1\\]. Received: distill_weight=0"):
+        train_locator(_locator_config(missing, missing, tmp_path / "run", teacher="sign-locator", distill_weight=0.0))
+
+
+def test_a_locator_learns_from_a_teacher_and_its_run_says_which(tmp_path):
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra")
+    from edgesight.train.locator import train_locator
+
+    scenes, signs = write_road_scenes(tmp_path / "scenes.zip"), write_gtsrb_archives(tmp_path / "gtsrb")
+    run_dir = tmp_path / "student"
+    report = train_locator(_locator_config(scenes, signs, run_dir, teacher="sign-locator", epochs=1))
+    assert np.isfinite(report["final_validation_loss"])  # the validation crops carry the teacher's grid too
+    options = json.loads((run_dir / "config.json").read_text())["train"]
+    assert options["teacher"] == "sign-locator" and options["distill_weight"] == 0.5
 
 
 def test_jittered_scenes_keep_each_box_on_its_sign():

@@ -112,6 +112,12 @@ class LocatorTrainConfig:
                 "The hourglass that lost signs had 32, narrower than the shipped locator's 48, as a width-32 locator "
                 "that also lost signs. At 48 (--width 64) the network took 0.78x the shipped locator's time on the AMD "
                 "EPYC; trained by the shipped recipe it found 110 of 126 held-out signs against 114, in 0.88x the time a frame"})
+    teacher: str | None = field(default=None, metadata={
+        "help": "a locator file (or the shipped sign-locator) of the same downscale and stride to distil from: on every "
+                "training crop the network also learns the teacher's centre scores and, where it sees a centre, its "
+                "boxes, so a cheaper network can follow a good one"})
+    distill_weight: float = field(default=0.5, metadata={"help": "with --teacher, the share of the loss that follows the teacher "
+                                                                   "(the rest follows the true boxes)"})
     crops: int = field(default=7000, metadata={"help": "training crops built once from the scenes (and pasted signs)"})
     pasted_fraction: float = field(default=0.65, metadata={"help": "fraction of the crops with GTSRB signs pasted in"})
     paste_boost_classes: list[int] = field(default_factory=list, metadata={

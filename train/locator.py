@@ -14,13 +14,23 @@ import time
 
 import keras
 import numpy as np
+import onnxruntime as ort
 import tensorflow as tf
 from edgesight.runtime.datasets import GTSRB_CLASS_NAMES
 from edgesight.runtime.files import atomic_path, write_json_atomic
 from edgesight.runtime.frame_eval import GOAL_MIN_SIZE, MIN_IOU
-from edgesight.runtime.learned_locate import LOCATOR_TASK, LocatorGeometry, decode_grid, network_input
+from edgesight.runtime.learned_locate import (
+    DEFAULT_MIN_SCORE,
+    LOCATOR_TASK,
+    LocatorGeometry,
+    decode_grid,
+    network_input,
+    read_locator_metadata,
+)
 from edgesight.runtime.locate import iou
 from edgesight.runtime.scenes import Scene, read_scenes
+from edgesight.runtime.sessions import open_session
+from edgesight.runtime.shipped import resolve_model
 from keras import layers
 
 from .config import LocatorTrainConfig
@@ -116,25 +126,54 @@ class LocatorLoss(keras.losses.Loss):
     """CenterNet's penalty-reduced focal loss on the centre score, plus L1 on offset and log size at centres.
 
     Both are divided by the number of signs in the batch, so crops with many signs count as much per sign.
+    With `distill_weight` > 0 the targets carry a teacher locator's grid too (channels 6-10: its centre score and
+    box channels, see locator_data.teacher_targets), and that share of the loss follows the teacher: the KL
+    divergence of the student's centre score from the teacher's at every cell (zero where they agree), and L1 to
+    the teacher's box channels weighted by its centre score where that is at least the lowest
+    operating point (DEFAULT_MIN_SCORE), divided by the signs as the rest.
     """
 
-    def __init__(self, size_weight: float = 2.0, name: str = "locator_loss", **kwargs):
+    def __init__(self, size_weight: float = 2.0, distill_weight: float = 0.0, name: str = "locator_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.size_weight = size_weight
+        self.distill_weight = distill_weight
 
     def call(self, targets, predicted):
-        heat, box_targets, centres = targets[..., :1], targets[..., 1:5], targets[..., 5:]
+        heat, box_targets, centres = targets[..., :1], targets[..., 1:5], targets[..., 5:6]
         score = tf.clip_by_value(tf.sigmoid(predicted[..., :1]), 1e-4, 1 - 1e-4)
         positive_loss = -tf.math.log(score) * (1 - score) ** 2 * centres
         negative_loss = -tf.math.log(1 - score) * score ** 2 * (1 - heat) ** 4 * (1 - centres)
         signs = tf.maximum(tf.reduce_sum(centres), 1.0)
         box_loss = tf.reduce_sum(tf.abs(predicted[..., 1:5] - box_targets) * centres)
         per_sign = (tf.reduce_sum(positive_loss + negative_loss) + self.size_weight * box_loss) / signs
+        if self.distill_weight:
+            teacher_score = tf.clip_by_value(targets[..., 6:7], 1e-4, 1 - 1e-4)
+            divergence = (teacher_score * tf.math.log(teacher_score / score)
+                          + (1 - teacher_score) * tf.math.log((1 - teacher_score) / (1 - score)))
+            # A box channel means something only where a centre is: elsewhere the teacher's are as arbitrary as the
+            # student's, and its background score (about 0.02 a cell) would spread over them 50 times the signs' weight.
+            centre_weight = teacher_score * tf.cast(teacher_score >= DEFAULT_MIN_SCORE, teacher_score.dtype)
+            teacher_box_loss = tf.reduce_sum(tf.abs(predicted[..., 1:5] - targets[..., 7:11]) * centre_weight)
+            distilled = (tf.reduce_sum(divergence) + self.size_weight * teacher_box_loss) / signs
+            per_sign = (1 - self.distill_weight) * per_sign + self.distill_weight * distilled
         # Keras averages per-crop values over the batch: every crop carries the batch's per-sign loss.
         return tf.fill([tf.shape(targets)[0]], per_sign)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "size_weight": self.size_weight}
+        return {**super().get_config(), "size_weight": self.size_weight, "distill_weight": self.distill_weight}
+
+
+def _open_teacher(config: LocatorTrainConfig, geometry: LocatorGeometry) -> ort.InferenceSession:
+    """The teacher locator file's session, or a TrainError if its grid is not the student's cell for cell."""
+    path = resolve_model(config.teacher)
+    session = open_session(path, None, "--teacher needs a locator file (or the shipped sign-locator).")
+    teacher = read_locator_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+    if (teacher.downscale, teacher.stride) != (geometry.downscale, geometry.stride) or config.crop_size % teacher.side_multiple:
+        raise TrainError(f"{path}: a teacher's grid must be the student's cell for cell: downscale {geometry.downscale} and "
+                         f"stride {geometry.stride}, and --crop-size a multiple of its input multiple "
+                         f"({teacher.side_multiple}). Received: teacher downscale {teacher.downscale}, stride "
+                         f"{teacher.stride}; --crop-size {config.crop_size}")
+    return session
 
 
 def split_scenes(scenes: list[Scene], val_fraction: float, seed: int) -> tuple[list[Scene], list[Scene]]:
@@ -184,6 +223,8 @@ def _check(config: LocatorTrainConfig) -> None:
                          f"paste_boost={config.paste_boost}, paste_boost_classes={config.paste_boost_classes}")
     if not 0.0 <= config.pasted_fraction <= 1.0:
         raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
+    if not 0.0 < config.distill_weight <= 1.0:
+        raise TrainError(f"distill_weight must be in (0, 1]. Received: distill_weight={config.distill_weight}")
     if not 1 <= config.downscale <= 4:
         raise TrainError(f"downscale must be 1, 2, 3 or 4. Received: downscale={config.downscale}")
     crop_in_frame_pixels = config.crop_size * config.downscale
@@ -207,13 +248,14 @@ def train_locator(config: LocatorTrainConfig) -> dict:
 
     from .augment import EpochSeeds, evaluation_dataset, training_dataset
     from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint
-    from .locator_data import build_crops, grid_targets, paste_probabilities
+    from .locator_data import build_crops, grid_targets, paste_probabilities, teacher_targets
     from .models import count_macs
 
     _check(config)
     run_dir, config, state = prepare_run_dir(config, "runs/sign-locator")
-    scenes = list(read_scenes(config.data))
     geometry = locator_geometry(config)
+    teacher = _open_teacher(config, geometry) if config.teacher else None  # before minutes of reading and cutting
+    scenes = list(read_scenes(config.data))
     training_scenes, validation_scenes = split_scenes(scenes, config.val_fraction, config.seed)
     if not any(scene.signs for scene in training_scenes):
         raise TrainError(f"{config.data}: the training scenes hold no signs; a locator cannot learn from them.")
@@ -223,6 +265,9 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, geometry, config.seed,
                         config.scene_jitter, probabilities, config.paste_shapes, config.paste_max_side)
     targets = grid_targets(crops.boxes, config.crop_size, geometry)
+    if teacher:
+        print(f"reading the crops with the teacher {config.teacher}", file=sys.stderr, flush=True)
+        targets = np.concatenate([targets, teacher_targets(teacher, crops.images)], axis=-1)
     if state is None:
         write_json_atomic(run_dir / CONFIG_FILE, {
             "kind": "locator", "task": LOCATOR_TASK, "train": dataclasses.asdict(config), "geometry": geometry.to_json(),
@@ -241,7 +286,8 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     else:
         model = build_locator(config.width, config.stride, context_stride=config.context_stride, fine_width=config.fine_width)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch * config.epochs)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=LocatorLoss(config.size_weight))
+        model.compile(optimizer=keras.optimizers.Adam(schedule),
+                      loss=LocatorLoss(config.size_weight, config.distill_weight if teacher else 0.0))
     # Light and contrast only: moving or scaling the crop would move its targets too.
     augmenter = keras.Sequential([layers.RandomBrightness(0.3, value_range=(0, 255), seed=config.seed),
                                   layers.RandomContrast(0.3, seed=config.seed + 1)], name="augment")
@@ -249,7 +295,10 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     validation = None
     if validation_scenes:
         held = build_crops(validation_scenes, None, VALIDATION_CROPS, 0.0, config.crop_size, geometry, config.seed + 1)
-        validation = evaluation_dataset(held.images, grid_targets(held.boxes, config.crop_size, geometry), 64)
+        held_targets = grid_targets(held.boxes, config.crop_size, geometry)
+        if teacher:
+            held_targets = np.concatenate([held_targets, teacher_targets(teacher, held.images)], axis=-1)
+        validation = evaluation_dataset(held.images, held_targets, 64)
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, state.get("train_seconds", 0.0) if state else 0.0)
     if epochs_done < config.epochs:
         model.fit(training_dataset(crops.images, targets, config.batch_size, augmenter, seeds), validation_data=validation,

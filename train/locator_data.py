@@ -1,4 +1,4 @@
-"""Training crops for the learned sign locator, and their grid targets.
+"""Training crops for the learned sign locator, and their grid targets (and a teacher locator's, to distil from).
 
 Two kinds of crop, both cut from road scenes shrunk by the locator's downscale:
 - real: around the scenes' own signs (or anywhere), with their true boxes;
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 from edgesight.runtime.datasets import LabelledRegions
 from edgesight.runtime.learned_locate import LocatorGeometry
 from edgesight.runtime.locate import ShrunkFrame
@@ -193,3 +194,20 @@ def grid_targets(boxes: list[list[CropBox]], size: int, geometry: LocatorGeometr
             targets[index, :, :, 0] = np.maximum(targets[index, :, :, 0], heat)
             targets[index, row, column, 1:] = [centre_x - column, centre_y - row, np.log(width), np.log(height), 1.0]
     return targets
+
+
+TEACHER_BATCH = 16  # crops per teacher run: a 256-px crop's grid is small, memory is not what limits this
+
+
+def teacher_targets(session: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
+    """[N, cells, cells, 5] of what a teacher locator file says about each crop: centre score (a probability, not
+    a logit), then its offset and log size channels as the file outputs them.
+
+    The teacher reads the crops before augmentation: light and contrast change a locator's grid little, and
+    reading them once costs seconds where reading every augmented batch would cost a second network's time.
+    """
+    input_name = session.get_inputs()[0].name
+    grids = np.concatenate([session.run(None, {input_name: images[start:start + TEACHER_BATCH]})[0]
+                            for start in range(0, len(images), TEACHER_BATCH)])
+    grids[..., 0] = 1.0 / (1.0 + np.exp(-grids[..., 0]))
+    return grids.astype(np.float32)
