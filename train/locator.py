@@ -248,7 +248,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
 
     from .augment import EpochSeeds, evaluation_dataset, training_dataset
     from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint
-    from .locator_data import build_crops, grid_targets, paste_probabilities, teacher_targets
+    from .locator_data import LocatorCrops, build_crops, grid_targets, paste_probabilities, teacher_targets
     from .models import count_macs
 
     _check(config)
@@ -264,10 +264,15 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     probabilities = paste_probabilities(signs.labels, config.paste_boost_classes, config.paste_boost) if signs else None
     crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, geometry, config.seed,
                         config.scene_jitter, probabilities, config.paste_shapes, config.paste_max_side)
-    targets = grid_targets(crops.boxes, config.crop_size, geometry)
+
+    def crop_targets(cut: LocatorCrops) -> np.ndarray:
+        """The crops' grid targets; with a teacher, its grid after them (channels 6-10, as LocatorLoss reads them)."""
+        truth = grid_targets(cut.boxes, config.crop_size, geometry)
+        return np.concatenate([truth, teacher_targets(teacher, cut.images)], axis=-1) if teacher else truth
+
     if teacher:
         print(f"reading the crops with the teacher {config.teacher}", file=sys.stderr, flush=True)
-        targets = np.concatenate([targets, teacher_targets(teacher, crops.images)], axis=-1)
+    targets = crop_targets(crops)
     if state is None:
         write_json_atomic(run_dir / CONFIG_FILE, {
             "kind": "locator", "task": LOCATOR_TASK, "train": dataclasses.asdict(config), "geometry": geometry.to_json(),
@@ -295,10 +300,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     validation = None
     if validation_scenes:
         held = build_crops(validation_scenes, None, VALIDATION_CROPS, 0.0, config.crop_size, geometry, config.seed + 1)
-        held_targets = grid_targets(held.boxes, config.crop_size, geometry)
-        if teacher:
-            held_targets = np.concatenate([held_targets, teacher_targets(teacher, held.images)], axis=-1)
-        validation = evaluation_dataset(held.images, held_targets, 64)
+        validation = evaluation_dataset(held.images, crop_targets(held), 64)
     checkpoint = EpochCheckpoint(run_dir, history, config.epochs, state.get("train_seconds", 0.0) if state else 0.0)
     if epochs_done < config.epochs:
         model.fit(training_dataset(crops.images, targets, config.batch_size, augmenter, seeds), validation_data=validation,
