@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class ExportConfig:
-    run_dir: str = field(metadata={"help": "a finished training run folder (holds model.keras and config.json)"})
+    run_dir: str = field(metadata={"help": "a finished training run folder (holds model.keras and config.json), or a float "
+                                           "sign-locator file, to write its int8 twin beside it"})
     data: str | None = field(default=None, metadata={"help": "dataset folder; default: the one the run was trained on"})
     calibration_images: int = field(default=512, metadata={"help": "training-split images used to calibrate int8 ranges"})
     gate_pp: float = field(default=0.3, metadata={"help": "fail if int8 test accuracy falls more than this many percentage points below fp32"})

@@ -37,12 +37,20 @@ def stamp_metadata(model_proto: onnx.ModelProto, metadata: ModelMetadata) -> onn
     `edgesight.quantization` records anyway, so they are dropped rather than re-encoded (its check compares
     the raw text, so a JSON-quoted copy would mean nothing to it either).
     """
-    props = {entry.key: entry.value for entry in model_proto.metadata_props if _is_json(entry.value)}
-    props.update(metadata.to_props())
+    drop_non_json_metadata(model_proto)
+    props = {entry.key: entry.value for entry in model_proto.metadata_props} | metadata.to_props()
     del model_proto.metadata_props[:]
     for key, value in props.items():
         model_proto.metadata_props.add(key=key, value=value)
     return model_proto
+
+
+def drop_non_json_metadata(model_proto: onnx.ModelProto) -> None:
+    """Drop the metadata_props whose value is not JSON (see stamp_metadata: quantization's pre-processing marks)."""
+    kept = [(entry.key, entry.value) for entry in model_proto.metadata_props if _is_json(entry.value)]
+    del model_proto.metadata_props[:]
+    for key, value in kept:
+        model_proto.metadata_props.add(key=key, value=value)
 
 
 def _is_json(text: str) -> bool:

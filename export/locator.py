@@ -1,9 +1,8 @@
-"""Export of a sign-locator run (`edgesight train-locator`) to one self-describing ONNX file.
+"""Export of a sign-locator run (`edgesight train-locator`) to self-describing ONNX files: float, and its int8 twin.
 
-The locator stays float: quantized to int8 (QDQ, per-channel, calibrated on 20 development scenes) it ran
-slower in onnxruntime (7.5 against 6.9 ms per 680x400 input, side by side, 2026-11-26; its separable convolutions
-are mostly depthwise, which MLAS does not speed up in int8) and moved centre scores by up to 0.8.
-Parity with Keras is checked on the run's own validation scenes, the file is timed on a full frame.
+Parity of the float file with Keras is checked on the run's own validation scenes, and the file is timed on a full
+frame. The int8 twin (export/locator_int8.py) is calibrated on training scenes and compared with the float file on the
+validation scenes. A locator file whose run is gone gets its int8 twin from `export_locator_file`.
 """
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_TASK, LearnedL
 from edgesight.runtime.scenes import read_scenes
 
 from .convert import keras_to_onnx, relax_spatial_dims, save_model
+from .locator_int8 import calibration_picks, int8_card_section, write_int8_twin
 from .simplify import fold_input_scaling, nearest_upsampling_as_resize
 
 # Logits of Keras and onnxruntime may differ by float rounding, not more.
@@ -33,11 +33,15 @@ class LocatorExportError(EdgesightError, RuntimeError):
     """The locator file differs from the Keras model it was converted from."""
 
 
-def _frames(run_config: dict, data: str, geometry: LocatorGeometry) -> list[np.ndarray]:
-    """The run's validation scenes as the network takes them (or the first 5 scenes if none)."""
-    wanted = set(run_config["split"]["validation_scenes"])
-    scenes = [scene for scene in read_scenes(data) if scene.name in wanted or not wanted]
-    return [network_input(scene.image_bgr, geometry) for scene in scenes[: max(5, len(wanted))]]
+def _split_scenes(run_config: dict, data: str) -> tuple[list, list]:
+    """The scenes int8 calibrates on (every k-th training scene) and the run's validation scenes (the first 5 scenes
+    if it kept none), which parity and the int8 comparison are measured on."""
+    training, validation = (set(run_config["split"][key]) for key in ("training_scenes", "validation_scenes"))
+    scenes = list(read_scenes(data))
+    measured = [scene for scene in scenes if scene.name in validation] or scenes[:5]
+    measured_names = {scene.name for scene in measured}
+    trained = [scene for scene in scenes if scene.name in training and scene.name not in measured_names]
+    return [trained[index] for index in calibration_picks(len(trained))], measured
 
 
 def locator_graph(model, opset: int, traced_size: tuple[int, int]) -> tuple[onnx.ModelProto, bool]:
@@ -65,7 +69,8 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     data = data or run_config["train"]["data"]
     print(f"converting {run_dir / 'model.keras'} (sign locator) to ONNX (opset {opset})", file=sys.stderr)
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
-    frames = _frames(run_config, data, geometry)
+    calibration_scenes, measured_scenes = _split_scenes(run_config, data)
+    frames = [network_input(scene.image_bgr, geometry) for scene in measured_scenes]
     proto, scaling_folded = locator_graph(model, opset, frames[0].shape[1:3])
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     # Each frame at its own size and at three quarters of it: the opened dims must hold for any size.
@@ -90,7 +95,7 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     save_model(proto, path)
 
     locator = LearnedLocator(path, threads=1)
-    frame = next(read_scenes(data)).image_bgr
+    frame = measured_scenes[0].image_bgr
     for _ in range(3):
         locator.propose(frame)
     timings = []
@@ -104,12 +109,52 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
         "frame_size": [frame.shape[1], frame.shape[0]], "parameters": train_report.get("parameters"),
         "macs_per_frame": train_report.get("macs_per_frame"), "min_score": stamped, "min_score_chosen_at_export": min_score is not None,
     }
+    if calibration_scenes:
+        report["int8"] = write_int8_twin(path, calibration_scenes, measured_scenes, data, " (the run's validation scenes)")
+    else:
+        print(f"no int8 twin: every scene of {data} went to validation, none is left to calibrate on", file=sys.stderr)
     write_json_atomic(run_dir / "export_report.json", report)
     write_text_atomic(run_dir / "MODEL_CARD.md", _card(report, run_config, train_report))
     print(f"wrote {path} ({report['bytes'] / 1024:.0f} KiB); ONNX matches Keras within {difference:.1e}; "
           f"{report['ms_per_frame_1_thread']} ms per {frame.shape[1]}x{frame.shape[0]} frame (1 thread, median, "
           f"including the downscale and decoding)")
     return report
+
+
+def export_locator_file(path: Path, data: str | None) -> dict:
+    """Write the int8 twin of a float locator file whose training run is gone (or was never here): calibrated on every
+    k-th scene of `data` (default: the scenes it learnt from, named in its provenance) and compared with it on the others.
+    Its model card beside it, if any, gets the twin's section. Returns the comparison.
+    """
+    LearnedLocator(path, threads=1)  # refuses anything but a locator file, naming it and what is wrong
+    props = {entry.key: json.loads(entry.value) for entry in onnx.load(path).metadata_props}
+    provenance = props.get("edgesight.provenance", {})
+    if "quantization" in provenance:
+        raise LocatorExportError(f"{path}: already an int8 locator; its twin is made from the float file.")
+    trained_on = provenance.get("train_options", {}).get("data")
+    data = data or trained_on
+    if not data:
+        raise LocatorExportError(f"{path}: its provenance names no training scenes; give road scenes to calibrate on with --data.")
+    scenes = list(read_scenes(data))
+    picks = set(calibration_picks(len(scenes)))
+    note = " (the locator learnt from some of them, so recall here flatters both files)" if data == trained_on else ""
+    report = write_int8_twin(path, [scene for index, scene in enumerate(scenes) if index in picks],
+                             [scene for index, scene in enumerate(scenes) if index not in picks], data, note)
+    card = path.with_name("MODEL_CARD.md")
+    if card.is_file():
+        write_text_atomic(card, _with_section(card.read_text(encoding="utf-8"), int8_card_section(report)))
+    return report
+
+
+def _with_section(card: str, section: str) -> str:
+    """The card with `section` in place of its section of the same heading, or else before "## Reproduce" (or at the end)."""
+    heading = section.split("\n", 1)[0]
+    start = card.find(heading + "\n")
+    if start >= 0:
+        end = card.find("\n## ", start + len(heading))
+        return card[:start] + section + (card[end + 1 :] if end >= 0 else "")
+    reproduce = card.find("## Reproduce")
+    return card[:reproduce] + section + "\n" + card[reproduce:] if reproduce >= 0 else card.rstrip("\n") + "\n\n" + section
 
 
 def _flag(key: str, value) -> str:
@@ -165,6 +210,7 @@ proposal at IoU ≥ 0.5). {operating_point}:
 |---|---|---|
 {sweep}
 
+{int8_card_section(report["int8"]) if "int8" in report else ""}
 ## Reproduce
 
 ```

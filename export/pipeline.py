@@ -18,6 +18,7 @@ from edgesight.runtime.evaluate import evaluate_batch
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.metadata import ModelMetadata
 from edgesight.runtime.preprocess import PreprocessSpec
+from edgesight.runtime.shipped import is_model_file, resolve_model
 from edgesight.runtime.tasks import task_of_run, test_set_name
 
 from .config import ExportConfig
@@ -96,8 +97,6 @@ def export_run(config: ExportConfig) -> dict:
     Raises:
         ExportError: missing run files, a failed parity check, or int8 below the accuracy gate.
     """
-    import keras
-
     run_dir = Path(config.run_dir)
     try:
         settings = settings_from_choices(config.calibration_method, config.quant_format, config.int8_types, config.per_tensor,
@@ -110,6 +109,15 @@ def export_run(config: ExportConfig) -> dict:
         raise ExportError(f"--card-latency-runs must be 50 or more. Received: {config.card_latency_runs}")
     if config.calibration_balance not in ("balanced", "random"):
         raise ExportError(f"--calibration-balance must be balanced or random. Received: {config.calibration_balance!r}")
+    if is_model_file(config.run_dir):
+        if config.locator_min_score is not None:
+            raise ExportError(f"--locator-min-score is for locator runs; {config.run_dir} is a file, whose twin keeps its "
+                              f"operating point. Received: {config.locator_min_score}")
+        from .locator import export_locator_file
+
+        return export_locator_file(resolve_model(config.run_dir), config.data)
+    import keras  # not before: a locator file's twin needs no TensorFlow, which takes seconds to load
+
     run_config, train_report = _read_run(run_dir)
     is_locator = run_config.get("kind") == "locator"
     if config.locator_min_score is not None and not (is_locator and 0.0 < config.locator_min_score < 1.0):

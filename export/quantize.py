@@ -43,6 +43,9 @@ class QuantizationSettings:
     keep_float_layers: tuple[str, ...] = ("scale", "standardize")
     # ONNX nodes kept float by name: those the accuracy-aware search found most sensitive.
     keep_float_nodes: tuple[str, ...] = ()
+    # onnxruntime's symbolic shape inference before quantizing; it fails on graphs of open frame size with a Resize
+    # (an hourglass locator's), where ONNX's own inference is enough.
+    symbolic_shapes: bool = True
 
 
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
@@ -130,7 +133,7 @@ def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, set
     with tempfile.TemporaryDirectory(prefix="edgesight-quant-") as folder:
         fp32_path, prepared_path, int8_path = (Path(folder) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         onnx.save(fp32_model, fp32_path)
-        quant_pre_process(str(fp32_path), str(prepared_path), skip_symbolic_shape=False)
+        quant_pre_process(str(fp32_path), str(prepared_path), skip_symbolic_shape=not settings.symbolic_shapes)
         prepared = onnx.load(prepared_path)
         excluded = [node.name for node in prepared.graph.node if _kept_float(node, settings)]
         with contextlib.redirect_stdout(sys.stderr):  # the histogram calibrators narrate on stdout, which is for results

@@ -32,7 +32,7 @@ REGION_MODES = ("center", "full")
 # whole road scenes": the decision of 2026-12-03).
 DEFAULT_LOCATORS = (COLOUR, DIAMONDS, "sign-locator")
 LOCATOR_HELP = ("where to look for signs: colour (red and blue blobs), diamonds (yellow diamonds: priority road), "
-                "sign-locator (the shipped learned locator) or a locator file from train-locator and export; several are "
+                "sign-locator (the shipped learned locator, int8; sign-locator-fp32 is its float original) or a locator file from train-locator and export; several are "
                 "combined (every proposal of each is classified)")
 # How long a live source is waited on before a result reports that it is still away.
 POLL_S = 0.5

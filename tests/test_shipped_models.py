@@ -143,7 +143,10 @@ def test_the_shipped_locator_follows_its_metadata_and_proposes_on_a_road_scene()
     from edgesight.runtime.learned_locate import LearnedLocator
 
     locator = LearnedLocator("sign-locator")
-    assert locator.path.samefile(REPOSITORY / "locators" / "sign-locator" / "locator.onnx")
+    assert locator.path.samefile(REPOSITORY / "locators" / "sign-locator" / "locator.int8.onnx")
+    original = LearnedLocator("sign-locator-fp32")
+    assert original.path.samefile(REPOSITORY / "locators" / "sign-locator" / "locator.onnx")
+    assert (locator.geometry, locator.min_score) == (original.geometry, original.min_score)
     assert (locator.geometry.downscale, locator.geometry.stride) == (2, 4)
     card = (locator.path.parent / "MODEL_CARD.md").read_text()
-    assert "training wall time" in card and "Proposal recall" in card
+    assert "training wall time" in card and "Proposal recall" in card and "## int8 twin" in card

@@ -18,16 +18,14 @@ import onnxruntime as ort
 import tensorflow as tf
 from edgesight.runtime.datasets import GTSRB_CLASS_NAMES
 from edgesight.runtime.files import atomic_path, write_json_atomic
-from edgesight.runtime.frame_eval import GOAL_MIN_SIZE, MIN_IOU
+from edgesight.runtime.frame_eval import GOAL_MIN_SIZE
 from edgesight.runtime.learned_locate import (
     DEFAULT_MIN_SCORE,
     LOCATOR_TASK,
     LocatorGeometry,
-    decode_grid,
-    network_input,
     read_locator_metadata,
 )
-from edgesight.runtime.locate import iou
+from edgesight.runtime.proposal_recall import proposal_recall
 from edgesight.runtime.scenes import Scene, read_scenes
 from edgesight.runtime.sessions import open_session
 from edgesight.runtime.shipped import resolve_model
@@ -38,10 +36,6 @@ from .locator_data import MIN_PASTED_SIDE
 from .trainer import CONFIG_FILE, TrainError, prepare_run_dir
 
 VALIDATION_CROPS = 400
-# Centre scores whose proposal recall the report lists: the runtime's min_score is chosen from these.
-SCORE_SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)
-# Proposals kept per frame at most: the classifier reads every one, so this bounds its cost.
-MAX_BOXES = 40
 
 
 def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
@@ -187,22 +181,6 @@ def split_scenes(scenes: list[Scene], val_fraction: float, seed: int) -> tuple[l
             [scene for index, scene in enumerate(scenes) if index in validation])
 
 
-def proposal_recall(model: keras.Model, scenes: list[Scene], geometry: LocatorGeometry, scores=SCORE_SWEEP) -> list[dict]:
-    """Per centre score: the share of signs of 24 px or more some proposal covers at IoU >= 0.5, and proposals per frame."""
-    tallies = {score: {"found": 0, "proposals": 0} for score in scores}
-    signs = 0
-    for scene in scenes:
-        grid = model(network_input(scene.image_bgr, geometry), training=False).numpy()[0]
-        wanted = [sign for sign in scene.signs if sign.size >= GOAL_MIN_SIZE]
-        signs += len(wanted)
-        for score, tally in tallies.items():
-            boxes = [box for box, _ in decode_grid(grid, geometry, scene.image_bgr.shape, score, MAX_BOXES)]
-            tally["proposals"] += len(boxes)
-            tally["found"] += sum(any(iou(sign.box, box) >= MIN_IOU for box in boxes) for sign in wanted)
-    return [{"min_score": score, "recall_24px_and_more": round(tally["found"] / signs, 4) if signs else None,
-             "proposals_per_frame": round(tally["proposals"] / max(1, len(scenes)), 1)} for score, tally in tallies.items()]
-
-
 def operating_min_score(sweep: list[dict]) -> float | None:
     """The strictest centre score that keeps recall within a point of the best: fewer proposals to classify, as many signs."""
     scored = [row for row in sweep if row["recall_24px_and_more"] is not None]
@@ -311,7 +289,8 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
 
     started = time.monotonic()
-    sweep = proposal_recall(model, validation_scenes, geometry) if validation_scenes else []
+    sweep = (proposal_recall(lambda image: model(image, training=False).numpy()[0], validation_scenes, geometry)
+             if validation_scenes else [])
     frame_height, frame_width = scenes[0].image_bgr.shape[:2]
     sized = build_locator(config.width, config.stride, geometry.cut(frame_height // geometry.downscale),
                           geometry.cut(frame_width // geometry.downscale), config.context_stride,
