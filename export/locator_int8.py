@@ -36,7 +36,10 @@ from .convert import drop_non_json_metadata, save_model
 from .quantize import QuantizationSettings, quantize_int8, weights_text
 
 # Min-max calibration: the centre logits that matter are the peaks, the largest values of their tensor, which a
-# percentile range would clip. Weights in 7 bits, as for the classifiers (exact on CPUs without VNNI).
+# percentile range would clip. On the shipped locator's 80 scenes of 00000-00099 not calibrated on (2026-12-06), its
+# proposals at 0.2 covered 90.9% of the signs with min-max ranges, 90.1% with percentile ones, 92.6% in float; 8-bit
+# weights or a float grid (the last Concat kept float) covered the same 90.9%. Weights in 7 bits, as for the
+# classifiers (exact on CPUs without VNNI).
 LOCATOR_QUANTIZATION = QuantizationSettings(calibration_method="MinMax", keep_float_ops=(), keep_float_layers=(),
                                             symbolic_shapes=False)
 MOST_CALIBRATION_FRAMES = 20
