@@ -1,7 +1,7 @@
 """The int8 twin of a sign-locator file: same contract, same uint8 input, same float grid out, in less time.
 
-onnxruntime's quantizer alone gains little on this network. On the AMD EPYC (AVX2, no VNNI), the shipped locator
-on a 680x400 input, one thread, side by side (2026-12-06): fp32 7.4 ms, int8 as the quantizer leaves it 6.6 ms.
+onnxruntime's quantizer alone gains little on this network. On an AMD EPYC with AVX-512 VNNI (Zen 4), the shipped
+locator on a 680x400 input, one thread, side by side (2026-12-06): fp32 7.4 ms, int8 as the quantizer leaves it 6.6 ms.
 Its profile says why: each 48-channel pointwise convolution fell from 0.73 to 0.25 ms, the depthwise ones rose
 from 0.21 to 0.39 ms, and the stem convolution rose from 0.7 to 1.8 ms, since the int8 kernels gather its 3 input
 channels tap by tap. Two rewrites, neither changing a sum, bring the int8 file to 5.8 ms:
@@ -11,7 +11,9 @@ channels tap by tap. Two rewrites, neither changing a sum, bring the int8 file t
 - the uint8 image goes straight into the first DequantizeLinear: calibration sets the image's quantization to scale 1
   and zero point 0, the identity on 0..255, so the Cast and QuantizeLinear before it (0.2 ms) did nothing.
 
-The whole finder was measured with it before it became the default (README, "Signs in whole road scenes").
+The whole finder was measured with it before it became the default (README, "Signs in whole road scenes"). On CPUs
+without int8 dot products (AVX2 only) the twin has not been timed since these rewrites; without them, an int8 file ran
+1.15x the float file's time on such an EPYC (2026-11-27).
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .classifier import Classifier
+from .cpu import int8_outlook
 from .preprocess import PreprocessSpec, center_box, crop_region
 from .shipped import resolve_model
 
@@ -102,14 +103,23 @@ def interleaved_latency(timers: dict, repeats: int, warmup: int, block: int = 50
             for key, values in samples.items()}
 
 
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}"
+def machine_description(cpuinfo_text: str | None = None) -> str:
+    """The CPU's name, cores and OS, and its strongest int8 instructions: hosts sold under one name ("AMD EPYC") differ
+    in them, and int8 timings with them (on 2026-12-06 such a host had AVX-512 VNNI, where earlier ones had AVX2 only).
+    Reads /proc/cpuinfo unless given its text."""
+    if cpuinfo_text is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                cpuinfo_text = handle.read()
+        except OSError:
+            cpuinfo_text = ""
+    names = (line.split(":", 1)[1].strip() for line in cpuinfo_text.splitlines() if line.startswith("model name"))
+    cpu = next(names, None) or platform.processor() or platform.machine()
+    outlook = int8_outlook(cpuinfo_text)
+    instructions = ""
+    if outlook.int8_features:
+        instructions = f", {outlook.int8_features[0]}" + ("" if outlook.dot_product else " (no int8 dot product)")
+    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}{instructions}"
 
 
 def measure_latency(models: list[str], repeats: int = 2000, warmup: int = 200) -> list[dict]:

@@ -1,3 +1,4 @@
+from edgesight.runtime.bench import machine_description
 from edgesight.runtime.cpu import int8_outlook
 
 XEON_FLAGS = "processor\t: 0\nmodel name\t: Intel Xeon\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni amx_int8\n"
@@ -31,3 +32,9 @@ def test_an_os_that_lists_no_features_says_so_instead_of_guessing():
     outlook = int8_outlook("", "arm64")
     assert outlook.dot_product is None and "measured" in outlook.expectation
     assert outlook.to_json()["int8_features"] == []
+
+
+def test_the_machine_description_names_the_int8_instructions_that_timings_depend_on():
+    assert machine_description(XEON_FLAGS).startswith("Intel Xeon, ") and machine_description(XEON_FLAGS).endswith(", AMX int8 tiles")
+    assert machine_description(HASWELL_FLAGS).endswith(", AVX2 (no int8 dot product)")
+    assert "logical cores" in machine_description("")  # an OS that lists nothing: name and cores only
