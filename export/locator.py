@@ -18,7 +18,7 @@ from edgesight.runtime.bench import machine_description
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_TASK, LearnedLocator, LocatorGeometry, network_input
-from edgesight.runtime.scenes import read_scenes
+from edgesight.runtime.scenes import read_scenes, scene_names
 
 from .convert import keras_to_onnx, relax_spatial_dims, save_model
 from .locator_int8 import calibration_picks, int8_card_section, write_int8_twin
@@ -33,15 +33,13 @@ class LocatorExportError(EdgesightError, RuntimeError):
     """The locator file differs from the Keras model it was converted from."""
 
 
-def _split_scenes(run_config: dict, data: str) -> tuple[list, list]:
-    """The scenes int8 calibrates on (every k-th training scene) and the run's validation scenes (the first 5 scenes
-    if it kept none), which parity and the int8 comparison are measured on."""
-    training, validation = (set(run_config["split"][key]) for key in ("training_scenes", "validation_scenes"))
-    scenes = list(read_scenes(data))
-    measured = [scene for scene in scenes if scene.name in validation] or scenes[:5]
-    measured_names = {scene.name for scene in measured}
-    trained = [scene for scene in scenes if scene.name in training and scene.name not in measured_names]
-    return [trained[index] for index in calibration_picks(len(trained))], measured
+def _split_scenes(run_config: dict) -> tuple[list[str], list[str]]:
+    """Names of the scenes int8 calibrates on (every k-th training scene) and of the run's validation scenes (the first
+    5 training scenes if it kept none), which parity and the int8 comparison are measured on."""
+    training, validation = run_config["split"]["training_scenes"], run_config["split"]["validation_scenes"]
+    measured = validation or training[:5]
+    rest = [name for name in training if name not in set(measured)]
+    return [rest[index] for index in calibration_picks(len(rest))], measured
 
 
 def locator_graph(model, opset: int, traced_size: tuple[int, int]) -> tuple[onnx.ModelProto, bool]:
@@ -69,8 +67,8 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     data = data or run_config["train"]["data"]
     print(f"converting {run_dir / 'model.keras'} (sign locator) to ONNX (opset {opset})", file=sys.stderr)
     model = keras.models.load_model(run_dir / "model.keras", compile=False)
-    calibration_scenes, measured_scenes = _split_scenes(run_config, data)
-    frames = [network_input(scene.image_bgr, geometry) for scene in measured_scenes]
+    calibration_names, measured_names = _split_scenes(run_config)
+    frames = [network_input(scene.image_bgr, geometry) for scene in read_scenes(data, set(measured_names))]
     proto, scaling_folded = locator_graph(model, opset, frames[0].shape[1:3])
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     # Each frame at its own size and at three quarters of it: the opened dims must hold for any size.
@@ -95,7 +93,7 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     save_model(proto, path)
 
     locator = LearnedLocator(path, threads=1)
-    frame = measured_scenes[0].image_bgr
+    frame = next(read_scenes(data, set(measured_names))).image_bgr
     for _ in range(3):
         locator.propose(frame)
     timings = []
@@ -109,8 +107,8 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
         "frame_size": [frame.shape[1], frame.shape[0]], "parameters": train_report.get("parameters"),
         "macs_per_frame": train_report.get("macs_per_frame"), "min_score": stamped, "min_score_chosen_at_export": min_score is not None,
     }
-    if calibration_scenes:
-        report["int8"] = write_int8_twin(path, calibration_scenes, measured_scenes, data, " (the run's validation scenes)")
+    if calibration_names:
+        report["int8"] = write_int8_twin(path, data, calibration_names, measured_names, " (the run's validation scenes)")
     else:
         print(f"no int8 twin: every scene of {data} went to validation, none is left to calibrate on", file=sys.stderr)
     write_json_atomic(run_dir / "export_report.json", report)
@@ -135,11 +133,11 @@ def export_locator_file(path: Path, data: str | None) -> dict:
     data = data or trained_on
     if not data:
         raise LocatorExportError(f"{path}: its provenance names no training scenes; give road scenes to calibrate on with --data.")
-    scenes = list(read_scenes(data))
-    picks = set(calibration_picks(len(scenes)))
+    names = scene_names(data)
+    picks = set(calibration_picks(len(names)))
     note = " (the locator learnt from some of them, so recall here flatters both files)" if data == trained_on else ""
-    report = write_int8_twin(path, [scene for index, scene in enumerate(scenes) if index in picks],
-                             [scene for index, scene in enumerate(scenes) if index not in picks], data, note)
+    report = write_int8_twin(path, data, [name for index, name in enumerate(names) if index in picks],
+                             [name for index, name in enumerate(names) if index not in picks], note)
     card = path.with_name("MODEL_CARD.md")
     if card.is_file():
         write_text_atomic(card, _with_section(card.read_text(encoding="utf-8"), int8_card_section(report)))

@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import sys
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import onnxruntime as ort
 from edgesight.runtime.bench import interleaved_latency, machine_description
 from edgesight.runtime.learned_locate import LearnedLocator, network_input
 from edgesight.runtime.proposal_recall import proposal_recall
-from edgesight.runtime.scenes import Scene
+from edgesight.runtime.scenes import Scene, read_scenes
 from edgesight.runtime.sessions import open_session
 from onnx import helper, numpy_helper
 
@@ -148,31 +149,33 @@ def int8_path(fp32_path: Path) -> Path:
     return fp32_path.with_name(f"{fp32_path.stem}.int8.onnx")
 
 
-def _network_inputs(scenes: list[Scene], locator: LearnedLocator) -> np.ndarray:
+def _network_inputs(scenes: Iterable[Scene], locator: LearnedLocator) -> list[np.ndarray]:
     """The scenes as the network takes them, cut to the smallest among them (calibration stacks them in one batch)."""
     frames = [network_input(scene.image_bgr, locator.geometry) for scene in scenes]
     height, width = min(frame.shape[1] for frame in frames), min(frame.shape[2] for frame in frames)
     return [frame[:, :height, :width] for frame in frames]
 
 
-def write_int8_twin(fp32_path: Path, calibration_scenes: list[Scene], measured_scenes: list[Scene], scenes_source: str,
+def write_int8_twin(fp32_path: Path, scenes_path: str, calibration_names: list[str], measured_names: list[str],
                     measured_note: str = "") -> dict:
-    """Quantize the locator file at `fp32_path`, write its twin beside it, and compare the two: centre scores, proposal
-    recall on `measured_scenes` (none of them a calibration scene) and time per frame. Returns the comparison.
+    """Quantize the locator file at `fp32_path` on the scenes of `scenes_path` named in `calibration_names`, write its twin
+    beside it, and compare the two on the scenes named in `measured_names` (none of them a calibration scene): centre
+    scores, proposal recall and time per frame. Scenes are decoded as they are read, never all held. Returns the comparison.
 
     `measured_note`: what the card should say of the measured scenes (that the locator learnt from them, say).
     """
-    if not calibration_scenes or not measured_scenes:
-        raise ValueError(f"{scenes_source}: an int8 locator needs scenes to calibrate on and others to measure on. "
-                         f"Received: {len(calibration_scenes)} and {len(measured_scenes)}")
+    if not calibration_names or not measured_names or set(calibration_names) & set(measured_names):
+        raise ValueError(f"{scenes_path}: an int8 locator needs scenes to calibrate on and others to measure on. "
+                         f"Received: {len(calibration_names)} and {len(measured_names)}")
     fp32 = LearnedLocator(fp32_path, threads=1)
-    print(f"quantizing {fp32_path} on {len(calibration_scenes)} scenes of {scenes_source}", file=sys.stderr)
-    int8_model, description = quantize_locator(onnx.load(fp32_path), _network_inputs(calibration_scenes, fp32))
+    print(f"quantizing {fp32_path} on {len(calibration_names)} scenes of {scenes_path}", file=sys.stderr)
+    calibration = _network_inputs(read_scenes(scenes_path, set(calibration_names)), fp32)
+    int8_model, description = quantize_locator(onnx.load(fp32_path), calibration)
     props = {entry.key: json.loads(entry.value) for entry in int8_model.metadata_props}
     props["edgesight.provenance"] = props.get("edgesight.provenance", {}) | {
         "quantization": description, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "onnxruntime": ort.__version__, "onnx": onnx.__version__, "source_model": fp32_path.name,
-        "source_sha256": hashlib.sha256(fp32_path.read_bytes()).hexdigest(), "calibration_data": scenes_source}
+        "source_sha256": hashlib.sha256(fp32_path.read_bytes()).hexdigest(), "calibration_data": scenes_path}
     del int8_model.metadata_props[:]
     for key, value in props.items():
         int8_model.metadata_props.add(key=key, value=json.dumps(value))
@@ -182,17 +185,17 @@ def write_int8_twin(fp32_path: Path, calibration_scenes: list[Scene], measured_s
     int8 = LearnedLocator(path, threads=1)
     sessions = {name: open_session(file, 1, "no such locator file.") for name, file in (("fp32", fp32_path), ("int8", path))}
     grids = {name: (lambda image, session=session: session.run(None, {"image": image})[0][0]) for name, session in sessions.items()}
-    inputs = _network_inputs(measured_scenes, fp32)
-    centre_scores = {name: [1 / (1 + np.exp(-grid_of(image)[..., 0])) for image in inputs] for name, grid_of in grids.items()}
-    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(centre_scores["fp32"], centre_scores["int8"]))
-    recall = {name: proposal_recall(grid_of, measured_scenes, fp32.geometry) for name, grid_of in grids.items()}
-    frame = measured_scenes[0].image_bgr
+    measured = set(measured_names)
+    difference = max(float(np.max(np.abs(_sigmoid(grids["fp32"](image)[..., 0]) - _sigmoid(grids["int8"](image)[..., 0]))))
+                     for image in (network_input(scene.image_bgr, fp32.geometry) for scene in read_scenes(scenes_path, measured)))
+    recall = {name: proposal_recall(grid_of, read_scenes(scenes_path, measured), fp32.geometry) for name, grid_of in grids.items()}
+    frame = next(read_scenes(scenes_path, measured)).image_bgr
     timings = interleaved_latency({"fp32": lambda: fp32.propose(frame), "int8": lambda: int8.propose(frame)},
                                   TIMED_RUNS * 2, warmup=3, block=3)
     operating = {name: next((row for row in rows if row["min_score"] == fp32.min_score), None) for name, rows in recall.items()}
     report = {
         "file": str(path), "bytes": path.stat().st_size, "quantization": description, "weights": weights_text(description),
-        "calibration_scenes": len(calibration_scenes), "measured_scenes": len(measured_scenes), "scenes": scenes_source,
+        "calibration_scenes": len(calibration_names), "measured_scenes": len(measured_names), "scenes": scenes_path,
         "measured_note": measured_note,
         "max_centre_score_difference": round(difference, 4), "min_score": fp32.min_score,
         "proposal_recall": recall, "operating_point": operating,
@@ -205,9 +208,13 @@ def write_int8_twin(fp32_path: Path, calibration_scenes: list[Scene], measured_s
     fp32_recall, int8_recall = (operating[name]["recall_24px_and_more"] if operating[name] else None for name in ("fp32", "int8"))
     if None not in (fp32_recall, int8_recall) and int8_recall < fp32_recall:
         print(f"warning: at min centre score {fp32.min_score} the int8 locator's proposals cover {int8_recall:.1%} of the "
-              f"signs of {len(measured_scenes)} scenes, against {fp32_recall:.1%} for the float file: measure both with "
+              f"signs of {len(measured_names)} scenes, against {fp32_recall:.1%} for the float file: measure both with "
               f"eval-frames before choosing", file=sys.stderr)
     return report
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def int8_card_section(report: dict) -> str:

@@ -2,7 +2,7 @@
 centre score on its validation scenes, and what export compares between a locator file and its int8 twin."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -17,7 +17,7 @@ SCORE_SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)
 MAX_BOXES = 40
 
 
-def proposal_recall(grid_of: Callable[[np.ndarray], np.ndarray], scenes: list[Scene], geometry: LocatorGeometry,
+def proposal_recall(grid_of: Callable[[np.ndarray], np.ndarray], scenes: Iterable[Scene], geometry: LocatorGeometry,
                     scores=SCORE_SWEEP) -> list[dict]:
     """Per centre score: the share of signs of 24 px or more some proposal covers at IoU >= 0.5, and proposals per frame.
 
@@ -25,8 +25,9 @@ def proposal_recall(grid_of: Callable[[np.ndarray], np.ndarray], scenes: list[Sc
     onnxruntime session's.
     """
     tallies = {score: {"found": 0, "proposals": 0} for score in scores}
-    signs = 0
+    signs = frames = 0
     for scene in scenes:
+        frames += 1
         grid = grid_of(network_input(scene.image_bgr, geometry))
         wanted = [sign for sign in scene.signs if sign.size >= GOAL_MIN_SIZE]
         signs += len(wanted)
@@ -35,4 +36,4 @@ def proposal_recall(grid_of: Callable[[np.ndarray], np.ndarray], scenes: list[Sc
             tally["proposals"] += len(boxes)
             tally["found"] += sum(any(iou(sign.box, box) >= MIN_IOU for box in boxes) for sign in wanted)
     return [{"min_score": score, "recall_24px_and_more": round(tally["found"] / signs, 4) if signs else None,
-             "proposals_per_frame": round(tally["proposals"] / max(1, len(scenes)), 1)} for score, tally in tallies.items()]
+             "proposals_per_frame": round(tally["proposals"] / max(1, frames), 1)} for score, tally in tallies.items()]

@@ -7,9 +7,9 @@ detections). The folder may sit inside a .zip, as the official download does.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -104,13 +104,8 @@ class _Zip:
         return self.archive.read(self.prefix + name), f"{self.path}:{self.prefix}{name}"
 
 
-def read_scenes(path: str | Path) -> Iterator[Scene]:
-    """Decode the scenes one at a time, in file-name order, each with its signs.
-
-    Raises:
-        DatasetError: no gt.txt, a malformed line, a sign in an image that is not there, or an image
-            that does not decode, each named.
-    """
+def _open_scenes(path: str | Path):
+    """The scene store at `path`, its ground truth by image name, and its image names in order, each checked."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: not found; expected a folder or .zip of road scenes with gt.txt.")
@@ -120,7 +115,26 @@ def read_scenes(path: str | Path) -> Iterator[Scene]:
     missing = sorted(set(truth) - set(names))
     if missing:
         raise DatasetError(f"{path}: {TRUTH_FILE} names images that are not there: {', '.join(missing[:5])}")
+    return store, truth, names
+
+
+def scene_names(path: str | Path) -> list[str]:
+    """The scenes' image names in the order read_scenes gives them, without decoding any image."""
+    return _open_scenes(path)[2]
+
+
+def read_scenes(path: str | Path, only: Container[str] | None = None) -> Iterator[Scene]:
+    """Decode the scenes one at a time, in file-name order, each with its signs; `only`: the image names to decode
+    (None: all of them).
+
+    Raises:
+        DatasetError: no gt.txt, a malformed line, a sign in an image that is not there, or an image
+            that does not decode, each named.
+    """
+    store, truth, names = _open_scenes(path)
     for name in names:
+        if only is not None and name not in only:
+            continue
         data, source = store.read(name)
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if image is None:

@@ -9,7 +9,7 @@ from edgesight.runtime.errors import DatasetError
 from edgesight.runtime.frame_eval import EvalFramesConfig, evaluate_frames, match
 from edgesight.runtime.learned_locate import open_locator
 from edgesight.runtime.locate import ColourLocator, DiamondLocator, ShrunkFrame, iou
-from edgesight.runtime.scenes import TrueSign, read_scenes
+from edgesight.runtime.scenes import TrueSign, read_scenes, scene_names
 from edgesight.runtime.signs import FoundSign
 from fakes import road_scene, write_road_scenes
 
@@ -24,6 +24,8 @@ def test_scenes_are_read_with_their_signs_including_scenes_without_any(scenes_zi
     assert [scene.name for scene in scenes] == ["00000.jpg", "00001.jpg", "00002.jpg"]
     assert scenes[0].signs == (TrueSign((60, 40, 100, 80), 2),) and scenes[1].signs == ()
     assert scenes[2].image_bgr.shape == (200, 320, 3) and [sign.size for sign in scenes[2].signs] == [61, 29]
+    assert scene_names(scenes_zip) == [scene.name for scene in scenes]  # without decoding
+    assert [scene.name for scene in read_scenes(scenes_zip, only={"00002.jpg", "00000.jpg"})] == ["00000.jpg", "00002.jpg"]
 
 
 def test_bad_ground_truth_is_named_with_what_was_expected(tmp_path):
