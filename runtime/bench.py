@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .classifier import Classifier
-from .cpu import int8_outlook
+from .cpu import int8_outlook, read_cpuinfo
 from .preprocess import PreprocessSpec, center_box, crop_region
 from .shipped import resolve_model
 
@@ -108,11 +108,7 @@ def machine_description(cpuinfo_text: str | None = None) -> str:
     in them, and int8 timings with them (on 2026-12-06 such a host had AVX-512 VNNI, where earlier ones had AVX2 only).
     Reads /proc/cpuinfo unless given its text."""
     if cpuinfo_text is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as handle:
-                cpuinfo_text = handle.read()
-        except OSError:
-            cpuinfo_text = ""
+        cpuinfo_text = read_cpuinfo()
     names = (line.split(":", 1)[1].strip() for line in cpuinfo_text.splitlines() if line.startswith("model name"))
     cpu = next(names, None) or platform.processor() or platform.machine()
     outlook = int8_outlook(cpuinfo_text)

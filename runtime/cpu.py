@@ -45,15 +45,20 @@ def _cpu_flags(cpuinfo_text: str) -> set[str]:
     return set()
 
 
+def read_cpuinfo() -> str:
+    """/proc/cpuinfo's text, or "" where the OS has none."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
 def int8_outlook(cpuinfo_text: str | None = None, machine: str | None = None) -> Int8Outlook:
     """What to expect of int8 against fp32 here; reads /proc/cpuinfo unless given its text."""
     machine = machine or platform.machine()
     if cpuinfo_text is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as handle:
-                cpuinfo_text = handle.read()
-        except OSError:
-            cpuinfo_text = ""
+        cpuinfo_text = read_cpuinfo()
     flags = _cpu_flags(cpuinfo_text)
     if not flags:
         return Int8Outlook(machine, (), None, "this OS does not list CPU features; only the measured int8/fp32 ratio tells")
