@@ -113,7 +113,8 @@ class LocatorTrainConfig:
                 "that also lost signs. At 48 (--width 64) the network took 0.78x the shipped locator's time on the AMD "
                 "EPYC; trained by the shipped recipe it found 110 of 126 held-out signs against 114, in 0.88x the time a frame"})
     teacher: str | None = field(default=None, metadata={
-        "help": "a locator file (or the shipped sign-locator) of the same downscale and stride to distil from: on every "
+        "help": "a locator file (or the shipped sign-locator-fp32, the float original of the int8 sign-locator) of the same "
+                "downscale and stride to distil from: on every "
                 "training crop the network also learns the teacher's centre scores and, where it sees a centre, its "
                 "boxes, so a cheaper network can follow a good one. The width-48 hourglass distilled from the shipped locator found 109 "
                 "of 126 held-out signs against 114, as many as without a teacher"})
