@@ -37,8 +37,7 @@ def _split_scenes(run_config: dict) -> tuple[list[str], list[str]]:
     """Names of the scenes int8 calibrates on (every k-th training scene) and of the run's validation scenes (the first
     5 training scenes if it kept none), which parity and the int8 comparison are measured on."""
     training, validation = run_config["split"]["training_scenes"], run_config["split"]["validation_scenes"]
-    measured = validation or training[:5]
-    rest = [name for name in training if name not in set(measured)]
+    measured, rest = (validation, training) if validation else (training[:5], training[5:])
     return [rest[index] for index in calibration_picks(len(rest))], measured
 
 

@@ -32,7 +32,6 @@ from edgesight.runtime.bench import interleaved_latency, machine_description
 from edgesight.runtime.learned_locate import LearnedLocator, network_input
 from edgesight.runtime.proposal_recall import proposal_recall
 from edgesight.runtime.scenes import Scene, read_scenes
-from edgesight.runtime.sessions import open_session
 from onnx import helper, numpy_helper
 
 from .convert import drop_non_json_metadata, save_model
@@ -183,12 +182,12 @@ def write_int8_twin(fp32_path: Path, scenes_path: str, calibration_names: list[s
     save_model(int8_model, path)
 
     int8 = LearnedLocator(path, threads=1)
-    sessions = {name: open_session(file, 1, "no such locator file.") for name, file in (("fp32", fp32_path), ("int8", path))}
-    grids = {name: (lambda image, session=session: session.run(None, {"image": image})[0][0]) for name, session in sessions.items()}
+    locators = {"fp32": fp32, "int8": int8}
     measured = set(measured_names)
-    difference = max(float(np.max(np.abs(_sigmoid(grids["fp32"](image)[..., 0]) - _sigmoid(grids["int8"](image)[..., 0]))))
+    difference = max(float(np.max(np.abs(_sigmoid(fp32.grid(image)[..., 0]) - _sigmoid(int8.grid(image)[..., 0]))))
                      for image in (network_input(scene.image_bgr, fp32.geometry) for scene in read_scenes(scenes_path, measured)))
-    recall = {name: proposal_recall(grid_of, read_scenes(scenes_path, measured), fp32.geometry) for name, grid_of in grids.items()}
+    recall = {name: proposal_recall(locator.grid, read_scenes(scenes_path, measured), fp32.geometry)
+              for name, locator in locators.items()}
     frame = next(read_scenes(scenes_path, measured)).image_bgr
     timings = interleaved_latency({"fp32": lambda: fp32.propose(frame), "int8": lambda: int8.propose(frame)},
                                   TIMED_RUNS * 2, warmup=3, block=3)

@@ -43,6 +43,8 @@ LOCATOR_TASK = "sign-locator"
 LOCATOR_KEY = "edgesight.locator"
 LOCATOR_OUTPUTS = ("centre_logit", "offset_x", "offset_y", "log_width", "log_height")
 DEFAULT_MIN_SCORE = 0.1  # for a locator file that names no operating point
+# Proposals kept per frame at most: the classifier reads every one, so this bounds its cost.
+MAX_BOXES = 40
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def network_input(frame: np.ndarray | ShrunkFrame, geometry: LocatorGeometry) ->
 class LearnedLocator:
     """Sign proposals from a locator file (see the module docstring for its contract)."""
 
-    def __init__(self, path: str | Path, threads: int | None = 1, min_score: float | None = None, max_boxes: int = 40):
+    def __init__(self, path: str | Path, threads: int | None = 1, min_score: float | None = None, max_boxes: int = MAX_BOXES):
         self.path = resolve_model(path)
         self._session = open_session(self.path, threads, "no such locator file; expected colour, diamonds, the shipped "
                                                          "sign-locator or a locator file.")
@@ -149,8 +151,12 @@ class LearnedLocator:
     def scored_proposals(self, frame: np.ndarray | ShrunkFrame) -> list[tuple[Box, float]]:
         """Candidate boxes in a BGR frame with the locator's confidence that a sign is centred there, best first."""
         frame = ShrunkFrame.of(frame)
-        grid = self._session.run(None, {self._input_name: network_input(frame, self.geometry)})[0][0]
-        return decode_grid(grid, self.geometry, frame.full.shape, self.min_score, self.max_boxes)
+        return decode_grid(self.grid(network_input(frame, self.geometry)), self.geometry, frame.full.shape, self.min_score,
+                           self.max_boxes)
+
+    def grid(self, image: np.ndarray) -> np.ndarray:
+        """The network's [rows, columns, 5] grid for one network input ([1, H, W, 3] uint8, see `network_input`)."""
+        return self._session.run(None, {self._input_name: image})[0][0]
 
     def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:
         """Candidate sign boxes, best first; overlapping ones are left to the detector's suppression."""

@@ -7,22 +7,20 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from .frame_eval import GOAL_MIN_SIZE, MIN_IOU
-from .learned_locate import LocatorGeometry, decode_grid, network_input
+from .learned_locate import MAX_BOXES, LocatorGeometry, decode_grid, network_input
 from .locate import iou
 from .scenes import Scene
 
 # Centre scores whose proposal recall reports list: the runtime's min_score is chosen from these.
 SCORE_SWEEP = (0.05, 0.1, 0.2, 0.3, 0.5)
-# Proposals kept per frame at most, as LearnedLocator keeps: the classifier reads every one, so this bounds its cost.
-MAX_BOXES = 40
 
 
 def proposal_recall(grid_of: Callable[[np.ndarray], np.ndarray], scenes: Iterable[Scene], geometry: LocatorGeometry,
                     scores=SCORE_SWEEP) -> list[dict]:
     """Per centre score: the share of signs of 24 px or more some proposal covers at IoU >= 0.5, and proposals per frame.
 
-    `grid_of` maps a network input ([1, H, W, 3] uint8) to the locator's [rows, columns, 5] grid: a Keras model's or an
-    onnxruntime session's.
+    `grid_of` maps a network input ([1, H, W, 3] uint8) to the locator's [rows, columns, 5] grid: a Keras model's, or a
+    locator file's (`LearnedLocator.grid`).
     """
     tallies = {score: {"found": 0, "proposals": 0} for score in scores}
     signs = frames = 0
