@@ -7,8 +7,9 @@ first finds, and the exact two-sided sign test (McNemar's) on those two counts. 
 This host's speed moves by a quarter from one hour to the next, so finders are timed interleaved, frame by frame,
 and a time means something only next to the others of the same run. Every finder is scored on the same scenes.
 
-A finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE]: LOCATORS as for --locator, comma-separated (colour, sign-locator,
-locator files); CENTRE_SCORE replaces the operating point stamped in the learned locator files.
+A finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE]: LOCATORS as for --locator, comma-separated (colour,
+diamonds, sign-locator, locator files); CENTRE_SCORE replaces the operating point stamped in the learned locator files;
+COLOUR_GATE replaces --colour-gate's default (0: every colour box is classified).
 
     python benchmarks/compare_sign_finders.py --data scenes-100-199.zip \\
         shipped=gtsrb-locate@colour,sign-locator new=runs/locate/model.int8.onnx@colour,runs/locator/locator.onnx@0.2 \\
@@ -27,28 +28,34 @@ from edgesight.runtime.bench import machine_description
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.frame_eval import EvalFramesConfig, score_scenes
-from edgesight.runtime.learned_locate import open_locator
+from edgesight.runtime.learned_locate import COLOUR_GATE, open_locator
 from edgesight.runtime.scenes import read_scenes
 from edgesight.runtime.signs import SignFinder
 
 
-def parse_finder(spec: str) -> tuple[str, str, list[str], float | None]:
-    """'NAME=MODEL@LOCATORS[@CENTRE_SCORE]' -> (name, model, locators, centre score or None)."""
+def parse_finder(spec: str) -> tuple[str, str, list[str], float | None, float]:
+    """'NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE]' -> (name, model, locators, centre score or None, colour gate)."""
     name, _, rest = spec.partition("=")
-    parts = rest.split("@")
-    if not name or len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise argparse.ArgumentTypeError(f"a finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE], such as "
+    model, _, rest = rest.partition("@")
+    locators, *options = rest.split("@")
+    if not name or not model or not locators or len(options) > 2:
+        raise argparse.ArgumentTypeError(f"a finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE], such as "
                                          f"shipped=gtsrb-locate@colour,sign-locator. Received: {spec!r}")
-    if len(parts) == 2:
-        return name, parts[0], parts[1].split(","), None
-    refusal = argparse.ArgumentTypeError(f"CENTRE_SCORE must be a number in (0, 1). Received: {spec!r}")
-    try:
-        centre_score = float(parts[2])
-    except ValueError:
-        raise refusal from None
-    if not 0 < centre_score < 1:
-        raise refusal
-    return name, parts[0], parts[1].split(","), centre_score
+    centre_score, colour_gate = None, COLOUR_GATE
+    for option in options:
+        key, _, value = option.rpartition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if key == "gate" and number is not None and 0 <= number < 1:
+            colour_gate = number
+        elif not key and number is not None and 0 < number < 1:
+            centre_score = number
+        else:
+            raise argparse.ArgumentTypeError(f"CENTRE_SCORE must be a number in (0, 1) and gate=COLOUR_GATE one in [0, 1). "
+                                             f"Received: {option!r} in {spec!r}")
+    return name, model, locators.split(","), centre_score, colour_gate
 
 
 def sign_test_p(wins: int, losses: int) -> float:
@@ -63,7 +70,7 @@ def sign_test_p(wins: int, losses: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="road scenes in the GTSDB layout (folder or .zip with gt.txt)")
-    parser.add_argument("finders", nargs="+", type=parse_finder, help="NAME=MODEL@LOCATORS[@CENTRE_SCORE]")
+    parser.add_argument("finders", nargs="+", type=parse_finder, help="NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE]")
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the scenes (default: 3)")
     parser.add_argument("--out", type=Path, help="folder for results.md and results.json")
     args = parser.parse_args(argv)
@@ -73,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"each finder needs a name of its own. Received: {', '.join(names)}")
     cv2.setNumThreads(1)  # the goal is for one core; OpenCV would otherwise use every core
     finders = {name: SignFinder(Classifier(model, threads=1, max_batch=256),
-                                locator=open_locator(locators, threads=1, min_score=centre_score))
-               for name, model, locators, centre_score in args.finders}
+                                locator=open_locator(locators, threads=1, min_score=centre_score, colour_gate=colour_gate))
+               for name, model, locators, centre_score, colour_gate in args.finders}
     rows, found_by_first = [], None
-    for name, model, locators, centre_score in args.finders:
+    for name, model, locators, centre_score, colour_gate in args.finders:
         finder = finders[name]
         tally = score_scenes(EvalFramesConfig(model=model, data=args.data, examples=0), finder.classifier, finder)
-        row = {"finder": name, "model": model, "locators": locators, "centre_score": centre_score,
+        row = {"finder": name, "model": model, "locators": locators, "centre_score": centre_score, "colour_gate": colour_gate,
                "signs_24px_and_more": tally.goal["signs"], "found": tally.goal["found"],
                "false_detections_per_frame": round(tally.false_detections / tally.frames, 4)}
         if found_by_first is None:
@@ -107,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
              "| false per frame | ms per frame | time against the first |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        locators = ", ".join(row["locators"]) + (f" @ {row['centre_score']}" if row["centre_score"] is not None else "")
+        locators = (", ".join(row["locators"]) + (f" @ {row['centre_score']}" if row["centre_score"] is not None else "")
+                    + (f", colour gate {row['colour_gate']}" if row["colour_gate"] != COLOUR_GATE else ""))
         paired = (f"+{row['found_only_here']}, -{row['found_only_by_first']} (p = {row['sign_test_p']:.2f})"
                   if "sign_test_p" in row else "")
         lines.append(f"| {row['finder']} | {row['model']} | {locators} | {row['found']} of {row['signs_24px_and_more']} | "

@@ -2,6 +2,8 @@
 
 One thread for onnxruntime and OpenCV, as `edgesight eval-frames` times the goal. Every frame passes through all
 stages in turn, twice; the second pass is timed, so the stages share the machine's noise alike. Prints medians in ms.
+Each locator runs alone here, so colour boxes are not gated by the learned locator as in the combined default
+(`learned_locate.CombinedLocator`): the classify stage counts every colour box.
 
     python benchmarks/finder_stages.py --data scenes-100-199.zip [--model gtsrb-locate] [--locator colour diamonds sign-locator]
 """

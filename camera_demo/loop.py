@@ -15,7 +15,15 @@ import numpy as np
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
 from edgesight.runtime.sources import ImageFolderSource, open_source
-from edgesight.runtime.stream import DEFAULT_LOCATORS, LOCATOR_HELP, Recognizer, StreamOptions, classify_frames
+from edgesight.runtime.stream import (
+    COLOUR_GATE,
+    COLOUR_GATE_HELP,
+    DEFAULT_LOCATORS,
+    LOCATOR_HELP,
+    Recognizer,
+    StreamOptions,
+    classify_frames,
+)
 from edgesight.runtime.tasks import NOT_A_SIGN
 
 from .overlay import Speed, draw_overlay, draw_signs, draw_source_state
@@ -36,6 +44,7 @@ class DemoConfig:
                                                            "auto: signs for a model that knows 'not a sign', else none"})
     region: str = field(default="center", metadata={"help": "with --locate none, center: classify the box drawn in the middle; full: the whole frame"})
     locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={"help": LOCATOR_HELP})
+    colour_gate: float = field(default=COLOUR_GATE, metadata={"help": COLOUR_GATE_HELP})
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
     top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
     no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})
@@ -115,7 +124,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     # Locating needs a model that rejects what is no sign: without that class every leaf and tail light is read as a sign.
     locate = config.locate == "signs" or (config.locate == "auto" and NOT_A_SIGN in classifier.labels)
     options = StreamOptions(region=config.region, box_fraction=config.box_fraction, locate=locate,
-                            locator=tuple(config.locator), top_k=config.top_k, max_fps=config.max_fps)
+                            locator=tuple(config.locator), colour_gate=config.colour_gate,
+                            top_k=config.top_k, max_fps=config.max_fps)
     options.check()
     show = not config.no_window and display_available()
     if not config.no_window and not show:

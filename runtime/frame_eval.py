@@ -20,12 +20,12 @@ from .bench import machine_description
 from .classifier import Classifier
 from .errors import DatasetError, ModelFileError
 from .files import write_bytes_atomic, write_json_atomic
-from .learned_locate import open_locator
+from .learned_locate import COLOUR_GATE, open_locator
 from .locate import box_size, iou
 from .results import detection
 from .scenes import Scene, TrueSign, read_scenes
 from .signs import SIGN_MIN_SCORE, FoundSign, SignFinder
-from .stream import DEFAULT_LOCATORS, LOCATOR_HELP
+from .stream import COLOUR_GATE_HELP, DEFAULT_LOCATORS, LOCATOR_HELP
 
 MIN_IOU = 0.5
 BANDS = (("< 32 px", 0, 31), ("32-64 px", 32, 64), ("> 64 px", 65, 10**9))
@@ -42,6 +42,7 @@ class EvalFramesConfig:
     min_score: float = field(default=SIGN_MIN_SCORE, metadata={"help": "a located box whose best class scores less is taken for background"})
     threads: int = field(default=1, metadata={"help": "onnxruntime and OpenCV threads (the speed goal is for one core)"})
     locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={"help": LOCATOR_HELP})
+    colour_gate: float = field(default=COLOUR_GATE, metadata={"help": COLOUR_GATE_HELP})
     examples: int = field(default=4, metadata={"help": "annotated example frames to write: those with the most errors"})
 
 
@@ -153,7 +154,7 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     if classifier.metadata.task != "gtsrb":
         raise ModelFileError(f"{classifier.path}: a {classifier.metadata.task!r} model; eval-frames scores road scenes "
                              "labelled with GTSRB class ids, so it needs a gtsrb sign model (gtsrb, gtsrb-tiny, gtsrb-locate).")
-    finder = SignFinder(classifier, locator=open_locator(config.locator, config.threads), min_score=config.min_score)
+    finder = SignFinder(classifier, locator=open_locator(config.locator, config.threads, colour_gate=config.colour_gate), min_score=config.min_score)
     # OpenCV's resizes and colour conversions would otherwise use every core and flatter a one-core figure.
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(config.threads)

@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 
 from .classifier import Classifier, Prediction
 from .errors import SourceError
-from .learned_locate import COLOUR, DIAMONDS, open_locator
+from .learned_locate import COLOUR, COLOUR_GATE, DIAMONDS, open_locator
 from .locate import Box
 from .preprocess import center_box, full_box
 from .signs import SignFinder
@@ -34,6 +34,8 @@ DEFAULT_LOCATORS = (COLOUR, DIAMONDS, "sign-locator")
 LOCATOR_HELP = ("where to look for signs: colour (red and blue blobs), diamonds (yellow diamonds: priority road), "
                 "sign-locator (the shipped learned locator, int8; sign-locator-fp32 is its float original) or a locator file from train-locator and export; several are "
                 "combined (every proposal of each is classified)")
+COLOUR_GATE_HELP = ("with colour and a learned locator combined: classify a colour box only if the learned locator scores a "
+                    "sign centre under its middle half at least this high (0: classify every colour box)")
 # How long a live source is waited on before a result reports that it is still away.
 POLL_S = 0.5
 
@@ -54,6 +56,7 @@ class StreamOptions:
     box_fraction: float = 0.4  # side of the centre box over the frame's shorter side
     locate: bool = False  # find and classify every sign instead of one region
     locator: Sequence[str] = DEFAULT_LOCATORS  # with locate: colour, diamonds, sign-locator, locator files; several are combined
+    colour_gate: float = COLOUR_GATE  # see learned_locate.CombinedLocator
     top_k: int = 3
     max_fps: float | None = None  # classify at most this many frames per second (a robot's CPU budget)
 
@@ -62,6 +65,8 @@ class StreamOptions:
             raise ValueError(f"region must be one of {REGION_MODES}. Received: region={self.region!r}")
         if not 0.05 <= self.box_fraction <= 1.0:
             raise ValueError(f"box_fraction must be in [0.05, 1]. Received: box_fraction={self.box_fraction}")
+        if not 0.0 <= self.colour_gate < 1.0:
+            raise ValueError(f"colour_gate must be in [0, 1) (0: no gate). Received: colour_gate={self.colour_gate}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1. Received: top_k={self.top_k}")
         if self.max_fps is not None and self.max_fps <= 0:
@@ -95,7 +100,7 @@ class Recognizer:
 
     def __init__(self, classifier: Classifier, options: StreamOptions, threads: int | None, track: bool):
         self.classifier, self.options = classifier, options
-        self.finder = SignFinder(classifier, locator=open_locator(list(options.locator), threads)) if options.locate else None
+        self.finder = SignFinder(classifier, locator=open_locator(list(options.locator), threads, colour_gate=options.colour_gate)) if options.locate else None
         self.tracker = SignTracker() if self.finder and track else None
 
     def __call__(self, frame_bgr) -> list[tuple[Box, list[Prediction]]]:

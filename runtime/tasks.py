@@ -61,7 +61,9 @@ def _with_background_regions(load: Callable[..., LabelledRegions], scenes: str, 
             return regions  # scored on the task's own official test set
         from .scenes import scene_regions
 
-        extra = scene_regions(scenes, background_label, open_locator(list(locators)))
+        # Every colour box, ungated: the ones the gate would drop are the background the classifier must learn to reject
+        # when it runs without a learned locator.
+        extra = scene_regions(scenes, background_label, open_locator(list(locators), colour_gate=None))
         return LabelledRegions(regions.images_bgr + extra.images_bgr, np.concatenate([regions.boxes_xyxy, extra.boxes_xyxy]),
                                np.concatenate([regions.labels, extra.labels]), regions.groups + extra.groups,
                                regions.names + extra.names)
