@@ -126,6 +126,20 @@ def test_compare_sign_finders_pairs_each_finder_with_the_first_sign_by_sign(tiny
     assert "| +0, -0 (p = 1.00) |" in (tmp_path / "results.md").read_text()
 
 
+def test_a_finder_spec_takes_a_centre_score_and_a_colour_gate_in_either_order_and_refuses_anything_else():
+    import argparse
+
+    from edgesight.runtime.learned_locate import COLOUR_GATE
+
+    parse = _benchmark_script("compare_sign_finders").parse_finder
+    assert parse("a=gtsrb-locate@colour,sign-locator") == ("a", "gtsrb-locate", ["colour", "sign-locator"], None, COLOUR_GATE)
+    assert parse("a=m@colour,sign-locator@0.3@gate=0") == ("a", "m", ["colour", "sign-locator"], 0.3, 0.0)
+    assert parse("a=m@colour@gate=0.1@0.2") == ("a", "m", ["colour"], 0.2, 0.1)
+    for spec in ("a=m", "=m@colour", "a=m@colour@1.5", "a=m@colour@gate=1", "a=m@colour@gates=0.1", "a=m@colour@0.1@0.2@0.3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="CENTRE_SCORE"):
+            parse(spec)
+
+
 @pytest.mark.parametrize(("wins", "losses", "p"), [(0, 0, 1.0), (3, 3, 1.0), (5, 0, 2 / 32), (10, 1, 2 * 12 / 2048), (1, 10, 2 * 12 / 2048)])
 def test_the_sign_test_is_exact_and_two_sided(wins, losses, p):
     assert _benchmark_script("compare_sign_finders").sign_test_p(wins, losses) == pytest.approx(p)
