@@ -196,8 +196,9 @@ COLOUR_GATE = 0.05
 class CombinedLocator:
     """Every proposal of several locators: each finds signs the other misses (the classifier sorts them out).
 
-    With a learned locator among them and a `colour_gate`, colour boxes are kept only where that locator's grid scores a
-    sign centre under their middle half at least that high (`best_centre_score_within`); the grid is computed once.
+    With a learned locator among them and a `colour_gate`, colour boxes are kept only where the first learned locator's
+    grid scores a sign centre under their middle half at least that high (`best_centre_score_within`); that grid is
+    computed once, for its own proposals and the gate.
     """
 
     locators: tuple
