@@ -2,8 +2,10 @@
 
 One thread for onnxruntime and OpenCV, as `edgesight eval-frames` times the goal. Every frame passes through all
 stages in turn, twice; the second pass is timed, so the stages share the machine's noise alike. Prints medians in ms.
-Each locator runs alone here, so colour boxes are not gated by the learned locator as in the combined default
-(`learned_locate.CombinedLocator`): the classify stage counts every colour box.
+As in the combined locator (`learned_locate.CombinedLocator`), learned locators run first, each split into its network
+(with the frame's conversion to the network input) and the decoding of its grid, and colour boxes then pass the colour
+gate on the first learned locator's grid (its own stage; `--colour-gate 0` turns it off). Several learned locator files
+may be timed in one pass; the boxes of all of them are classified.
 
     python benchmarks/finder_stages.py --data scenes-100-199.zip [--model gtsrb-locate] [--locator colour diamonds sign-locator]
 """
@@ -12,15 +14,29 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import defaultdict
 
 import cv2
 import numpy as np
 from edgesight.runtime.bench import machine_description
 from edgesight.runtime.classifier import Classifier
-from edgesight.runtime.learned_locate import open_locator
-from edgesight.runtime.locate import ShrunkFrame
+from edgesight.runtime.learned_locate import COLOUR_GATE, LearnedLocator, best_centre_score_within, open_locator
+from edgesight.runtime.locate import ColourLocator, ShrunkFrame
 from edgesight.runtime.scenes import read_scenes
 from edgesight.runtime.stream import DEFAULT_LOCATORS
+
+
+class Laps:
+    """Milliseconds since the previous lap (or since made), by stage name."""
+
+    def __init__(self) -> None:
+        self.laps: list[tuple[str, float]] = []
+        self._last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps.append((stage, (now - self._last) * 1000))
+        self._last = now
 
 
 def main() -> None:
@@ -28,32 +44,48 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="road scenes in the GTSDB layout (folder or .zip)")
     parser.add_argument("--model", default="gtsrb-locate", help="sign model file or shipped name")
     parser.add_argument("--locator", nargs="+", default=list(DEFAULT_LOCATORS), help="locators, as eval-frames takes them (default: the runtime's default locators)")
+    parser.add_argument("--colour-gate", type=float, default=COLOUR_GATE, help=f"as for eval-frames (default {COLOUR_GATE}; 0: no gate)")
     arguments = parser.parse_args()
     cv2.setNumThreads(1)
     classifier = Classifier(arguments.model, threads=1, max_batch=256)
-    locators = [open_locator([name], threads=1) for name in arguments.locator]
+    opened = [(name, open_locator([name], threads=1)) for name in arguments.locator]
+    ordered = sorted(opened, key=lambda pair: not isinstance(pair[1], LearnedLocator))  # stable: learned ones first
     frames = [scene.image_bgr for scene in read_scenes(arguments.data)]
-    stages = ["shrink", *arguments.locator, "classify", "total"]
-    times: dict[str, list[float]] = {stage: [] for stage in stages}
+    times: dict[str, list[float]] = defaultdict(list)
+    proposals: dict[str, list[int]] = defaultdict(list)
     for timed in (False, True):
         for frame in frames:
-            marks = [time.perf_counter()]
+            lap = Laps()
             shrunk = ShrunkFrame.of(frame)
             shrunk.by(2)  # the half-size copy the shipped locators share (each makes what else it needs itself)
-            marks.append(time.perf_counter())
-            boxes = []
-            for locator in locators:
-                boxes += locator.propose(shrunk)
-                marks.append(time.perf_counter())
+            lap("shrink")
+            boxes, gate_grid = [], None
+            for name, locator in ordered:
+                if isinstance(locator, LearnedLocator):
+                    grid = locator.frame_grid(shrunk)
+                    lap(f"{name} network")
+                    found = [box for box, _ in locator.scored_proposals_of(grid, shrunk)]
+                    lap(f"{name} decode")
+                    gate_grid = gate_grid or (grid, locator.geometry)
+                else:
+                    found = locator.propose(shrunk)
+                    lap(name)
+                    if isinstance(locator, ColourLocator) and gate_grid and arguments.colour_gate:
+                        found = [box for box in found if best_centre_score_within(*gate_grid, box) >= arguments.colour_gate]
+                        lap("colour gate")
+                boxes += found
+                if timed:
+                    proposals[name].append(len(found))
             if boxes:
                 classifier.classify_boxes(frame, boxes)
-            marks.append(time.perf_counter())
+            lap("classify")
             if timed:
-                for stage, start, end in zip(stages, marks, marks[1:]):
-                    times[stage].append((end - start) * 1000)
-                times["total"].append((marks[-1] - marks[0]) * 1000)
-    print(json.dumps({"machine": machine_description(), "frames": len(frames),
-                      "median_ms": {stage: round(float(np.median(values)), 2) for stage, values in times.items()}}))
+                for stage, milliseconds in lap.laps:
+                    times[stage].append(milliseconds)
+                times["total"].append(sum(milliseconds for _, milliseconds in lap.laps))
+    print(json.dumps({"machine": machine_description(), "frames": len(frames), "colour_gate": arguments.colour_gate,
+                      "median_ms": {stage: round(float(np.median(values)), 2) for stage, values in times.items()},
+                      "proposals_per_frame": {name: round(float(np.mean(counts)), 2) for name, counts in proposals.items()}}))
 
 
 if __name__ == "__main__":
