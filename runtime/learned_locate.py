@@ -225,6 +225,11 @@ DIAMONDS = "diamonds"
 CLASSICAL_LOCATORS = {COLOUR: ColourLocator, DIAMONDS: DiamondLocator}
 
 
+def check_colour_gate(colour_gate: float) -> None:
+    if not 0.0 <= colour_gate < 1.0:
+        raise ValueError(f"colour_gate must be in [0, 1) (0: no gate). Received: colour_gate={colour_gate}")
+
+
 def open_locator(names: list[str], threads: int | None = 1, min_score: float | None = None,
                  colour_gate: float | None = COLOUR_GATE):
     """The locator for --locator: "colour" (red and blue blobs), "diamonds" (yellow diamonds: priority road), a locator
@@ -235,8 +240,8 @@ def open_locator(names: list[str], threads: int | None = 1, min_score: float | N
     """
     if not names:
         raise ValueError(f"locator needs {COLOUR!r}, a locator file, or both.")
-    if colour_gate is not None and not 0.0 <= colour_gate < 1.0:
-        raise ValueError(f"colour_gate must be in [0, 1) (0: no gate). Received: colour_gate={colour_gate}")
+    if colour_gate is not None:
+        check_colour_gate(colour_gate)
     locators = tuple(CLASSICAL_LOCATORS[name]() if name in CLASSICAL_LOCATORS
                      else LearnedLocator(name, threads=threads, min_score=min_score) for name in names)
     return locators[0] if len(locators) == 1 else CombinedLocator(locators, colour_gate)

@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 
 from .classifier import Classifier, Prediction
 from .errors import SourceError
-from .learned_locate import COLOUR, COLOUR_GATE, DIAMONDS, open_locator
+from .learned_locate import COLOUR, COLOUR_GATE, DIAMONDS, check_colour_gate, open_locator
 from .locate import Box
 from .preprocess import center_box, full_box
 from .signs import SignFinder
@@ -33,7 +33,7 @@ REGION_MODES = ("center", "full")
 DEFAULT_LOCATORS = (COLOUR, DIAMONDS, "sign-locator")
 LOCATOR_HELP = ("where to look for signs: colour (red and blue blobs), diamonds (yellow diamonds: priority road), "
                 "sign-locator (the shipped learned locator, int8; sign-locator-fp32 is its float original) or a locator file from train-locator and export; several are "
-                "combined (every proposal of each is classified)")
+                "combined (their proposals are classified, colour boxes after --colour-gate)")
 COLOUR_GATE_HELP = ("with colour and a learned locator combined: classify a colour box only if the learned locator scores a "
                     "sign centre under its middle half at least this high (0: classify every colour box)")
 # How long a live source is waited on before a result reports that it is still away.
@@ -65,8 +65,7 @@ class StreamOptions:
             raise ValueError(f"region must be one of {REGION_MODES}. Received: region={self.region!r}")
         if not 0.05 <= self.box_fraction <= 1.0:
             raise ValueError(f"box_fraction must be in [0.05, 1]. Received: box_fraction={self.box_fraction}")
-        if not 0.0 <= self.colour_gate < 1.0:
-            raise ValueError(f"colour_gate must be in [0, 1) (0: no gate). Received: colour_gate={self.colour_gate}")
+        check_colour_gate(self.colour_gate)
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1. Received: top_k={self.top_k}")
         if self.max_fps is not None and self.max_fps <= 0:
