@@ -149,7 +149,7 @@ def _with_section(card: str, section: str) -> str:
     start = card.find(heading + "\n")
     if start >= 0:
         end = card.find("\n## ", start + len(heading))
-        return card[:start] + section + (card[end + 1 :] if end >= 0 else "")
+        return card[:start] + section + ("\n" + card[end + 1 :] if end >= 0 else "")
     reproduce = card.find("## Reproduce")
     return card[:reproduce] + section + "\n" + card[reproduce:] if reproduce >= 0 else card.rstrip("\n") + "\n\n" + section
 
