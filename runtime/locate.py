@@ -10,6 +10,7 @@ detector drops what it doubts).
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -100,6 +101,47 @@ def _diamond_shaped(component: np.ndarray) -> bool:
             and component.sum() >= 0.75 * side_a * side_b)  # pixels, not outline area: small blobs stay countable
 
 
+class Blob:
+    """An 8-connected blob of a mask: its box in mask pixels, and on request its own pixels within that box."""
+
+    def __init__(self, mask: np.ndarray, outline: np.ndarray):
+        self._mask = mask
+        self._start = outline[0, 0]  # a pixel of the blob, on its outline
+        self.x, self.y, self.width, self.height = cv2.boundingRect(outline)
+
+    @functools.cached_property
+    def pixels(self) -> np.ndarray:
+        """bool, height x width: the blob's pixels, not those of other blobs reaching into its box. Labelled within the
+        box, which holds all of the blob."""
+        _, labels = cv2.connectedComponents(self._mask[self.y : self.y + self.height, self.x : self.x + self.width],
+                                            connectivity=8)
+        return labels == labels[self._start[1] - self.y, self._start[0] - self.x]
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.pixels))
+
+
+def blobs_of(mask: np.ndarray, min_side: int) -> list[Blob]:
+    """The 8-connected blobs of a binary mask whose boxes have both sides at least `min_side` pixels, top to bottom: the
+    blobs and boxes cv2.connectedComponentsWithStats gives, in less time on masks with few blobs.
+
+    Labelling with stats adds every pixel, background included, to its label's statistics. Tracing outlines touches
+    only the borders: each outer outline (RETR_CCOMP's top level) bounds one blob, and a closed chain of 8-neighbour
+    steps spanning a box needs at least twice its longer side less two points, so specks are dropped by their outline's
+    length alone. A blob's own pixels are labelled only when asked for (`Blob.pixels`), within its box. On the red and
+    blue masks of GTSDB scenes 00100-00199 at half size: 0.32 against 0.56 ms and 0.13 against 0.52 ms (AMD EPYC,
+    2026-12-06). Not on the yellow mask: its ~580 specks a frame take longer to trace than to label (0.67 against 0.64 ms).
+    """
+    contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    if hierarchy is None:
+        return []
+    least_points = 2 * (min_side - 1)
+    outlines = [outline for outline, parent in zip(contours, hierarchy[0, :, 3]) if parent < 0 and len(outline) >= least_points]
+    blobs = [blob for blob in map(functools.partial(Blob, mask), outlines) if min(blob.width, blob.height) >= min_side]
+    return sorted(blobs, key=lambda blob: (blob.y, blob.x))
+
+
 @dataclass(frozen=True)
 class _SignSizes:
     """Where the colour locators search, and the sizes of sign they box."""
@@ -125,15 +167,13 @@ class ColourLocator(_SignSizes):
         for ranges in SIGN_COLOURS.values():
             mask = functools.reduce(cv2.bitwise_or, [cv2.inRange(hsv, low, high) for low, high in ranges])
             closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, closing)
-            # BBDT gives the same components as the default algorithm, with stats in less than half the time.
-            count, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(closed, 8, cv2.CV_32S, cv2.CCL_BBDT)
-            x, y, w, h, area = stats[1:count].T
-            short, long = np.minimum(w, h), np.maximum(w, h)
-            sign_like = ((short * self.scale >= self.min_side) & (long * self.scale <= max_side)
-                         & (long <= self.max_aspect * short) & (area >= self.min_fill * w * h))
-            for bx, by, bw, bh in stats[1:count][sign_like, :4].tolist():
-                boxes.append((bx * self.scale, by * self.scale,
-                              min(width, (bx + bw) * self.scale) - 1, min(height, (by + bh) * self.scale) - 1))
+            for blob in blobs_of(closed, math.floor(self.min_side / self.scale)):
+                bx, by, bw, bh = blob.x, blob.y, blob.width, blob.height
+                short, long = min(bw, bh), max(bw, bh)
+                if (short * self.scale >= self.min_side and long * self.scale <= max_side and long <= self.max_aspect * short
+                        and blob.area >= self.min_fill * bw * bh):
+                    boxes.append((bx * self.scale, by * self.scale,
+                                  min(width, (bx + bw) * self.scale) - 1, min(height, (by + bh) * self.scale) - 1))
         return boxes
 
 

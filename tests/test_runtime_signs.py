@@ -8,7 +8,7 @@ from edgesight.runtime.classifier import Prediction
 from edgesight.runtime.errors import DatasetError
 from edgesight.runtime.frame_eval import EvalFramesConfig, evaluate_frames, match
 from edgesight.runtime.learned_locate import open_locator
-from edgesight.runtime.locate import ColourLocator, DiamondLocator, ShrunkFrame, iou
+from edgesight.runtime.locate import ColourLocator, DiamondLocator, ShrunkFrame, blobs_of, iou
 from edgesight.runtime.scenes import TrueSign, read_scenes, scene_names
 from edgesight.runtime.signs import FoundSign
 from fakes import road_scene, write_road_scenes
@@ -46,6 +46,23 @@ def test_colour_locator_proposes_a_box_on_each_red_ring(scenes_zip):
     boxes = ColourLocator().propose(scene.image_bgr)
     for true in scene.signs:
         assert max(iou(true.box, box) for box in boxes) >= 0.5, (true, boxes)
+
+
+def test_blobs_from_outlines_are_the_labelled_components_of_at_least_the_size_asked_for():
+    rng = np.random.default_rng(7)
+    mask = np.where(rng.random((120, 200)) < 0.08, 255, 0).astype(np.uint8)  # specks of every shape
+    cv2.circle(mask, (50, 50), 20, 255, 3)  # a ring, with a blob inside its hole and a bar across its edge
+    cv2.circle(mask, (50, 50), 5, 255, -1)
+    cv2.line(mask, (60, 20), (100, 30), 255, 1)
+    cv2.line(mask, (120, 100), (180, 40), 255, 1)  # a diagonal line: a thin outline spanning a large box
+    cv2.rectangle(mask, (130, 90), (199, 119), 255, -1)  # touching the image's edge
+    for min_side in (1, 3, 8):
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        labelled = sorted(tuple(row) for row in stats[1:count].tolist() if min(row[2], row[3]) >= min_side)
+        blobs = blobs_of(mask, min_side)
+        assert sorted((b.x, b.y, b.width, b.height, b.area) for b in blobs) == labelled, min_side
+        assert [(b.y, b.x) for b in blobs] == sorted((b.y, b.x) for b in blobs)
+    assert blobs_of(np.zeros((10, 10), np.uint8), 1) == []
 
 
 def _priority_road(image: np.ndarray, centre: tuple[int, int], half_diagonal: int) -> tuple[int, int, int, int]:
