@@ -6,8 +6,9 @@ Its profile says why: each 48-channel pointwise convolution fell from 0.73 to 0.
 from 0.21 to 0.39 ms, and the stem convolution rose from 0.7 to 1.8 ms, since the int8 kernels gather its 3 input
 channels tap by tap. Two rewrites, neither changing a sum, bring the int8 file to 5.3 ms:
 
-- the stem's 3x3 stride-2 convolution runs on blocks of 4 image columns (`stem_as_column_blocks`): 0.7 ms, against 1.8
-  ms, and 1.3 ms for the SpaceToDepth(2) form shipped before it (2026-12-06), whose data movement cost 0.5 ms;
+- the stem's 3x3 stride-2 convolution runs on blocks of 4 image columns (`export.stem_blocks`, which quantize_int8
+  applies to every int8 file): 0.7 ms, against 1.8 ms, and 1.3 ms for the SpaceToDepth(2) form shipped before it
+  (2026-12-06), whose data movement cost 0.5 ms;
 - the uint8 image goes straight into the first DequantizeLinear: calibration sets the image's quantization to scale 1
   and zero point 0, the identity on 0..255, so the Cast and QuantizeLinear before it (0.2 ms) did nothing.
 
@@ -32,10 +33,11 @@ from edgesight.runtime.bench import interleaved_latency, machine_description
 from edgesight.runtime.learned_locate import LearnedLocator, network_input
 from edgesight.runtime.proposal_recall import proposal_recall
 from edgesight.runtime.scenes import Scene, read_scenes
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from .convert import drop_non_json_metadata, save_model
 from .quantize import QuantizationSettings, quantize_int8, weights_text
+from .stem_blocks import stem_on_column_blocks
 
 # Min-max calibration: the centre logits that matter are the peaks, the largest values of their tensor, which a
 # percentile range would clip. On the shipped locator's 80 scenes of 00000-00099 not calibrated on (2026-12-06), its
@@ -56,78 +58,6 @@ def calibration_picks(count: int, most: int = MOST_CALIBRATION_FRAMES) -> list[i
 
 def _consumers(graph: onnx.GraphProto, name: str) -> list[onnx.NodeProto]:
     return [node for node in graph.node if name in node.input]
-
-
-STEM_COLUMN_BLOCK = 4  # image columns per block of the rewritten stem: 12 channels in, two output pixels per block
-
-
-def stem_as_column_blocks(model: onnx.ModelProto, side_multiple: int) -> bool:
-    """Rewrite the image's first convolution, 3x3 stride 2 over 3 channels padded only at the bottom and right (Keras's
-    'same' on even sides) and followed by a Relu, to run on blocks of 4 image columns; False (model untouched) for any
-    other stem, or when the runtime's input width (a multiple of `side_multiple`) need not be a multiple of 4.
-
-    onnxruntime's int8 convolution gathers its input tap by tap, a few bytes at a time over 3 channels. Reshaping the
-    NHWC image from [N, H, W, 3] to [N, H, W/4, 12] moves nothing, and makes each tap 12 bytes. Output pixel (i, j)
-    sums image rows 2i..2i+2 and columns 2j..2j+2: for output pixels 2b and 2b+1, columns 4b..4b+4, which lie in blocks
-    b and b+1. So the stem becomes a 3x2 convolution, stride 2 down and 1 across, with 2x its output channels, the
-    first half for pixel 2b and the second for 2b+1; block columns past the kernel get weight 0, and the padding block at
-    the right edge holds the same zeros 'same' padding gave. After the Relu (which the quantizer fuses with the
-    convolution) a Reshape from [N, H/2, W/4, 2C] back to [N, H/2, W/2, C] moves nothing either.
-    """
-    graph = model.graph
-    image = graph.input[0].name
-    transposes = [node for node in _consumers(graph, image) if node.op_type == "Transpose"]
-    if side_multiple % STEM_COLUMN_BLOCK or len(transposes) != 1 or len(_consumers(graph, image)) != 1:
-        return False
-    casts = _consumers(graph, transposes[0].output[0])
-    if len(casts) != 1 or casts[0].op_type != "Cast" or len(_consumers(graph, casts[0].output[0])) != 1:
-        return False
-    stem = _consumers(graph, casts[0].output[0])[0]
-    attributes = {attribute.name: helper.get_attribute_value(attribute) for attribute in stem.attribute}
-    initializers = {initializer.name: initializer for initializer in graph.initializer}
-    relus = _consumers(graph, stem.output[0])
-    if (stem.op_type != "Conv" or stem.input[1] not in initializers or len(stem.input) != 3 or stem.input[2] not in initializers
-            or attributes.get("kernel_shape") != [3, 3] or attributes.get("strides") != [2, 2]
-            or attributes.get("pads") != [0, 0, 1, 1] or attributes.get("group", 1) != 1
-            or attributes.get("dilations", [1, 1]) != [1, 1] or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
-            or len(relus) != 1 or relus[0].op_type != "Relu"):
-        return False
-    weights, bias = (numpy_helper.to_array(initializers[name]) for name in stem.input[1:3])
-    if weights.shape[1:] != (3, 3, 3):
-        return False
-    channels, pixels_per_block = weights.shape[0], STEM_COLUMN_BLOCK // 2
-    blocked = np.zeros((channels * pixels_per_block, 3 * STEM_COLUMN_BLOCK, 3, 2), weights.dtype)
-    for pixel in range(pixels_per_block):
-        for column in range(3):
-            block, column_in_block = divmod(2 * pixel + column, STEM_COLUMN_BLOCK)
-            blocked[pixel * channels : (pixel + 1) * channels, column_in_block * 3 : column_in_block * 3 + 3, :, block] = \
-                weights[:, :, :, column]
-    names = {key: f"{stem.name}_column_blocks_{key}" for key in ("weights", "bias", "image", "blocks_shape", "pixels_shape")}
-    graph.initializer.extend([
-        numpy_helper.from_array(blocked, names["weights"]), numpy_helper.from_array(np.tile(bias, pixels_per_block), names["bias"]),
-        numpy_helper.from_array(np.array([0, 0, -1, 3 * STEM_COLUMN_BLOCK], np.int64), names["blocks_shape"]),
-        numpy_helper.from_array(np.array([0, 0, -1, channels], np.int64), names["pixels_shape"])])
-    graph.node.insert(list(graph.node).index(transposes[0]),
-                      helper.make_node("Reshape", [image, names["blocks_shape"]], [names["image"]], name=names["image"]))
-    transposes[0].input[0] = names["image"]
-    for name in stem.input[1:3]:
-        if len(_consumers(graph, name)) == 1:
-            graph.initializer.remove(initializers[name])
-    stem.input[1:3] = [names["weights"], names["bias"]]
-    del stem.attribute[:]
-    stem.attribute.extend([helper.make_attribute("kernel_shape", [3, 2]), helper.make_attribute("strides", [2, 1]),
-                           helper.make_attribute("pads", [0, 0, 1, 1])])
-    # The Relu's output keeps its name, so its consumers need no change: NCHW -> NHWC, one pixel per column, -> NCHW.
-    activated = relus[0].output[0]
-    relus[0].output[0] = f"{activated}_column_blocks"
-    back = [helper.make_node("Transpose", [relus[0].output[0]], [f"{activated}_blocks_nhwc"], perm=[0, 2, 3, 1]),
-            helper.make_node("Reshape", [f"{activated}_blocks_nhwc", names["pixels_shape"]], [f"{activated}_nhwc"]),
-            helper.make_node("Transpose", [f"{activated}_nhwc"], [activated], perm=[0, 3, 1, 2])]
-    position = list(graph.node).index(relus[0])
-    for offset, node in enumerate(back, start=1):
-        graph.node.insert(position + offset, node)
-    del graph.value_info[:]  # the shapes inferred for the stem no longer hold
-    return True
 
 
 def feed_image_unquantized(model: onnx.ModelProto) -> bool:
@@ -161,13 +91,17 @@ def quantize_locator(fp32_model: onnx.ModelProto, calibration_frames: list[np.nd
     `calibration_frames`: network inputs ([1, H, W, 3] uint8, see `network_input`) of one size. `side_multiple`: what
     the sides of the network's input are multiples of (`LocatorGeometry.side_multiple`).
     """
+    # The stem is put on column blocks before calibration, not after as for classifiers: the twin so made was measured
+    # first and kept (benchmarks/results/2026-12-06-stem-blocks-after-quantization/RULE.txt).
     model = copy.deepcopy(fp32_model)
-    rewritten = stem_as_column_blocks(model, side_multiple)
-    int8_model, description = quantize_int8(model, np.concatenate(calibration_frames), LOCATOR_QUANTIZATION)
+    blocked_first = stem_on_column_blocks(model, side_multiple)
+    int8_model, description = quantize_int8(model, np.concatenate(calibration_frames), LOCATOR_QUANTIZATION,
+                                            width_multiple=side_multiple)
     unquantized = feed_image_unquantized(int8_model)
     drop_non_json_metadata(int8_model)
     onnx.checker.check_model(int8_model, full_check=True)
-    return int8_model, description | {"stem_as_column_blocks": rewritten, "image_fed_unquantized": unquantized}
+    return int8_model, description | {"stem_on_column_blocks": blocked_first or description["stem_on_column_blocks"],
+                                      "image_fed_unquantized": unquantized}
 
 
 def int8_path(fp32_path: Path) -> Path:

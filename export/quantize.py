@@ -19,6 +19,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from .stem_blocks import stem_on_column_blocks
+
 
 @dataclass(frozen=True)
 class QuantizationSettings:
@@ -128,8 +130,14 @@ def _unround_inputs_of_float_ops(model: onnx.ModelProto, settings: QuantizationS
     return kept
 
 
-def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, settings: QuantizationSettings) -> tuple[onnx.ModelProto, dict]:
-    """Quantize a float model; returns the int8 model and a JSON-ready description of what was done."""
+def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, settings: QuantizationSettings,
+                  width_multiple: int | None = None) -> tuple[onnx.ModelProto, dict]:
+    """Quantize a float model; returns the int8 model and a JSON-ready description of what was done.
+
+    The stem convolution is then rewritten to run on blocks of image columns where it can be (`stem_on_column_blocks`,
+    which changes no value): `width_multiple` says what the input's width is a multiple of at run time; None takes the
+    model input's fixed width, and skips the rewrite if it has none.
+    """
     with tempfile.TemporaryDirectory(prefix="edgesight-quant-") as folder:
         fp32_path, prepared_path, int8_path = (Path(folder) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         onnx.save(fp32_model, fp32_path)
@@ -151,6 +159,10 @@ def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, set
             )
         int8_model = onnx.load(int8_path)
     unrounded = _unround_inputs_of_float_ops(int8_model, settings)
+    if width_multiple is None:
+        width = fp32_model.graph.input[0].type.tensor_type.shape.dim[2]
+        width_multiple = width.dim_value if width.HasField("dim_value") else 1
+    stem_on_blocks = stem_on_column_blocks(int8_model, width_multiple)
     onnx.checker.check_model(int8_model, full_check=True)
     description = asdict(settings) | {
         "keep_float_ops": list(settings.keep_float_ops),
@@ -159,5 +171,6 @@ def quantize_int8(fp32_model: onnx.ModelProto, calibration_nhwc: np.ndarray, set
         "excluded_nodes": excluded,
         "float_inputs_kept": unrounded,
         "calibration_images": int(len(calibration_nhwc)),
+        "stem_on_column_blocks": stem_on_blocks,
     }
     return int8_model, description
