@@ -178,8 +178,8 @@ CHECK_IMAGES = 256
 
 
 def upgrade_int8_file(path: Path) -> bool:
-    """Rewrite the stem of an int8 model file exported before quantize_int8 did it, in place; False if there is nothing
-    to rewrite. The new file must give the old one's probabilities exactly on random images of its input size, or it is
+    """Rewrite the stem of an int8 model file with 7-bit weights exported before quantize_int8 did it, in place; False if
+    there is nothing to rewrite. The new file must give the old one's probabilities exactly on random images of its input size, or it is
     not written. Its `edgesight.quantization` gains "stem_on_column_blocks": true, and ORT-format copies beside it
     (`model.ort`, `model.int8.ort`) are made again."""
     from edgesight.runtime.classifier import Classifier
@@ -191,6 +191,11 @@ def upgrade_int8_file(path: Path) -> bool:
     props = {entry.key: entry.value for entry in model.metadata_props}
     if QUANTIZATION_KEY not in props:
         raise ValueError(f"{path}: not an int8 edgesight model file: metadata lacks {QUANTIZATION_KEY}.")
+    if json.loads(props[QUANTIZATION_KEY]).get("weight_bits") != 7:
+        # CPUs without int8 dot products add pairs of products in 16 bits, which full-range weights can saturate, and
+        # the blocks pair other products: the file's figures measured on such CPUs might not hold. 7-bit weights cannot.
+        raise ValueError(f"{path}: has 8-bit weights, which CPUs without int8 dot products may sum differently once the "
+                         "stem is rewritten; export it again (export measures the rewritten file) instead.")
     height, width = (dim.dim_value for dim in model.graph.input[0].type.tensor_type.shape.dim[1:3])
     if not width or not stem_on_column_blocks(model, width):  # no fixed width: nothing to go by
         return False

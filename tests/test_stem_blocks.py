@@ -80,3 +80,7 @@ def test_an_int8_file_made_before_the_rewrite_gets_it_in_place_with_the_same_pro
     assert "nothing to rewrite" in capsys.readouterr().out
     assert main([str(folder / "model.onnx")]) == 2
     assert "model.onnx: not an int8 edgesight model file" in capsys.readouterr().err
+    full_range = tmp_path / "model.int8.onnx"
+    shutil.copyfile(resolve_model("gtsrb"), full_range)  # 8-bit weights, measured on a CPU without int8 dot products
+    assert main([str(full_range)]) == 2
+    assert "has 8-bit weights" in capsys.readouterr().err and full_range.read_bytes() == resolve_model("gtsrb").read_bytes()
