@@ -183,6 +183,10 @@ def test_the_locator_network_gives_one_cell_per_stride():
         build_locator(8, 8, context_stride=16)
     # Its stride-4 layer and heads are half the width unless told otherwise.
     assert build_locator(16, 4, context_stride=8).get_layer("centre_head_pw").filters == 8
+    pointwise = build_locator(8, 4, pointwise_heads=True)
+    assert pointwise(frame).shape == (1, 16, 24, 5)
+    assert not any(layer.name.endswith("head_dw") for layer in pointwise.layers)
+    assert any(layer.name == "centre_head_dw" for layer in build_locator(8, 4).layers)
     wide = build_locator(16, 4, context_stride=8, fine_width=12)
     assert [wide.get_layer(name).filters for name in ("down_pw", "narrow", "centre_head_pw", "box_head_pw")] == [12] * 4
     assert wide(frame).shape == (1, 16, 24, 5)

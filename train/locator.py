@@ -47,6 +47,12 @@ def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
+def _pointwise(x, filters: int, name: str):
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    return layers.ReLU(name=f"{name}_pw_relu")(x)
+
+
 def _check_architecture(stride: int, context_stride: int | None = None, fine_width: int | None = None) -> None:
     if stride not in (4, 8):
         raise TrainError(f"stride must be 4 or 8. Received: stride={stride}")
@@ -66,7 +72,8 @@ def locator_geometry(config: LocatorTrainConfig) -> LocatorGeometry:
 
 
 def build_locator(width: int, stride: int = 4, height: int | None = None, frame_width: int | None = None,
-                  context_stride: int | None = None, fine_width: int | None = None) -> keras.Model:
+                  context_stride: int | None = None, fine_width: int | None = None,
+                  pointwise_heads: bool = False) -> keras.Model:
     """uint8 RGB frame (any size unless given) -> [rows, columns, 5] grid at `stride` (4 or 8).
 
     Stride-2 steps down to the stride, then separable convolutions whose dilations reach about 120
@@ -109,9 +116,10 @@ def build_locator(width: int, stride: int = 4, height: int | None = None, frame_
         for dilation in dilations:
             x = _separable(x, width, f"context{dilation}", dilation=dilation)
         head_width = width
+    head = _pointwise if pointwise_heads else _separable
     # A prior of 2% per cell (bias -4) keeps the first steps from drowning in background loss.
-    centre = layers.Conv2D(1, 1, name="centre", bias_initializer=keras.initializers.Constant(-4.0))(_separable(x, head_width, "centre_head"))
-    box = layers.Conv2D(4, 1, name="box")(_separable(x, head_width, "box_head"))
+    centre = layers.Conv2D(1, 1, name="centre", bias_initializer=keras.initializers.Constant(-4.0))(head(x, head_width, "centre_head"))
+    box = layers.Conv2D(4, 1, name="box")(head(x, head_width, "box_head"))
     return keras.Model(inputs, layers.Concatenate(name="grid")([centre, box]), name="sign_locator")
 
 
@@ -267,7 +275,8 @@ def train_locator(config: LocatorTrainConfig) -> dict:
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
     else:
-        model = build_locator(config.width, config.stride, context_stride=config.context_stride, fine_width=config.fine_width)
+        model = build_locator(config.width, config.stride, context_stride=config.context_stride, fine_width=config.fine_width,
+                              pointwise_heads=config.pointwise_heads)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch * config.epochs)
         model.compile(optimizer=keras.optimizers.Adam(schedule),
                       loss=LocatorLoss(config.size_weight, config.distill_weight if teacher else 0.0))
@@ -294,7 +303,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     frame_height, frame_width = scenes[0].image_bgr.shape[:2]
     sized = build_locator(config.width, config.stride, geometry.cut(frame_height // geometry.downscale),
                           geometry.cut(frame_width // geometry.downscale), config.context_stride,
-                          config.fine_width)  # as network_input cuts it
+                          config.fine_width, config.pointwise_heads)  # as network_input cuts it
     report = {
         "task": LOCATOR_TASK, "parameters": int(model.count_params()), "operating_min_score": operating_min_score(sweep),
         "macs_per_frame": count_macs(sized), "frame_size": [frame_width, frame_height],
