@@ -37,7 +37,7 @@ from onnx import numpy_helper
 
 from .convert import drop_non_json_metadata, save_model
 from .quantize import QuantizationSettings, quantize_int8, weights_text
-from .stem_blocks import stem_on_column_blocks
+from .stem_blocks import consumers, stem_on_column_blocks
 
 # Min-max calibration: the centre logits that matter are the peaks, the largest values of their tensor, which a
 # percentile range would clip. On the shipped locator's 80 scenes of 00000-00099 not calibrated on (2026-12-06), its
@@ -56,10 +56,6 @@ def calibration_picks(count: int, most: int = MOST_CALIBRATION_FRAMES) -> list[i
     return list(range(0, count, max(2, -(-count // most))))
 
 
-def _consumers(graph: onnx.GraphProto, name: str) -> list[onnx.NodeProto]:
-    return [node for node in graph.node if name in node.input]
-
-
 def feed_image_unquantized(model: onnx.ModelProto) -> bool:
     """Drop the Cast and QuantizeLinear that turn the uint8 image into uint8 again (scale 1, zero point 0); False if the
     image's quantization is not that identity, leaving the model as it was."""
@@ -70,13 +66,13 @@ def feed_image_unquantized(model: onnx.ModelProto) -> bool:
         source = producers.get(cast.input[0])
         if cast.input[0] != graph.input[0].name and not (source is not None and source.op_type == "Transpose"):
             continue  # only the image, moved but not yet computed on
-        quantizes = _consumers(graph, cast.output[0])
+        quantizes = consumers(graph, cast.output[0])
         if len(quantizes) != 1 or quantizes[0].op_type != "QuantizeLinear" or len(quantizes[0].input) < 3:
             continue
         scale, zero_point = (initializers.get(name) for name in quantizes[0].input[1:3])
         if scale is None or zero_point is None or float(scale) != 1.0 or int(zero_point) != 0 or zero_point.dtype != np.uint8:
             continue
-        for node in _consumers(graph, quantizes[0].output[0]):
+        for node in consumers(graph, quantizes[0].output[0]):
             node.input[:] = [cast.input[0] if name == quantizes[0].output[0] else name for name in node.input]
         graph.node.remove(quantizes[0])
         graph.node.remove(cast)

@@ -40,6 +40,11 @@ def _attributes(node: onnx.NodeProto) -> dict:
     return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
 
 
+def consumers(graph: onnx.GraphProto, name: str) -> list[onnx.NodeProto]:
+    """The nodes that read the tensor `name`."""
+    return [node for node in graph.node if name in node.input]
+
+
 def _is_per_tensor(node: onnx.NodeProto, arrays: dict[str, np.ndarray]) -> bool:
     return node.op_type == "Cast" or (node.input[1] in arrays and arrays[node.input[1]].size == 1)
 
@@ -58,18 +63,15 @@ def stem_on_column_blocks(model: onnx.ModelProto, width_multiple: int, block: in
     producers = {output: node for node in graph.node for output in node.output}
     arrays = {initializer.name: numpy_helper.to_array(initializer) for initializer in graph.initializer}
 
-    def consumers(name: str) -> list[onnx.NodeProto]:
-        return [node for node in graph.node if name in node.input]
-
     stem = next((node for node in graph.node if node.op_type == "Conv"), None)
     if stem is None or width_multiple % block:
         return False
     node = producers.get(stem.input[0])
-    while node is not None and node.op_type in _ELEMENTWISE and _is_per_tensor(node, arrays) and len(consumers(node.output[0])) == 1:
+    while node is not None and node.op_type in _ELEMENTWISE and _is_per_tensor(node, arrays) and len(consumers(graph, node.output[0])) == 1:
         node = producers.get(node.input[0])
     transpose = node
     if transpose is None or transpose.op_type != "Transpose" or _attributes(transpose).get("perm") != [0, 3, 1, 2] \
-            or len(consumers(transpose.output[0])) != 1:
+            or len(consumers(graph, transpose.output[0])) != 1:
         return False
 
     attributes = _attributes(stem)
@@ -85,7 +87,7 @@ def stem_on_column_blocks(model: onnx.ModelProto, width_multiple: int, block: in
     if stem.input[1] in arrays:
         weights, weight_scale, weight_zero, weights_dequantize = arrays[stem.input[1]], np.ones(1), np.zeros(1), None
     elif (weights_dequantize is not None and weights_dequantize.op_type == "DequantizeLinear"
-          and all(name in arrays for name in weights_dequantize.input[:3]) and len(consumers(weights_dequantize.output[0])) == 1):
+          and all(name in arrays for name in weights_dequantize.input[:3]) and len(consumers(graph, weights_dequantize.output[0])) == 1):
         weights, weight_scale, weight_zero = (arrays[name] for name in weights_dequantize.input[:3])
     else:
         return False
@@ -96,13 +98,13 @@ def stem_on_column_blocks(model: onnx.ModelProto, width_multiple: int, block: in
     if len(stem.input) > 2 and stem.input[2] and not (
             stem.input[2] in arrays or (bias_dequantize is not None and bias_dequantize.op_type == "DequantizeLinear"
                                         and all(name in arrays for name in bias_dequantize.input[:3])
-                                        and len(consumers(bias_dequantize.output[0])) == 1)):
+                                        and len(consumers(graph, bias_dequantize.output[0])) == 1)):
         return False
     # Where the output goes back to one pixel per column: after the Relu and the QuantizeLinear that follow the stem, if
     # any, so that onnxruntime still fuses them with it; a QuantizeLinear there must be per tensor.
     last = stem
     for follower in ("Relu", "QuantizeLinear"):
-        after = consumers(last.output[0])
+        after = consumers(graph, last.output[0])
         if len(after) == 1 and after[0].op_type == follower and (follower == "Relu" or _is_per_tensor(after[0], arrays)):
             last = after[0]
 
@@ -157,7 +159,7 @@ def stem_on_column_blocks(model: onnx.ModelProto, width_multiple: int, block: in
     # Back to one pixel per column: NCHW -> NHWC, reshape, -> NCHW (onnxruntime cancels the transposes against its own
     # NHWC layout).
     blocked_output = last.output[0]
-    readers = consumers(blocked_output)
+    readers = consumers(graph, blocked_output)
     back = [helper.make_node("Transpose", [blocked_output], [f"{prefix}_nhwc"], perm=[0, 2, 3, 1], name=f"{prefix}_nhwc"),
             helper.make_node("Reshape", [f"{prefix}_nhwc", f"{prefix}_pixels_shape"], [f"{prefix}_pixels"], name=f"{prefix}_pixels"),
             helper.make_node("Transpose", [f"{prefix}_pixels"], [f"{prefix}_output"], perm=[0, 3, 1, 2], name=f"{prefix}_output")]
