@@ -38,19 +38,17 @@ from .trainer import CONFIG_FILE, TrainError, prepare_run_dir
 VALIDATION_CROPS = 400
 
 
-def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
-    x = layers.DepthwiseConv2D(3, strides=strides, dilation_rate=dilation, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
-    x = layers.ReLU(name=f"{name}_dw_relu")(x)
-    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
-    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
-    return layers.ReLU(name=f"{name}_pw_relu")(x)
-
-
 def _pointwise(x, filters: int, name: str):
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
     x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
     return layers.ReLU(name=f"{name}_pw_relu")(x)
+
+
+def _separable(x, filters: int, name: str, strides: int = 1, dilation: int = 1):
+    x = layers.DepthwiseConv2D(3, strides=strides, dilation_rate=dilation, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(x)
+    return _pointwise(x, filters, name)
 
 
 def _check_architecture(stride: int, context_stride: int | None = None, fine_width: int | None = None) -> None:
