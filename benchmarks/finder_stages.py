@@ -3,8 +3,8 @@
 One thread for onnxruntime and OpenCV, as `edgesight eval-frames` times the goal. Every frame passes through all
 stages in turn, twice; the second pass is timed, so the stages share the machine's noise alike. Prints medians in ms.
 As in the combined locator (`learned_locate.CombinedLocator`), learned locators run first, each split into its network
-(with the frame's conversion to the network input) and the decoding of its grid, and colour boxes then pass the colour
-gate on the first learned locator's grid (its own stage; `--colour-gate 0` turns it off). Several learned locator files
+(with the frame's conversion to the network input) and the decoding of its output, and colour boxes then pass the colour
+gate on the first learned locator's centre logits (its own stage; `--colour-gate 0` turns it off). Several learned locator files
 may be timed in one pass; the boxes of all of them are classified.
 
     python benchmarks/finder_stages.py --data scenes-100-199.zip [--model gtsrb-locate] [--locator colour diamonds sign-locator]
@@ -59,19 +59,19 @@ def main() -> None:
             shrunk = ShrunkFrame.of(frame)
             shrunk.by(2)  # the half-size copy the shipped locators share (each makes what else it needs itself)
             lap("shrink")
-            boxes, gate_grid = [], None
+            boxes, gate = [], None
             for name, locator in ordered:
                 if isinstance(locator, LearnedLocator):
-                    grid = locator.frame_grid(shrunk)
+                    output = locator.frame_output(shrunk)
                     lap(f"{name} network")
-                    found = [box for box, _ in locator.scored_proposals_of(grid, shrunk)]
+                    found = [box for box, _ in locator.scored_proposals_of(output, shrunk)]
                     lap(f"{name} decode")
-                    gate_grid = gate_grid or (grid, locator.geometry)
+                    gate = gate or (output.centre_logits, locator.geometry)
                 else:
                     found = locator.propose(shrunk)
                     lap(name)
-                    if isinstance(locator, ColourLocator) and gate_grid and arguments.colour_gate:
-                        found = [box for box in found if best_centre_score_within(*gate_grid, box) >= arguments.colour_gate]
+                    if isinstance(locator, ColourLocator) and gate and arguments.colour_gate:
+                        found = [box for box in found if best_centre_score_within(*gate, box) >= arguments.colour_gate]
                         lap("colour gate")
                 boxes += found
                 if timed:

@@ -1,7 +1,7 @@
 """Export of a sign-locator run (`edgesight train-locator`) to self-describing ONNX files: float, and its int8 twin.
 
-Parity of the float file with Keras is checked on the run's own validation scenes, and the file is timed on a full
-frame. The int8 twin (export/locator_int8.py) is calibrated on training scenes and compared with the float file on the
+The float file computes its box head only at the grid's best peaks (export/peak_boxes.py). Its parity with Keras is
+checked on the run's own validation scenes, and the file is timed on a full frame. The int8 twin (export/locator_int8.py) is calibrated on training scenes and compared with the float file on the
 validation scenes. A locator file whose run is gone gets its int8 twin from `export_locator_file`.
 """
 from __future__ import annotations
@@ -17,11 +17,12 @@ import onnxruntime as ort
 from edgesight.runtime.bench import machine_description
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
-from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_TASK, LearnedLocator, LocatorGeometry, network_input
+from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_TASK, MAX_BOXES, LearnedLocator, LocatorGeometry, network_input
 from edgesight.runtime.scenes import read_scenes, scene_names
 
 from .convert import keras_to_onnx, relax_spatial_dims, save_model
 from .locator_int8 import calibration_picks, int8_card_section, write_int8_twin
+from .peak_boxes import box_head_at_peaks, difference_from_grid
 from .simplify import fold_input_scaling, nearest_upsampling_as_resize
 
 # Logits of Keras and onnxruntime may differ by float rounding, not more.
@@ -69,15 +70,6 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     calibration_names, measured_names = _split_scenes(run_config)
     frames = [network_input(scene.image_bgr, geometry) for scene in read_scenes(data, set(measured_names))]
     proto, scaling_folded = locator_graph(model, opset, frames[0].shape[1:3])
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    # Each frame at its own size and at three quarters of it: the opened dims must hold for any size.
-    checked = frames + [frame[:, : geometry.cut(frame.shape[1] * 3 // 4), : geometry.cut(frame.shape[2] * 3 // 4)]
-                        for frame in frames[:2]]
-    difference = max(float(np.max(np.abs(session.run(None, {"image": frame})[0] - model(frame, training=False).numpy())))
-                     for frame in checked)
-    if difference > MAX_GRID_DIFFERENCE:
-        raise LocatorExportError(f"{run_dir}: the ONNX locator differs from Keras by {difference:.2e} "
-                                 f"(> {MAX_GRID_DIFFERENCE}) on the validation scenes.")
     props = {
         "edgesight.format": 1, "edgesight.task": LOCATOR_TASK,
         LOCATOR_KEY: geometry.to_json() | ({"min_score": stamped} if (stamped := min_score or train_report.get("operating_min_score")) else {}),
@@ -88,6 +80,16 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
     }
     for key, value in props.items():
         proto.metadata_props.add(key=key, value=json.dumps(value))
+    box_head_at_peaks(proto)  # stamps max_peaks in the locator metadata
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    # Each frame at its own size and at three quarters of it: the opened dims must hold for any size.
+    checked = frames + [frame[:, : geometry.cut(frame.shape[1] * 3 // 4), : geometry.cut(frame.shape[2] * 3 // 4)]
+                        for frame in frames[:2]]
+    difference = max(difference_from_grid(session.run(None, {"image": frame}), model(frame, training=False).numpy())
+                     for frame in checked)
+    if difference > MAX_GRID_DIFFERENCE:
+        raise LocatorExportError(f"{run_dir}: the ONNX locator differs from Keras by {difference:.2e} "
+                                 f"(> {MAX_GRID_DIFFERENCE}) on the validation scenes.")
     path = run_dir / "locator.onnx"
     save_model(proto, path)
 
@@ -186,7 +188,8 @@ def _card(report: dict, run_config: dict, train_report: dict) -> str:
 Finds where traffic signs are in a road scene, for the classifier to read them (`--locate signs --locator ...`).
 A CenterNet-style network of separable convolutions on the frame shrunk by {downscale}; per {cell}×{cell} frame pixels: the
 chance that a sign's centre lies there, its offset, log width and height. Input: RGB uint8 NHWC of any size (cut to a
-multiple of {multiple} pixels after downscaling); output: a float32 grid (see `edgesight.runtime.learned_locate`).
+multiple of {multiple} pixels after downscaling); output: every cell's centre logit, and the
+box channels at the best {MAX_BOXES} peaks (see `edgesight.runtime.learned_locate`).
 
 | | |
 |---|---|

@@ -36,6 +36,7 @@ from edgesight.runtime.scenes import Scene, read_scenes
 from onnx import numpy_helper
 
 from .convert import drop_non_json_metadata, save_model
+from .peak_boxes import box_head_at_peaks, box_head_everywhere
 from .quantize import QuantizationSettings, quantize_int8, weights_text
 from .stem_blocks import consumers, stem_on_column_blocks
 
@@ -87,17 +88,25 @@ def quantize_locator(fp32_model: onnx.ModelProto, calibration_frames: list[np.nd
     `calibration_frames`: network inputs ([1, H, W, 3] uint8, see `network_input`) of one size. `side_multiple`: what
     the sides of the network's input are multiples of (`LocatorGeometry.side_multiple`).
     """
+    # Calibrated on the dense graph, whose box head sees every cell, then rewritten to run that head at the peaks only
+    # (export/peak_boxes.py), which changes no value of the int8 graph: a twin made so from a float file with its box head
+    # at the peaks is the twin of its dense form, value for value. (Calibrated with the head at the peaks, its ranges
+    # came from the peaks alone, and its centre logits were no longer rounded with the box channels: on 2026-12-07 that
+    # twin found 114 and 136 signs of 00100-00199 and 00000-00099 against 115 and 135, but with 0.08 and 0.15 false
+    # detections per frame against 0.06 and 0.11; benchmarks/results/2026-12-07-box-head-at-peaks/.)
+    model = copy.deepcopy(fp32_model)
+    box_head_everywhere(model)
     # The stem is put on column blocks before calibration, not after as for classifiers: the twin so made was measured
     # first and kept (benchmarks/results/2026-12-06-stem-blocks-after-quantization/RULE.txt).
-    model = copy.deepcopy(fp32_model)
     blocked_first = stem_on_column_blocks(model, side_multiple)
     int8_model, description = quantize_int8(model, np.concatenate(calibration_frames), LOCATOR_QUANTIZATION,
                                             width_multiple=side_multiple)
     unquantized = feed_image_unquantized(int8_model)
+    box_head_at_peaks(int8_model)
     drop_non_json_metadata(int8_model)
     onnx.checker.check_model(int8_model, full_check=True)
     return int8_model, description | {"stem_on_column_blocks": blocked_first or description["stem_on_column_blocks"],
-                                      "image_fed_unquantized": unquantized}
+                                      "image_fed_unquantized": unquantized, "box_head_at_peaks": True}
 
 
 def int8_path(fp32_path: Path) -> Path:
@@ -141,9 +150,9 @@ def write_int8_twin(fp32_path: Path, scenes_path: str, calibration_names: list[s
     int8 = LearnedLocator(path, threads=1)
     locators = {"fp32": fp32, "int8": int8}
     measured = set(measured_names)
-    difference = max(float(np.max(np.abs(_sigmoid(fp32.grid(image)[..., 0]) - _sigmoid(int8.grid(image)[..., 0]))))
+    difference = max(float(np.max(np.abs(_sigmoid(fp32.output(image).centre_logits) - _sigmoid(int8.output(image).centre_logits))))
                      for image in (network_input(scene.image_bgr, fp32.geometry) for scene in read_scenes(scenes_path, measured)))
-    recall = {name: proposal_recall(locator.grid, read_scenes(scenes_path, measured), fp32.geometry)
+    recall = {name: proposal_recall(locator.output, read_scenes(scenes_path, measured), fp32.geometry)
               for name, locator in locators.items()}
     frame = next(read_scenes(scenes_path, measured)).image_bgr
     timings = interleaved_latency({"fp32": lambda: fp32.propose(frame), "int8": lambda: int8.propose(frame)},
@@ -180,11 +189,13 @@ def int8_card_section(report: dict) -> str:
                       for fp32, int8 in zip(report["proposal_recall"]["fp32"], report["proposal_recall"]["int8"]))
     width, height = report["frame_size"]
     times = report["ms_per_frame_1_thread"]
+    peaks = (", and its box head run only at the centre logits' best peaks after calibration, which changes no value "
+             "(`edgesight.export.peak_boxes`)" if report["quantization"].get("box_head_at_peaks") else "")
     return f"""## int8 twin
 
 `{Path(report['file']).name}`, {report['bytes'] / 1024:.0f} KiB: QDQ, per-channel {report['weights']}, uint8 activations,
 min-max ranges from {report['calibration_scenes']} scenes of `{report['scenes']}`; the stem convolution rewritten to
-run on blocks of 4 image columns, and the image fed to it unquantized (`edgesight.export.locator_int8`). Same input,
+run on blocks of 4 image columns, the image fed to it unquantized (`edgesight.export.locator_int8`){peaks}. Same input,
 output and operating point (min centre score {report['min_score']}); centre scores within
 {report['max_centre_score_difference']} of the float file on {report['measured_scenes']} other scenes of the same data.
 Time per {width}×{height} frame, 1 thread, side by side, downscale and decoding included: {times['int8']} ms against

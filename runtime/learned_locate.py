@@ -18,12 +18,19 @@ input NHWC RGB uint8) with its own keys, since it has no classes:
                         "input_multiple": 8}   (optional, default the stride: what the shrunk frame's sides
                                                 must be multiples of, for a network that steps down further
                                                 than its output grid, such as the hourglass locator)
+                        "max_peaks": 40}   (optional: the file has peak outputs, below)
     edgesight.input    {"name", "height": null, "width": null, "channels": 3, "layout": "NHWC",
                         "color": "RGB", "dtype": "uint8"}   (any frame size)
     edgesight.metrics, edgesight.provenance   as for a classifier
 
-Output: one float32 tensor [batch, H/stride, W/stride, 5] for an input of H×W (after downscaling), both multiples of
-the input multiple (`network_input` cuts the shrunk frame to that).
+For an input of H×W (after downscaling), both multiples of the input multiple (`network_input` cuts the shrunk
+frame to that), and R×C = H/stride × W/stride cells, the output is either
+- dense: one float32 tensor [batch, R, C, 5], the five `outputs` at every cell (files exported before 2026-12-07, and
+  any without `max_peaks`); or
+- with `max_peaks` P, four tensors, the box channels computed only at the best P peaks (export/peak_boxes.py):
+  `centre_logit` float32 [batch, R, C, 1]; `peak_logit` float32 [batch, P'] and `peak_cell` int64 [batch, P'], the
+  peaks' logits and row-major cell indices, best first (P' = min(P, R×C); cells past the frame's peaks score
+  NOT_A_PEAK); `peak_box` float32 [batch, P', 4], the last four `outputs` at those cells.
 """
 from __future__ import annotations
 
@@ -45,6 +52,8 @@ LOCATOR_OUTPUTS = ("centre_logit", "offset_x", "offset_y", "log_width", "log_hei
 DEFAULT_MIN_SCORE = 0.1  # for a locator file that names no operating point
 # Proposals kept per frame at most: the classifier reads every one, so this bounds its cost.
 MAX_BOXES = 40
+PEAK_OUTPUTS = ("centre_logit", "peak_logit", "peak_cell", "peak_box")
+NOT_A_PEAK = -1e30  # the logit a file's peak outputs give cells past its peaks: below any min_score
 
 
 @dataclass(frozen=True)
@@ -91,22 +100,35 @@ def read_locator_metadata(props: dict[str, str], source: str) -> LocatorGeometry
     return geometry
 
 
-def decode_grid(grid: np.ndarray, geometry: LocatorGeometry, frame_shape: tuple[int, ...], min_score: float,
-                max_boxes: int) -> list[tuple[Box, float]]:
-    """Boxes in frame pixels with their centre scores from one [rows, columns, 5] output, best first.
+@dataclass(frozen=True)
+class LocatorOutput:
+    """One frame's locator output: every cell's centre logit, and the best local maxima of those logits (a cell no
+    neighbour in its 3x3 window outscores, the usual CenterNet peak test, which stands in for suppression here) with
+    their box channels, best first (ties in row-major order)."""
 
-    A cell counts when its score is at least `min_score` and no neighbour in its 3×3 window
-    scores higher (the usual CenterNet peak test, which stands in for suppression here).
-    """
+    centre_logits: np.ndarray  # [rows, columns]
+    peak_logits: np.ndarray  # [peaks]; a file's peak outputs end in cells scored NOT_A_PEAK when it found fewer
+    peak_cells: np.ndarray  # [peaks] row-major cell indices
+    peak_boxes: np.ndarray  # [peaks, 4]: offset_x, offset_y, log_width, log_height
+
+    @classmethod
+    def of_grid(cls, grid: np.ndarray, max_peaks: int = MAX_BOXES) -> LocatorOutput:
+        """From a dense [rows, columns, 5] grid: a Keras model's, or a locator file's without peak outputs."""
+        logits = np.ascontiguousarray(grid[..., 0])
+        cells = np.flatnonzero(logits == cv2.dilate(logits, np.ones((3, 3), np.uint8)))
+        cells = cells[np.argsort(-logits.ravel()[cells], kind="stable")[:max_peaks]]
+        return cls(logits, logits.ravel()[cells], cells, grid.reshape(-1, grid.shape[-1])[cells, 1:5])
+
+
+def decode(output: LocatorOutput, geometry: LocatorGeometry, frame_shape: tuple[int, ...], min_score: float,
+           max_boxes: int) -> list[tuple[Box, float]]:
+    """Boxes in frame pixels with their centre scores, best first: the peaks scoring at least `min_score`."""
     height, width = frame_shape[:2]
-    # Peaks are found on the logits (the sigmoid keeps their order), so only the kept cells need one.
-    logits = np.ascontiguousarray(grid[..., 0])
-    min_logit = np.log(min_score / (1.0 - min_score))
-    peaks = (logits >= min_logit) & (logits == cv2.dilate(logits, np.ones((3, 3), np.uint8)))
-    rows, columns = np.nonzero(peaks)
-    best = np.argsort(-logits[rows, columns], kind="stable")[:max_boxes]
-    rows, columns = rows[best], columns[best]
-    offset_x, offset_y, log_width, log_height = np.moveaxis(grid[rows, columns, 1:5], -1, 0)
+    # Scores are compared as logits (the sigmoid keeps their order), so only the kept peaks need one.
+    kept = output.peak_logits[:max_boxes] >= np.log(min_score / (1.0 - min_score))
+    logits, cells, boxes = output.peak_logits[:max_boxes][kept], output.peak_cells[:max_boxes][kept], output.peak_boxes[:max_boxes][kept]
+    rows, columns = np.divmod(cells, output.centre_logits.shape[1])
+    offset_x, offset_y, log_width, log_height = boxes.T
     per_cell = geometry.stride * geometry.downscale
     centre_x, centre_y = (columns + offset_x) * per_cell, (rows + offset_y) * per_cell
     half_width = np.exp(np.clip(log_width, 0.0, 8.0)) * geometry.downscale / 2
@@ -115,7 +137,7 @@ def decode_grid(grid: np.ndarray, geometry: LocatorGeometry, frame_shape: tuple[
     y1 = np.maximum(0, np.round(centre_y - half_height))
     x2 = np.minimum(width - 1, np.round(centre_x + half_width) - 1)
     y2 = np.minimum(height - 1, np.round(centre_y + half_height) - 1)
-    scores = 1.0 / (1.0 + np.exp(-logits[rows, columns]))
+    scores = 1.0 / (1.0 + np.exp(-logits))
     kept = (x2 > x1) & (y2 > y1)
     return [((int(a), int(b), int(c), int(d)), float(score))
             for a, b, c, d, score in zip(x1[kept], y1[kept], x2[kept], y2[kept], scores[kept])]
@@ -142,44 +164,58 @@ class LearnedLocator:
         props = self._session.get_modelmeta().custom_metadata_map
         self.geometry = read_locator_metadata(props, str(self.path))
         self._input_name = self._session.get_inputs()[0].name
+        values = json.loads(props[LOCATOR_KEY])
         # The file's operating point was chosen on its validation scenes at training (train/locator.py).
-        self.min_score = min_score if min_score is not None else json.loads(props[LOCATOR_KEY]).get("min_score", DEFAULT_MIN_SCORE)
+        self.min_score = min_score if min_score is not None else values.get("min_score", DEFAULT_MIN_SCORE)
         self.max_boxes = max_boxes
         if not 0.0 < self.min_score < 1.0 or max_boxes < 1:
             raise ValueError(f"min_score must be in (0, 1) and max_boxes >= 1. Received: min_score={self.min_score}, max_boxes={max_boxes}")
+        self._output_names = [output.name for output in self._session.get_outputs()]
+        self.max_peaks = values.get("max_peaks")
+        expected = list(PEAK_OUTPUTS) if self.max_peaks is not None else self._output_names[:1]
+        if self._output_names != expected or (self.max_peaks is not None and not isinstance(self.max_peaks, int)):
+            raise ModelFileError(f"{self.path}: {LOCATOR_KEY} max_peaks {self.max_peaks!r} needs outputs {list(PEAK_OUTPUTS)} "
+                                 f"and an integer; without it, one output (the dense grid). Received outputs: {self._output_names}")
+        if self.max_peaks is not None and max_boxes > self.max_peaks:
+            raise ValueError(f"{self.path}: the file gives its best {self.max_peaks} peaks a frame. Received: max_boxes={max_boxes}")
 
     def scored_proposals(self, frame: np.ndarray | ShrunkFrame) -> list[tuple[Box, float]]:
         """Candidate boxes in a BGR frame with the locator's confidence that a sign is centred there, best first."""
         frame = ShrunkFrame.of(frame)
-        return self.scored_proposals_of(self.frame_grid(frame), frame)
+        return self.scored_proposals_of(self.frame_output(frame), frame)
 
-    def scored_proposals_of(self, grid: np.ndarray, frame: ShrunkFrame) -> list[tuple[Box, float]]:
-        """`scored_proposals` from the frame's grid, computed once by `frame_grid`."""
-        return decode_grid(grid, self.geometry, frame.full.shape, self.min_score, self.max_boxes)
+    def scored_proposals_of(self, output: LocatorOutput, frame: ShrunkFrame) -> list[tuple[Box, float]]:
+        """`scored_proposals` from the frame's output, computed once by `frame_output`."""
+        return decode(output, self.geometry, frame.full.shape, self.min_score, self.max_boxes)
 
-    def frame_grid(self, frame: np.ndarray | ShrunkFrame) -> np.ndarray:
-        """The network's [rows, columns, 5] grid for a BGR frame."""
-        return self.grid(network_input(ShrunkFrame.of(frame), self.geometry))
+    def frame_output(self, frame: np.ndarray | ShrunkFrame) -> LocatorOutput:
+        """The network's output for a BGR frame."""
+        return self.output(network_input(ShrunkFrame.of(frame), self.geometry))
 
-    def grid(self, image: np.ndarray) -> np.ndarray:
-        """The network's [rows, columns, 5] grid for one network input ([1, H, W, 3] uint8, see `network_input`)."""
-        return self._session.run(None, {self._input_name: image})[0][0]
+    def output(self, image: np.ndarray) -> LocatorOutput:
+        """The network's output for one network input ([1, H, W, 3] uint8, see `network_input`)."""
+        results = self._session.run(None, {self._input_name: image})
+        if self.max_peaks is None:
+            return LocatorOutput.of_grid(results[0][0], self.max_boxes)
+        centre, peak_logits, peak_cells, peak_boxes = (result[0] for result in results)
+        return LocatorOutput(centre[..., 0], peak_logits, peak_cells, peak_boxes)
 
     def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:
         """Candidate sign boxes, best first; overlapping ones are left to the detector's suppression."""
         return [box for box, _ in self.scored_proposals(frame)]
 
 
-def best_centre_score_within(grid: np.ndarray, geometry: LocatorGeometry, box: Box) -> float:
-    """The highest centre score of a grid over the cells under the middle half of a frame box: how likely the learned
-    locator thinks a sign is centred there. Cells past the grid's edge (the cut of `network_input`) count as the nearest."""
+def best_centre_score_within(centre_logits: np.ndarray, geometry: LocatorGeometry, box: Box) -> float:
+    """The highest centre score of a locator's [rows, columns] centre logits over the cells under the middle half of a
+    frame box: how likely the learned locator thinks a sign is centred there. Cells past the grid's edge (the cut of
+    `network_input`) count as the nearest."""
     per_cell = geometry.stride * geometry.downscale
     x1, y1, x2, y2 = box
     quarter_width, quarter_height = (x2 - x1) / 4, (y2 - y1) / 4
-    rows, columns = grid.shape[:2]
+    rows, columns = centre_logits.shape
     top, bottom = (min(rows - 1, int(y // per_cell)) for y in (y1 + quarter_height, y2 - quarter_height))
     left, right = (min(columns - 1, int(x // per_cell)) for x in (x1 + quarter_width, x2 - quarter_width))
-    logit = float(grid[top : bottom + 1, left : right + 1, 0].max())
+    logit = float(centre_logits[top : bottom + 1, left : right + 1].max())
     return float(1.0 / (1.0 + np.exp(-logit)))
 
 
@@ -197,8 +233,8 @@ class CombinedLocator:
     """Every proposal of several locators: each finds signs the other misses (the classifier sorts them out).
 
     With a learned locator among them and a `colour_gate`, colour boxes are kept only where the first learned locator's
-    grid scores a sign centre under their middle half at least that high (`best_centre_score_within`); that grid is
-    computed once, for its own proposals and the gate.
+    centre logits score a sign centre under their middle half at least that high (`best_centre_score_within`); its
+    output is computed once, for its own proposals and the gate.
     """
 
     locators: tuple
@@ -207,14 +243,14 @@ class CombinedLocator:
     def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:
         frame = ShrunkFrame.of(frame)  # one downscaled copy for all of them
         learned = next((locator for locator in self.locators if isinstance(locator, LearnedLocator)), None)
-        grid = learned.frame_grid(frame) if learned is not None else None
+        output = learned.frame_output(frame) if learned is not None else None
         boxes = []
         for locator in self.locators:
             if locator is learned:
-                boxes += [box for box, _ in learned.scored_proposals_of(grid, frame)]
+                boxes += [box for box, _ in learned.scored_proposals_of(output, frame)]
             elif learned is not None and self.colour_gate and isinstance(locator, ColourLocator):
                 boxes += [box for box in locator.propose(frame)
-                          if best_centre_score_within(grid, learned.geometry, box) >= self.colour_gate]
+                          if best_centre_score_within(output.centre_logits, learned.geometry, box) >= self.colour_gate]
             else:
                 boxes += locator.propose(frame)
         return boxes

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 from edgesight.runtime.errors import ModelFileError
-from edgesight.runtime.learned_locate import LocatorGeometry, decode_grid, read_locator_metadata
+from edgesight.runtime.learned_locate import LocatorGeometry, LocatorOutput, decode, read_locator_metadata
+from edgesight.runtime.shipped import resolve_model
 from fakes import interrupt_after_first_epoch, write_gtsrb_archives, write_road_scenes
 
 GEOMETRY = LocatorGeometry(downscale=2, stride=4)
@@ -23,10 +24,11 @@ def test_decoding_the_training_targets_gives_back_the_signs_boxes():
     targets = grid_targets([crop_boxes], 128, GEOMETRY)[0]
     assert targets[..., 5].sum() == 2 and targets[..., 0].max() == 1.0
     grid = np.concatenate([_logit(np.clip(targets[..., :1] * 0.98, 1e-3, None)), targets[..., 1:5]], axis=-1)
-    decoded = decode_grid(grid, GEOMETRY, (256, 256, 3), min_score=0.5, max_boxes=10)
+    output = LocatorOutput.of_grid(grid)
+    decoded = decode(output, GEOMETRY, (256, 256, 3), min_score=0.5, max_boxes=10)
     assert sorted(box for box, _ in decoded) == sorted(frame_boxes)
-    assert decode_grid(grid, GEOMETRY, (256, 256, 3), min_score=0.99, max_boxes=10) == []
-    assert len(decode_grid(grid, GEOMETRY, (256, 256, 3), min_score=0.5, max_boxes=1)) == 1
+    assert decode(output, GEOMETRY, (256, 256, 3), min_score=0.99, max_boxes=10) == []
+    assert len(decode(output, GEOMETRY, (256, 256, 3), min_score=0.5, max_boxes=1)) == 1
 
 
 def test_locator_metadata_is_checked_and_named():
@@ -300,18 +302,25 @@ def test_a_teacher_whose_grid_is_not_the_students_is_refused_before_any_work(tmp
         train_locator(_locator_config(missing, missing, tmp_path / "run", teacher=str(tmp_path / "absent.onnx")))
     with pytest.raises(TrainError, match="distill_weight must be in \\(0, 1\\]. Received: distill_weight=0"):
         train_locator(_locator_config(missing, missing, tmp_path / "run", teacher="sign-locator", distill_weight=0.0))
+    with pytest.raises(TrainError, match=r"locator\.int8\.onnx: a teacher must give its box channels at every cell.*--dense"):
+        train_locator(_locator_config(missing, missing, tmp_path / "run", teacher="sign-locator"))
 
 
 def test_a_locator_learns_from_a_teacher_and_its_run_says_which(tmp_path):
     pytest.importorskip("tensorflow", reason="training needs the [train] extra")
     from edgesight.train.locator import train_locator
 
+    pytest.importorskip("onnx", reason="a dense teacher is written by the [export] extra")
+    from edgesight.export.peak_boxes import main as peak_boxes
+
     scenes, signs = write_road_scenes(tmp_path / "scenes.zip"), write_gtsrb_archives(tmp_path / "gtsrb")
+    teacher = tmp_path / "teacher.onnx"
+    assert peak_boxes(["--dense", str(resolve_model("sign-locator-fp32")), str(teacher)]) == 0
     run_dir = tmp_path / "student"
-    report = train_locator(_locator_config(scenes, signs, run_dir, teacher="sign-locator", epochs=1))
+    report = train_locator(_locator_config(scenes, signs, run_dir, teacher=str(teacher), epochs=1))
     assert np.isfinite(report["final_validation_loss"])  # the validation crops carry the teacher's grid too
     options = json.loads((run_dir / "config.json").read_text())["train"]
-    assert options["teacher"] == "sign-locator" and options["distill_weight"] == 0.5
+    assert options["teacher"] == str(teacher) and options["distill_weight"] == 0.5
 
 
 def test_jittered_scenes_keep_each_box_on_its_sign():

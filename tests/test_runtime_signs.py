@@ -116,12 +116,12 @@ def test_the_centre_score_under_a_box_is_the_best_cell_under_its_middle_half_and
     from edgesight.runtime.learned_locate import LocatorGeometry, best_centre_score_within
 
     geometry = LocatorGeometry(downscale=2, stride=4)  # a cell is 8 frame pixels
-    grid = np.full((10, 20, 5), -10.0, np.float32)
-    grid[3, 5, 0] = 0.0  # score 0.5 for the cell of frame pixels x 40-47, y 24-31
-    assert best_centre_score_within(grid, geometry, (30, 14, 61, 45)) == pytest.approx(0.5)  # middle half 38-53, 22-37
-    assert best_centre_score_within(grid, geometry, (0, 0, 31, 31)) < 1e-4  # the peak is under its outer quarter only
-    grid[9, 19, 0] = 2.0
-    assert best_centre_score_within(grid, geometry, (150, 70, 181, 101)) == pytest.approx(1 / (1 + np.exp(-2.0)))  # past the grid
+    centre_logits = np.full((10, 20), -10.0, np.float32)
+    centre_logits[3, 5] = 0.0  # score 0.5 for the cell of frame pixels x 40-47, y 24-31
+    assert best_centre_score_within(centre_logits, geometry, (30, 14, 61, 45)) == pytest.approx(0.5)  # middle half 38-53, 22-37
+    assert best_centre_score_within(centre_logits, geometry, (0, 0, 31, 31)) < 1e-4  # the peak is under its outer quarter only
+    centre_logits[9, 19] = 2.0
+    assert best_centre_score_within(centre_logits, geometry, (150, 70, 181, 101)) == pytest.approx(1 / (1 + np.exp(-2.0)))  # past the grid
 
 
 def test_the_colour_gate_keeps_the_colour_boxes_the_learned_locator_scores_and_never_touches_the_others():
@@ -131,10 +131,10 @@ def test_the_colour_gate_keeps_the_colour_boxes_the_learned_locator_scores_and_n
     ungated = open_locator(["colour", "diamonds", "sign-locator"], colour_gate=None)
     colour, diamonds, learned = (locator.propose(frame) for locator in ungated.locators)
     assert colour and ungated.propose(frame) == colour + diamonds + learned
-    grid = ungated.locators[2].frame_grid(frame)
+    centre_logits = ungated.locators[2].frame_output(frame).centre_logits
     from edgesight.runtime.learned_locate import best_centre_score_within
 
-    scores = [best_centre_score_within(grid, ungated.locators[2].geometry, box) for box in colour]
+    scores = [best_centre_score_within(centre_logits, ungated.locators[2].geometry, box) for box in colour]
     gate = float(np.median(scores))
     gated = open_locator(["colour", "diamonds", "sign-locator"], colour_gate=gate).propose(frame)
     kept = [box for box, score in zip(colour, scores) if score >= gate]

@@ -23,6 +23,7 @@ from edgesight.runtime.learned_locate import (
     DEFAULT_MIN_SCORE,
     LOCATOR_TASK,
     LocatorGeometry,
+    LocatorOutput,
     read_locator_metadata,
 )
 from edgesight.runtime.proposal_recall import proposal_recall
@@ -164,7 +165,7 @@ class LocatorLoss(keras.losses.Loss):
 
 
 def _open_teacher(config: LocatorTrainConfig, geometry: LocatorGeometry) -> ort.InferenceSession:
-    """The teacher locator file's session, or a TrainError if its grid is not the student's cell for cell."""
+    """The teacher locator file's session, or a TrainError if its grid is not the student's cell for cell or not dense."""
     path = resolve_model(config.teacher)
     session = open_session(path, None, "--teacher needs a locator file (or the shipped sign-locator).")
     teacher = read_locator_metadata(session.get_modelmeta().custom_metadata_map, str(path))
@@ -173,6 +174,11 @@ def _open_teacher(config: LocatorTrainConfig, geometry: LocatorGeometry) -> ort.
                          f"stride {geometry.stride}, and --crop-size a multiple of its input multiple "
                          f"({teacher.side_multiple}). Received: teacher downscale {teacher.downscale}, stride "
                          f"{teacher.stride}; --crop-size {config.crop_size}")
+    if len(session.get_outputs()) != 1:
+        raise TrainError(f"{path}: a teacher must give its box channels at every cell, and this file gives them at its "
+                         "best peaks only (locator files exported since 2026-12-07). Write the dense form of its float "
+                         "file with `python -m edgesight.export.peak_boxes --dense FLOAT_FILE TEACHER.onnx` and teach "
+                         "with that.")
     return session
 
 
@@ -296,7 +302,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
 
     started = time.monotonic()
-    sweep = (proposal_recall(lambda image: model(image, training=False).numpy()[0], validation_scenes, geometry)
+    sweep = (proposal_recall(lambda image: LocatorOutput.of_grid(model(image, training=False).numpy()[0]), validation_scenes, geometry)
              if validation_scenes else [])
     frame_height, frame_width = scenes[0].image_bgr.shape[:2]
     sized = build_locator(config.width, config.stride, geometry.cut(frame_height // geometry.downscale),
