@@ -13,16 +13,20 @@ under each of the best `max_peaks` local maxima of the centre logits:
 
 Outputs (the locator contract in runtime/learned_locate.py): `centre_logit` [N, H, W, 1] (NCHW with one channel is
 NHWC already), `peak_logit` and `peak_cell` [N, peaks] (best first; cells past the frame's peaks score NOT_A_PEAK) and
-`peak_box` [N, peaks, 4]. The same sums as the dense head, so the same values in float. The new nodes are named under
-`PEAK_NODES/`, so that quantization keeps them float by that name (export/locator_int8.py); those that only move
-feature values are named under `GATHER_NODES/`, so that an int8 graph moves them as uint8 in the layout its convolutions
-left them in.
+`peak_box` [N, peaks, 4]. The same sums as the dense head, so the same values in float; on an int8 graph (see
+`box_head_at_peaks`) the same values too. The new nodes are named under `PEAK_NODES/`, the copies of the head's own
+under `HEAD_COPIES`, from which `box_head_everywhere` puts the dense head back.
 
-The sign locator on a 680x400 input (a 1360x800 frame halved), one thread, side by side (AMD EPYC, AVX2 only,
-2026-12-07): float 15.06 against 17.23 ms, its int8 twin 14.39 against 15.76 ms. The first tries cost more than they
-saved: gathering taps from NCHW features one value at a time (0.57 ms), the layout change and full DequantizeLinear that
-reading the int8 features' shape brought (0.55 ms), and a MaxPool straight after a DequantizeLinear, which onnxruntime
-runs on uint8 in NHWC (0.49 ms for one channel, against 0.04 ms in float).
+The sign locator's network on a 680x400 input (a 1360x800 frame halved), one thread, side by side
+(`benchmarks/locator_network_time.py`, AMD EPYC, AVX2 only, 2026-12-07, two runs on hours of different speed): int8
+13.09 against 14.37 ms and 9.71 against 10.57 ms, float 12.19 against 13.27 ms and 9.51 against 10.64 ms (0.89-0.92x).
+The first tries cost more than they saved: gathering taps from NCHW features one value at a time (0.57 ms), the layout
+change and full DequantizeLinear that reading the int8 features' shape brought (0.55 ms), and a MaxPool straight after
+a DequantizeLinear, which onnxruntime runs on uint8 in NHWC (0.49 ms for one channel, against 0.04 ms in float).
+Calibrating the int8 twin with the head at the peaks was tried first and rejected: its ranges then came from the peaks
+alone and its centre logits were no longer rounded with the box channels, and it let through more false detections
+(benchmarks/results/2026-12-07-box-head-at-peaks/RULE.txt). Twins are calibrated on the dense graph, and rewritten
+after (export/locator_int8.py).
 
 Float locator files exported before the rewrite joined export get it in place with
 `python -m edgesight.export.peak_boxes locators/NAME/locator.onnx`; their int8 twins are then made again from them.
