@@ -73,3 +73,21 @@ def test_crop_region_writes_into_a_given_buffer_in_place():
     written = crop_region(frame, spec, (10, 20, 50, 60), out=buffer[0])
     assert np.shares_memory(written, buffer)
     np.testing.assert_array_equal(buffer[0], crop_region(frame, spec, (10, 20, 50, 60)))
+
+
+@pytest.mark.parametrize("resize", ["area", "linear", "cubic"])
+def test_a_batch_of_boxes_is_each_box_cropped_alone(resize):
+    from edgesight.runtime.preprocess import crop_regions
+
+    frame = np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    spec = PreprocessSpec(height=12, width=10, crop="box", box_margin=0.1, resize=resize)
+    boxes = [(10, 20, 50, 60), (0, 0, 3, 3), (150, 110, 159, 119), (40, 40, 40, 40), (0, 0, 159, 119)]  # edges, a pixel
+    batch = crop_regions(frame, spec, boxes)
+    np.testing.assert_array_equal(batch, np.stack([crop_region(frame, spec, box) for box in boxes]))
+    assert crop_regions(frame, spec, []).shape == (0, 12, 10, 3)
+    with pytest.raises(ValueError, match=r"x2 >= x1 and y2 >= y1. Received: box_xyxy=\(5, 5, 2, 2\)"):
+        crop_regions(frame, spec, [(10, 20, 50, 60), (5, 5, 2, 2)])
+    with pytest.raises(ValueError, match=r"box lies outside the frame 160x120. Received: box_xyxy=\(200, 10, 220, 30\)"):
+        crop_regions(frame, spec, [(200, 10, 220, 30)])
+    with pytest.raises(ValueError, match="BGR uint8 frame"):
+        crop_regions(frame[..., 0], spec, boxes)
