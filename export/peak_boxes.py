@@ -252,7 +252,7 @@ def box_head_at_peaks(model: onnx.ModelProto, max_peaks: int = MAX_BOXES) -> Non
         if original is chain[0]:
             first = nodes[-1]
             attributes = _attributes(original)
-            first.doc_string = json.dumps({"dense_pads": attributes["pads"], "dense_dilations": attributes.get("dilations", [1, 1])})
+            first.doc_string = json.dumps({"dense_pads": attributes.get("pads", [0] * 4), "dense_dilations": attributes.get("dilations", [1, 1])})
             for attribute in first.attribute:
                 if attribute.name in ("pads", "dilations"):
                     attribute.ints[:] = [0] * 4 if attribute.name == "pads" else [1, 1]

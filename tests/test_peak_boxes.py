@@ -119,3 +119,27 @@ def test_files_exported_before_the_rewrite_get_it_in_place_and_int8_files_are_re
     assert "dense.onnx: its box head runs at every cell already" in capsys.readouterr().err
     assert main(["--dense", str(resolve_model("sign-locator")), str(tmp_path / "int8.onnx")]) == 2
     assert "an int8 graph" in capsys.readouterr().err
+
+
+def test_heads_of_a_pointwise_convolution_and_an_hourglass_are_rewritten_too():
+    pytest.importorskip("tensorflow", reason="the networks are built by the [train] extra")
+    pytest.importorskip("tf2onnx", reason="export needs the [export] extra")
+    from edgesight.export.locator import locator_graph
+    from edgesight.export.locator_int8 import LOCATOR_QUANTIZATION
+    from edgesight.export.peak_boxes import box_head_at_peaks, box_head_everywhere, difference_from_grid
+    from edgesight.export.quantize import quantize_int8
+    from edgesight.train.locator import build_locator
+
+    image = np.random.default_rng(5).integers(0, 256, (1, 64, 96, 3), np.uint8)
+    for network in (build_locator(8, 4, pointwise_heads=True), build_locator(16, 4, context_stride=8)):
+        dense, _ = locator_graph(network, 17, (64, 96))
+        rewritten = copy.deepcopy(dense)
+        box_head_at_peaks(rewritten)
+        assert difference_from_grid(_run(rewritten, image), network(image).numpy()) < 1e-5
+        undone = copy.deepcopy(rewritten)
+        assert box_head_everywhere(undone)
+        np.testing.assert_array_equal(_run(undone, image)[0], _run(dense, image)[0])
+        dense_int8, _ = quantize_int8(dense, image, LOCATOR_QUANTIZATION, width_multiple=8)
+        rewritten_int8 = copy.deepcopy(dense_int8)
+        box_head_at_peaks(rewritten_int8)
+        assert difference_from_grid(_run(rewritten_int8, image), _run(dense_int8, image)[0]) == 0.0
