@@ -1,8 +1,9 @@
 """Export of a sign-locator run (`edgesight train-locator`) to self-describing ONNX files: float, and its int8 twin.
 
 The float file computes its box head only at the grid's best peaks (export/peak_boxes.py). Its parity with Keras is
-checked on the run's own validation scenes, and the file is timed on a full frame. The int8 twin (export/locator_int8.py) is calibrated on training scenes and compared with the float file on the
-validation scenes. A locator file whose run is gone gets its int8 twin from `export_locator_file`.
+checked on the run's own validation scenes, and the file is timed on a full frame. The int8 twin
+(export/locator_int8.py) is calibrated on training scenes and compared with the float file on the validation scenes.
+A locator file whose run is gone gets its int8 twin from `export_locator_file`.
 """
 from __future__ import annotations
 

@@ -1,10 +1,21 @@
-"""compare_sign_finders with a 'colour-dark' locator: the colour locator with V >= 20 in its red and blue ranges."""
+"""compare_sign_finders.py with one more locator, "colour-dark": the colour locator taking red and blue pixels of HSV
+value 20 and up instead of 41 and up. The record of a rejected variant (RULE.txt), not a product path.
+
+    python benchmarks/results/2026-12-07-dark-colour-blobs/compare_dark.py --data scenes-100-199.zip \\
+        default=gtsrb-locate@colour,diamonds,sign-locator dark=gtsrb-locate@colour-dark,diamonds,sign-locator
+"""
 import sys
-import edgesight.runtime.locate as locate
+from pathlib import Path
+
 import edgesight.runtime.learned_locate as learned
-sys.path.insert(0, '/work/main/benchmarks')
-import compare_sign_finders
+import edgesight.runtime.locate as locate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/, for compare_sign_finders
+import compare_sign_finders  # noqa: E402
+
 DARK = {"red": [((0, 61, 20), (9, 255, 255)), ((166, 61, 20), (179, 255, 255))], "blue": [((96, 91, 20), (129, 255, 255))]}
+
+
 class DarkColourLocator(locate.ColourLocator):
     def propose(self, frame):
         saved, locate.SIGN_COLOURS = locate.SIGN_COLOURS, DARK
@@ -12,5 +23,8 @@ class DarkColourLocator(locate.ColourLocator):
             return super().propose(frame)
         finally:
             locate.SIGN_COLOURS = saved
+
+
 learned.CLASSICAL_LOCATORS["colour-dark"] = DarkColourLocator
-raise SystemExit(compare_sign_finders.main(sys.argv[1:]))
+if __name__ == "__main__":
+    raise SystemExit(compare_sign_finders.main(sys.argv[1:]))
