@@ -7,9 +7,11 @@ first finds, and the exact two-sided sign test (McNemar's) on those two counts. 
 This host's speed moves by a quarter from one hour to the next, so finders are timed interleaved, frame by frame,
 and a time means something only next to the others of the same run. Every finder is scored on the same scenes.
 
-A finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE]: LOCATORS as for --locator, comma-separated (colour,
-diamonds, sign-locator, locator files); CENTRE_SCORE replaces the operating point stamped in the learned locator files;
-COLOUR_GATE replaces --colour-gate's default (0: every colour box is classified).
+A finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]]: LOCATORS as for
+--locator, comma-separated (colour, diamonds, sign-locator, locator files); CENTRE_SCORE replaces the operating point
+stamped in the learned locator files; COLOUR_GATE replaces --colour-gate's default (0: every colour box is classified);
+a screen model reads every box first and drops those it takes for "not a sign" with at least THRESHOLD
+(`SignFinder.screen`).
 
     python benchmarks/compare_sign_finders.py --data scenes-100-199.zip \\
         shipped=gtsrb-locate@colour,sign-locator new=runs/locate/model.int8.onnx@colour,runs/locator/locator.onnx@0.2 \\
@@ -21,6 +23,7 @@ import argparse
 import math
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -30,32 +33,68 @@ from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.frame_eval import EvalFramesConfig, score_scenes
 from edgesight.runtime.learned_locate import COLOUR_GATE, open_locator
 from edgesight.runtime.scenes import read_scenes
-from edgesight.runtime.signs import SignFinder
+from edgesight.runtime.signs import SCREEN_THRESHOLD, SignFinder
 
 
-def parse_finder(spec: str) -> tuple[str, str, list[str], float | None, float]:
-    """'NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE]' -> (name, model, locators, centre score or None, colour gate)."""
+@dataclass(frozen=True)
+class FinderSpec:
+    """A finder as the command line names it (module docstring)."""
+
+    name: str
+    model: str
+    locators: list[str]
+    centre_score: float | None = None
+    colour_gate: float = COLOUR_GATE
+    screen: str | None = None
+    screen_threshold: float = SCREEN_THRESHOLD
+
+    def finder(self) -> SignFinder:
+        return SignFinder(Classifier(self.model, threads=1, max_batch=256),
+                          locator=open_locator(self.locators, threads=1, min_score=self.centre_score, colour_gate=self.colour_gate),
+                          screen=Classifier(self.screen, threads=1, max_batch=256) if self.screen else None,
+                          screen_threshold=self.screen_threshold)
+
+    def locators_text(self) -> str:
+        return (", ".join(self.locators) + (f" @ {self.centre_score}" if self.centre_score is not None else "")
+                + (f", colour gate {self.colour_gate}" if self.colour_gate != COLOUR_GATE else "")
+                + (f", screen {self.screen} at {self.screen_threshold}" if self.screen else ""))
+
+
+def parse_finder(spec: str) -> FinderSpec:
+    """'NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]]' -> FinderSpec."""
     name, _, rest = spec.partition("=")
     model, _, rest = rest.partition("@")
     locators, *options = rest.split("@")
-    if not name or not model or not locators or len(options) > 2:
-        raise argparse.ArgumentTypeError(f"a finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE], such as "
-                                         f"shipped=gtsrb-locate@colour,sign-locator. Received: {spec!r}")
-    centre_score, colour_gate = None, COLOUR_GATE
+    usage = (f"a finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]], such as "
+             f"shipped=gtsrb-locate@colour,sign-locator. Received: {spec!r}")
+    if not name or not model or not locators or len(options) > 3:
+        raise argparse.ArgumentTypeError(usage)
+    values: dict = {}
     for option in options:
-        key, _, value = option.rpartition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-        if key == "gate" and number is not None and 0 <= number < 1:
-            colour_gate = number
-        elif not key and number is not None and 0 < number < 1:
-            centre_score = number
+        key, _, value = option.partition("=") if "=" in option else ("", "", option)
+        if key == "screen" and value:
+            screen, _, threshold = value.partition(":")
+            values["screen"] = screen
+            if threshold:
+                values["screen_threshold"] = _number(threshold, 0, 1, True, spec, above_low=True)
+        elif key == "gate":
+            values["colour_gate"] = _number(value, 0, 1, False, spec)
+        elif not key:
+            values["centre_score"] = _number(value, 0, 1, False, spec, above_low=True)
         else:
-            raise argparse.ArgumentTypeError(f"CENTRE_SCORE must be a number in (0, 1) and gate=COLOUR_GATE one in [0, 1). "
-                                             f"Received: {option!r} in {spec!r}")
-    return name, model, locators.split(","), centre_score, colour_gate
+            raise argparse.ArgumentTypeError(usage)
+    return FinderSpec(name, model, locators.split(","), **values)
+
+
+def _number(text: str, low: float, high: float, high_included: bool, spec: str, above_low: bool = False) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not ((low < number if above_low else low <= number) and (number <= high if high_included else number < high)):
+        raise argparse.ArgumentTypeError(f"CENTRE_SCORE must be in (0, 1), COLOUR_GATE in [0, 1) and THRESHOLD in (0, 1]. "
+                                         f"Received: {text!r} in {spec!r}")
+    return number
 
 
 def sign_test_p(wins: int, losses: int) -> float:
@@ -70,24 +109,23 @@ def sign_test_p(wins: int, losses: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="road scenes in the GTSDB layout (folder or .zip with gt.txt)")
-    parser.add_argument("finders", nargs="+", type=parse_finder, help="NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE]")
+    parser.add_argument("finders", nargs="+", type=parse_finder, help="NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]]")
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the scenes (default: 3)")
     parser.add_argument("--out", type=Path, help="folder for results.md and results.json")
     args = parser.parse_args(argv)
 
-    names = [name for name, *_ in args.finders]
+    names = [finder.name for finder in args.finders]
     if len(set(names)) < len(names):
         parser.error(f"each finder needs a name of its own. Received: {', '.join(names)}")
     cv2.setNumThreads(1)  # the goal is for one core; OpenCV would otherwise use every core
-    finders = {name: SignFinder(Classifier(model, threads=1, max_batch=256),
-                                locator=open_locator(locators, threads=1, min_score=centre_score, colour_gate=colour_gate))
-               for name, model, locators, centre_score, colour_gate in args.finders}
+    finders = {spec.name: spec.finder() for spec in args.finders}
     rows, found_by_first = [], None
-    for name, model, locators, centre_score, colour_gate in args.finders:
-        finder = finders[name]
-        tally = score_scenes(EvalFramesConfig(model=model, data=args.data, examples=0), finder.classifier, finder)
-        row = {"finder": name, "model": model, "locators": locators, "centre_score": centre_score, "colour_gate": colour_gate,
-               "signs_24px_and_more": tally.goal["signs"], "found": tally.goal["found"],
+    for spec in args.finders:
+        finder = finders[spec.name]
+        tally = score_scenes(EvalFramesConfig(model=spec.model, data=args.data, examples=0), finder.classifier, finder)
+        row = {"finder": spec.name, "model": spec.model, "locators": spec.locators, "centre_score": spec.centre_score,
+               "colour_gate": spec.colour_gate, "screen": spec.screen, "screen_threshold": spec.screen_threshold if spec.screen else None,
+               "locators_text": spec.locators_text(), "signs_24px_and_more": tally.goal["signs"], "found": tally.goal["found"],
                "false_detections_per_frame": round(tally.false_detections / tally.frames, 4)}
         if found_by_first is None:
             found_by_first = tally.found_goal_signs
@@ -114,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
              "| false per frame | ms per frame | time against the first |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        locators = (", ".join(row["locators"]) + (f" @ {row['centre_score']}" if row["centre_score"] is not None else "")
-                    + (f", colour gate {row['colour_gate']}" if row["colour_gate"] != COLOUR_GATE else ""))
+        locators = row["locators_text"]
         paired = (f"+{row['found_only_here']}, -{row['found_only_by_first']} (p = {row['sign_test_p']:.2f})"
                   if "sign_test_p" in row else "")
         lines.append(f"| {row['finder']} | {row['model']} | {locators} | {row['found']} of {row['signs_24px_and_more']} | "

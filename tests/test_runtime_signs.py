@@ -360,3 +360,23 @@ def test_the_third_size_copy_is_the_half_copy_shrunk_and_keeps_shapes_where_an_a
     area = cv2.resize(frame[:798, :1359], (453, 266), interpolation=cv2.INTER_AREA).astype(int)
     assert np.abs(third.astype(int) - area).mean() < 1.0
     assert ShrunkFrame(np.zeros((7, 11, 3), np.uint8)).by(3).shape == (2, 3, 3)  # odd sides too
+
+
+def test_a_screen_drops_the_boxes_it_takes_for_background_before_the_classifier_reads_them():
+    from edgesight.runtime.classifier import Classifier
+    from edgesight.runtime.signs import SignFinder
+    from edgesight.runtime.stream import DEFAULT_LOCATORS
+    from edgesight.runtime.tasks import NOT_A_SIGN
+
+    frame = road_scene(7, [(80, 60, 22), (250, 140, 16), (180, 90, 30)])
+    model = Classifier("gtsrb-locate")
+    everything = SignFinder(model, locator=open_locator(list(DEFAULT_LOCATORS))).candidates(frame)
+    # The sign model as its own screen at 0.5: a box goes no further exactly when "not a sign" is its best class at 0.5
+    # or more, and the classifier then reads the others as it did.
+    screened = SignFinder(model, locator=open_locator(list(DEFAULT_LOCATORS)), screen=model, screen_threshold=0.5).candidates(frame)
+    expected = [sign for sign in everything if not (sign.prediction.label == NOT_A_SIGN and sign.prediction.score >= 0.5)]
+    assert screened == expected and 0 < len(screened) < len(everything)
+    with pytest.raises(ValueError, match="a screen must have the sign model's classes, 'not a sign' among them"):
+        SignFinder(model, screen=Classifier("gtsrb-tiny"))
+    with pytest.raises(ValueError, match=r"screen_threshold must be in \(0, 1\]. Received: screen_threshold=0"):
+        SignFinder(model, screen=model, screen_threshold=0)
