@@ -10,8 +10,8 @@ and a time means something only next to the others of the same run. Every finder
 A finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]]: LOCATORS as for
 --locator, comma-separated (colour, diamonds, sign-locator, locator files); CENTRE_SCORE replaces the operating point
 stamped in the learned locator files; COLOUR_GATE replaces --colour-gate's default (0: every colour box is classified);
-a screen model reads every box first and drops those it takes for "not a sign" with at least THRESHOLD
-(`SignFinder.screen`).
+MODEL is --screen's (auto by default, as eval-frames: the shipped gtsrb-screen in front of gtsrb-locate; none; a model
+file), reading every box first and dropping those it takes for "not a sign" with at least THRESHOLD (`SignFinder`).
 
     python benchmarks/compare_sign_finders.py --data scenes-100-199.zip \\
         shipped=gtsrb-locate@colour,sign-locator new=runs/locate/model.int8.onnx@colour,runs/locator/locator.onnx@0.2 \\
@@ -33,7 +33,7 @@ from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.frame_eval import EvalFramesConfig, score_scenes
 from edgesight.runtime.learned_locate import COLOUR_GATE, open_locator
 from edgesight.runtime.scenes import read_scenes
-from edgesight.runtime.signs import SCREEN_THRESHOLD, SignFinder
+from edgesight.runtime.signs import SCREEN_THRESHOLD, SignFinder, open_screen
 
 
 @dataclass(frozen=True)
@@ -45,19 +45,20 @@ class FinderSpec:
     locators: list[str]
     centre_score: float | None = None
     colour_gate: float = COLOUR_GATE
-    screen: str | None = None
+    screen: str = "auto"
     screen_threshold: float = SCREEN_THRESHOLD
 
     def finder(self) -> SignFinder:
-        return SignFinder(Classifier(self.model, threads=1, max_batch=256),
+        classifier = Classifier(self.model, threads=1, max_batch=256)
+        return SignFinder(classifier,
                           locator=open_locator(self.locators, threads=1, min_score=self.centre_score, colour_gate=self.colour_gate),
-                          screen=Classifier(self.screen, threads=1, max_batch=256) if self.screen else None,
-                          screen_threshold=self.screen_threshold)
+                          screen=open_screen(self.screen, classifier), screen_threshold=self.screen_threshold)
 
     def locators_text(self) -> str:
         return (", ".join(self.locators) + (f" @ {self.centre_score}" if self.centre_score is not None else "")
                 + (f", colour gate {self.colour_gate}" if self.colour_gate != COLOUR_GATE else "")
-                + (f", screen {self.screen} at {self.screen_threshold}" if self.screen else ""))
+                + (f", screen {self.screen}" if self.screen != "auto" else "")
+                + (f" at {self.screen_threshold}" if self.screen_threshold != SCREEN_THRESHOLD else ""))
 
 
 def parse_finder(spec: str) -> FinderSpec:
@@ -72,6 +73,8 @@ def parse_finder(spec: str) -> FinderSpec:
     values: dict = {}
     for option in options:
         key, _, value = option.partition("=") if "=" in option else ("", "", option)
+        if {"screen": "screen", "gate": "colour_gate", "": "centre_score"}.get(key) in values:
+            raise argparse.ArgumentTypeError(usage)  # each option once
         if key == "screen" and value:
             screen, _, threshold = value.partition(":")
             values["screen"] = screen
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         finder = finders[spec.name]
         tally = score_scenes(EvalFramesConfig(model=spec.model, data=args.data, examples=0), finder.classifier, finder)
         row = {"finder": spec.name, "model": spec.model, "locators": spec.locators, "centre_score": spec.centre_score,
-               "colour_gate": spec.colour_gate, "screen": spec.screen, "screen_threshold": spec.screen_threshold if spec.screen else None,
+               "colour_gate": spec.colour_gate, "screen": spec.screen, "screen_threshold": spec.screen_threshold,
                "locators_text": spec.locators_text(), "signs_24px_and_more": tally.goal["signs"], "found": tally.goal["found"],
                "false_detections_per_frame": round(tally.false_detections / tally.frames, 4)}
         if found_by_first is None:

@@ -4,8 +4,9 @@ One thread for onnxruntime and OpenCV, as `edgesight eval-frames` times the goal
 stages in turn, twice; the second pass is timed, so the stages share the machine's noise alike. Prints medians in ms.
 As in the combined locator (`learned_locate.CombinedLocator`), learned locators run first, each split into its network
 (with the frame's conversion to the network input) and the decoding of its output, and colour boxes then pass the colour
-gate on the first learned locator's centre logits (its own stage; `--colour-gate 0` turns it off). Several learned locator files
-may be timed in one pass; the boxes of all of them are classified.
+gate on the first learned locator's centre logits (its own stage; `--colour-gate 0` turns it off). Several learned
+locator files may be timed in one pass; the boxes of all of them pass the screen (its own stage; `--screen none` turns
+it off) and are classified.
 
     python benchmarks/finder_stages.py --data scenes-100-199.zip [--model gtsrb-locate] [--locator colour diamonds sign-locator]
 """
@@ -23,6 +24,7 @@ from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.learned_locate import COLOUR_GATE, LearnedLocator, best_centre_score_within, open_locator
 from edgesight.runtime.locate import ColourLocator, ShrunkFrame
 from edgesight.runtime.scenes import read_scenes
+from edgesight.runtime.signs import SCREEN_THRESHOLD, SignFinder, open_screen
 from edgesight.runtime.stream import DEFAULT_LOCATORS
 
 
@@ -45,9 +47,13 @@ def main() -> None:
     parser.add_argument("--model", default="gtsrb-locate", help="sign model file or shipped name")
     parser.add_argument("--locator", nargs="+", default=list(DEFAULT_LOCATORS), help="locators, as eval-frames takes them (default: the runtime's default locators)")
     parser.add_argument("--colour-gate", type=float, default=COLOUR_GATE, help=f"as for eval-frames (default {COLOUR_GATE}; 0: no gate)")
+    parser.add_argument("--screen", default="auto", help="as for eval-frames (default auto; none: no screen)")
+    parser.add_argument("--screen-threshold", type=float, default=SCREEN_THRESHOLD, help=f"as for eval-frames (default {SCREEN_THRESHOLD})")
     arguments = parser.parse_args()
     cv2.setNumThreads(1)
     classifier = Classifier(arguments.model, threads=1, max_batch=256)
+    # The finder's own screening step (SignFinder.candidates), timed as a stage of its own.
+    finder = SignFinder(classifier, screen=open_screen(arguments.screen, classifier), screen_threshold=arguments.screen_threshold)
     opened = [(name, open_locator([name], threads=1)) for name in arguments.locator]
     ordered = sorted(opened, key=lambda pair: not isinstance(pair[1], LearnedLocator))  # stable: learned ones first
     frames = [scene.image_bgr for scene in read_scenes(arguments.data)]
@@ -76,6 +82,11 @@ def main() -> None:
                 boxes += found
                 if timed:
                     proposals[name].append(len(found))
+            if boxes and finder.screen is not None:
+                boxes = finder.screened(frame, boxes)
+                lap("screen")
+                if timed:
+                    proposals["after the screen"].append(len(boxes))
             if boxes:
                 classifier.classify_boxes(frame, boxes)
             lap("classify")

@@ -14,12 +14,15 @@ import cv2
 import numpy as np
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
+from edgesight.runtime.signs import SCREEN_THRESHOLD
 from edgesight.runtime.sources import ImageFolderSource, open_source
 from edgesight.runtime.stream import (
     COLOUR_GATE,
     COLOUR_GATE_HELP,
     DEFAULT_LOCATORS,
     LOCATOR_HELP,
+    SCREEN_HELP,
+    SCREEN_THRESHOLD_HELP,
     Recognizer,
     StreamOptions,
     classify_frames,
@@ -45,6 +48,8 @@ class DemoConfig:
     region: str = field(default="center", metadata={"help": "with --locate none, center: classify the box drawn in the middle; full: the whole frame"})
     locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={"help": LOCATOR_HELP})
     colour_gate: float = field(default=COLOUR_GATE, metadata={"help": COLOUR_GATE_HELP})
+    screen: str = field(default="auto", metadata={"help": SCREEN_HELP})
+    screen_threshold: float = field(default=SCREEN_THRESHOLD, metadata={"help": SCREEN_THRESHOLD_HELP})
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
     top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
     no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})
@@ -125,6 +130,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     locate = config.locate == "signs" or (config.locate == "auto" and NOT_A_SIGN in classifier.labels)
     options = StreamOptions(region=config.region, box_fraction=config.box_fraction, locate=locate,
                             locator=tuple(config.locator), colour_gate=config.colour_gate,
+                            screen=config.screen, screen_threshold=config.screen_threshold,
                             top_k=config.top_k, max_fps=config.max_fps)
     options.check()
     show = not config.no_window and display_available()

@@ -24,8 +24,8 @@ from .learned_locate import COLOUR_GATE, open_locator
 from .locate import box_size, iou
 from .results import detection
 from .scenes import Scene, TrueSign, read_scenes
-from .signs import SIGN_MIN_SCORE, FoundSign, SignFinder
-from .stream import COLOUR_GATE_HELP, DEFAULT_LOCATORS, LOCATOR_HELP
+from .signs import SCREEN_THRESHOLD, SIGN_MIN_SCORE, FoundSign, SignFinder, open_screen
+from .stream import COLOUR_GATE_HELP, DEFAULT_LOCATORS, LOCATOR_HELP, SCREEN_HELP, SCREEN_THRESHOLD_HELP
 
 MIN_IOU = 0.5
 BANDS = (("< 32 px", 0, 31), ("32-64 px", 32, 64), ("> 64 px", 65, 10**9))
@@ -43,6 +43,8 @@ class EvalFramesConfig:
     threads: int = field(default=1, metadata={"help": "onnxruntime and OpenCV threads (the speed goal is for one core)"})
     locator: list[str] = field(default_factory=lambda: list(DEFAULT_LOCATORS), metadata={"help": LOCATOR_HELP})
     colour_gate: float = field(default=COLOUR_GATE, metadata={"help": COLOUR_GATE_HELP})
+    screen: str = field(default="auto", metadata={"help": SCREEN_HELP})
+    screen_threshold: float = field(default=SCREEN_THRESHOLD, metadata={"help": SCREEN_THRESHOLD_HELP})
     examples: int = field(default=4, metadata={"help": "annotated example frames to write: those with the most errors"})
 
 
@@ -154,7 +156,9 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     if classifier.metadata.task != "gtsrb":
         raise ModelFileError(f"{classifier.path}: a {classifier.metadata.task!r} model; eval-frames scores road scenes "
                              "labelled with GTSRB class ids, so it needs a gtsrb sign model (gtsrb, gtsrb-tiny, gtsrb-locate).")
-    finder = SignFinder(classifier, locator=open_locator(config.locator, config.threads, colour_gate=config.colour_gate), min_score=config.min_score)
+    finder = SignFinder(classifier, locator=open_locator(config.locator, config.threads, colour_gate=config.colour_gate),
+                        min_score=config.min_score, screen=open_screen(config.screen, classifier, config.threads),
+                        screen_threshold=config.screen_threshold)
     # OpenCV's resizes and colour conversions would otherwise use every core and flatter a one-core figure.
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(config.threads)

@@ -12,6 +12,8 @@ SHIPPED_MODELS = {
     "gtsrb-tiny-fp32": ("gtsrb-tiny", "model.onnx"),
     "gtsrb-locate": ("gtsrb-locate", "model.int8.onnx"),  # cnn-tiny with a "not a sign" class, for --locate signs
     "gtsrb-locate-fp32": ("gtsrb-locate", "model.onnx"),
+    "gtsrb-screen": ("gtsrb-screen", "model.int8.onnx"),  # cnn-tiny at 16x16, reads every located box before gtsrb-locate
+    "gtsrb-screen-fp32": ("gtsrb-screen", "model.onnx"),
     "cifar10": ("cifar10", "model.int8.onnx"),
     "cifar10-fp32": ("cifar10", "model.onnx"),
 }

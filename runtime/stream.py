@@ -22,7 +22,7 @@ from .errors import SourceError
 from .learned_locate import COLOUR, COLOUR_GATE, DIAMONDS, check_colour_gate, open_locator
 from .locate import Box
 from .preprocess import center_box, full_box
-from .signs import SignFinder
+from .signs import SCREEN_THRESHOLD, SignFinder, open_screen
 from .sources import LOST, Frame, ImageFolderSource, LiveSource, open_source
 from .tracking import SignTracker
 
@@ -36,6 +36,10 @@ LOCATOR_HELP = ("where to look for signs: colour (red and blue blobs), diamonds 
                 "combined (their proposals are classified, colour boxes after --colour-gate)")
 COLOUR_GATE_HELP = ("with colour and a learned locator combined: classify a colour box only if the learned locator scores a "
                     "sign centre under its middle half at least this high (0: classify every colour box)")
+SCREEN_HELP = ("with signs located: a smaller sign model with the same classes that reads every located box first and "
+               "drops those it takes for 'not a sign' (most are): auto, the shipped gtsrb-screen in front of gtsrb-locate "
+               "(none for other models); none; or a model file")
+SCREEN_THRESHOLD_HELP = "the screen's 'not a sign' probability at which a box goes no further"
 # How long a live source is waited on before a result reports that it is still away.
 POLL_S = 0.5
 
@@ -57,6 +61,8 @@ class StreamOptions:
     locate: bool = False  # find and classify every sign instead of one region
     locator: Sequence[str] = DEFAULT_LOCATORS  # with locate: colour, diamonds, sign-locator, locator files; several are combined
     colour_gate: float = COLOUR_GATE  # see learned_locate.CombinedLocator
+    screen: str = "auto"  # with locate: see signs.open_screen
+    screen_threshold: float = SCREEN_THRESHOLD
     top_k: int = 3
     max_fps: float | None = None  # classify at most this many frames per second (a robot's CPU budget)
 
@@ -99,7 +105,9 @@ class Recognizer:
 
     def __init__(self, classifier: Classifier, options: StreamOptions, threads: int | None, track: bool):
         self.classifier, self.options = classifier, options
-        self.finder = SignFinder(classifier, locator=open_locator(list(options.locator), threads, colour_gate=options.colour_gate)) if options.locate else None
+        self.finder = SignFinder(classifier, locator=open_locator(list(options.locator), threads, colour_gate=options.colour_gate),
+                                 screen=open_screen(options.screen, classifier, threads),
+                                 screen_threshold=options.screen_threshold) if options.locate else None
         self.tracker = SignTracker() if self.finder and track else None
 
     def __call__(self, frame_bgr) -> list[tuple[Box, list[Prediction]]]:

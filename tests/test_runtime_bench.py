@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import sys
 
 import pytest
 from edgesight.export.bench import BenchConfig, bench
@@ -64,6 +65,7 @@ def _benchmark_script(name: str):
 
     spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import would: its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -126,16 +128,22 @@ def test_compare_sign_finders_pairs_each_finder_with_the_first_sign_by_sign(tiny
     assert "| +0, -0 (p = 1.00) |" in (tmp_path / "results.md").read_text()
 
 
-def test_a_finder_spec_takes_a_centre_score_and_a_colour_gate_in_either_order_and_refuses_anything_else():
+def test_a_finder_spec_takes_a_centre_score_a_colour_gate_and_a_screen_in_any_order_and_refuses_anything_else():
     import argparse
 
     from edgesight.runtime.learned_locate import COLOUR_GATE
+    from edgesight.runtime.signs import SCREEN_THRESHOLD
 
-    parse = _benchmark_script("compare_sign_finders").parse_finder
-    assert parse("a=gtsrb-locate@colour,sign-locator") == ("a", "gtsrb-locate", ["colour", "sign-locator"], None, COLOUR_GATE)
-    assert parse("a=m@colour,sign-locator@0.3@gate=0") == ("a", "m", ["colour", "sign-locator"], 0.3, 0.0)
-    assert parse("a=m@colour@gate=0.1@0.2") == ("a", "m", ["colour"], 0.2, 0.1)
-    for spec in ("a=m", "=m@colour", "a=m@colour@1.5", "a=m@colour@gate=1", "a=m@colour@gates=0.1", "a=m@colour@0.1@0.2@0.3"):
+    script = _benchmark_script("compare_sign_finders")
+    parse, spec_of = script.parse_finder, script.FinderSpec
+    assert parse("a=gtsrb-locate@colour,sign-locator") == spec_of("a", "gtsrb-locate", ["colour", "sign-locator"], None, COLOUR_GATE,
+                                                               "auto", SCREEN_THRESHOLD)
+    assert parse("a=m@colour,sign-locator@0.3@gate=0") == spec_of("a", "m", ["colour", "sign-locator"], 0.3, 0.0)
+    assert parse("a=m@colour@gate=0.1@0.2") == spec_of("a", "m", ["colour"], 0.2, 0.1)
+    assert parse("a=m@colour@screen=s.onnx:0.9@0.2") == spec_of("a", "m", ["colour"], 0.2, COLOUR_GATE, "s.onnx", 0.9)
+    assert parse("a=m@colour@screen=none").screen == "none"
+    for spec in ("a=m", "=m@colour", "a=m@colour@1.5", "a=m@colour@gate=1", "a=m@colour@gates=0.1", "a=m@colour@0.1@0.2",
+                 "a=m@colour@screen=s.onnx:0", "a=m@colour@screen=s.onnx:1.5", "a=m@colour@0.1@gate=0@screen=s@0.2"):
         with pytest.raises(argparse.ArgumentTypeError, match="CENTRE_SCORE"):
             parse(spec)
 
