@@ -24,7 +24,6 @@ SIGN_MIN_SCORE = 0.9
 # (benchmarks/results/2026-12-07-screen/).
 SCREEN_THRESHOLD = 0.5
 SHIPPED_SCREEN = "gtsrb-screen"
-SCREEN_CHOICES = ("auto", "none")  # or a model file
 
 
 @dataclass(frozen=True)
