@@ -13,8 +13,9 @@ channels tap by tap. Two rewrites, neither changing a sum, bring the int8 file t
   and zero point 0, the identity on 0..255, so the Cast and QuantizeLinear before it (0.2 ms) did nothing.
 
 The whole finder was measured with it before it became the default (README, "Signs in whole road scenes"). On CPUs
-without int8 dot products (AVX2 only) the twin has not been timed since these rewrites; without them, an int8 file ran
-1.15x the float file's time on such an EPYC (2026-11-27).
+without int8 dot products (AVX2 only) an int8 file without these rewrites ran 1.15x the float file's time on such an
+EPYC (2026-11-27); with them, and the box head at the peaks, the two ran about even there (13.09 against 12.19 ms and
+9.66 against 10.05 ms in two runs, 2026-12-07).
 """
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ from edgesight.runtime.scenes import Scene, read_scenes
 from onnx import numpy_helper
 
 from .convert import drop_non_json_metadata, save_model
+from .graph_edit import consumers
 from .peak_boxes import box_head_at_peaks, box_head_everywhere
 from .quantize import QuantizationSettings, quantize_int8, weights_text
-from .stem_blocks import consumers, stem_on_column_blocks
+from .stem_blocks import stem_on_column_blocks
 
 # Min-max calibration: the centre logits that matter are the peaks, the largest values of their tensor, which a
 # percentile range would clip. On the shipped locator's 80 scenes of 00000-00099 not calibrated on (2026-12-06), its

@@ -47,7 +47,7 @@ from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_OUTPUTS, MAX_B
 from onnx import TensorProto, helper, numpy_helper
 
 from .convert import save_model
-from .stem_blocks import consumers
+from .graph_edit import attributes, consumers, drop_unused_initializers
 
 PEAK_NODES = "peaks"  # name prefix of the nodes this rewrite adds
 HEAD_COPIES = f"{PEAK_NODES}/head/"  # name prefix of its copies of the box head's nodes: the rest of the name is the original's
@@ -57,10 +57,6 @@ _QUANTIZATION_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 class PeakBoxesError(ValueError):
     """The graph does not end in the dense centre and box heads this rewrite expects."""
-
-
-def _attributes(node: onnx.NodeProto) -> dict:
-    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
 
 
 def _constant_arrays(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -100,7 +96,7 @@ def _box_head(graph: onnx.GraphProto, box_output: str, arrays: dict[str, np.ndar
 
 def _check_spatial(chain: list[onnx.NodeProto]) -> tuple[int, int]:
     """(kernel side, dilation) of the head's first node, a convolution padded 'same'; every later convolution is 1x1."""
-    first = _attributes(chain[0])
+    first = attributes(chain[0])
     if chain[0].op_type != "Conv":
         raise PeakBoxesError(f"the box head starts with {chain[0].op_type}, not a convolution")
     side, other = first.get("kernel_shape", [1, 1])
@@ -110,8 +106,8 @@ def _check_spatial(chain: list[onnx.NodeProto]) -> tuple[int, int]:
             or first.get("pads", [0, 0, 0, 0]) != [reach] * 4 or first.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
         raise PeakBoxesError(f"the box head's first convolution is not square, odd, unit-stride and padded 'same': {first}")
     for node in chain[1:]:
-        attributes = _attributes(node)
-        if node.op_type == "Conv" and (attributes.get("kernel_shape") != [1, 1] or attributes.get("strides", [1, 1]) != [1, 1]):
+        later = attributes(node)
+        if node.op_type == "Conv" and (later.get("kernel_shape") != [1, 1] or later.get("strides", [1, 1]) != [1, 1]):
             raise PeakBoxesError(f"a later convolution of the box head is not 1x1: {node.name or node.output[0]}")
     return side, dilation[0]
 
@@ -128,8 +124,8 @@ def _grid_ending(graph: onnx.GraphProto, arrays: dict[str, np.ndarray]) -> tuple
         ending.insert(0, node)
         node = producers.get(node.input[0])
     transposes = [step for step in ending if step.op_type == "Transpose"]
-    if (node is None or node.op_type != "Concat" or _attributes(node).get("axis") not in (1, -3) or len(node.input) != 2
-            or len(transposes) != 1 or _attributes(transposes[0]).get("perm") != [0, 2, 3, 1]):
+    if (node is None or node.op_type != "Concat" or attributes(node).get("axis") not in (1, -3) or len(node.input) != 2
+            or len(transposes) != 1 or attributes(transposes[0]).get("perm") != [0, 2, 3, 1]):
         raise PeakBoxesError("the output is not the NHWC Transpose of a two-input channel Concat (centre, box)")
     return node, ending
 
@@ -251,8 +247,8 @@ def box_head_at_peaks(model: onnx.ModelProto, max_peaks: int = MAX_BOXES) -> Non
         head = copied(original, head, HEAD_COPIES)
         if original is chain[0]:
             first = nodes[-1]
-            attributes = _attributes(original)
-            first.doc_string = json.dumps({"dense_pads": attributes.get("pads", [0] * 4), "dense_dilations": attributes.get("dilations", [1, 1])})
+            dense = attributes(original)
+            first.doc_string = json.dumps({"dense_pads": dense.get("pads", [0] * 4), "dense_dilations": dense.get("dilations", [1, 1])})
             for attribute in first.attribute:
                 if attribute.name in ("pads", "dilations"):
                     attribute.ints[:] = [0] * 4 if attribute.name == "pads" else [1, 1]
@@ -267,7 +263,7 @@ def box_head_at_peaks(model: onnx.ModelProto, max_peaks: int = MAX_BOXES) -> Non
         graph.node.remove(dequantize)
     graph.node.extend(nodes)
     graph.initializer.extend(constants)
-    _drop_unused_initializers(graph)
+    drop_unused_initializers(graph)
     del graph.output[:]
     shapes = {"centre_logit": (TensorProto.FLOAT, ["batch", "rows", "columns", 1]), "peak_logit": (TensorProto.FLOAT, ["batch", "peaks"]),
               "peak_cell": (TensorProto.INT64, ["batch", "peaks"]), "peak_box": (TensorProto.FLOAT, ["batch", "peaks", 4])}
@@ -307,7 +303,7 @@ def box_head_everywhere(model: onnx.ModelProto) -> bool:
     for node in [node for node in graph.node if node.name.startswith(f"{PEAK_NODES}/")]:
         graph.node.remove(node)
     graph.node.extend(restored + [grid, transpose])
-    _drop_unused_initializers(graph)
+    drop_unused_initializers(graph)
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info("grid", TensorProto.FLOAT, ["batch", "rows", "columns", len(LOCATOR_OUTPUTS)]))
     for entry in model.metadata_props:
@@ -315,12 +311,6 @@ def box_head_everywhere(model: onnx.ModelProto) -> bool:
             entry.value = json.dumps({key: value for key, value in json.loads(entry.value).items() if key != "max_peaks"})
     onnx.checker.check_model(model, full_check=True)
     return True
-
-
-def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    used = {name for node in graph.node for name in node.input}
-    for initializer in [item for item in graph.initializer if item.name not in used]:
-        graph.initializer.remove(initializer)
 
 
 def _stamp_max_peaks(model: onnx.ModelProto, max_peaks: int) -> None:

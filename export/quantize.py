@@ -19,6 +19,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from .graph_edit import drop_unused_initializers
 from .stem_blocks import stem_on_column_blocks
 
 
@@ -124,9 +125,7 @@ def _unround_inputs_of_float_ops(model: onnx.ModelProto, settings: QuantizationS
         graph.node.remove(dequantize)
         graph.node.remove(quantize)
         kept.append(quantize.input[0])
-    used = {name for node in graph.node for name in node.input}
-    for initializer in [item for item in graph.initializer if item.name not in used]:
-        graph.initializer.remove(initializer)
+    drop_unused_initializers(graph)
     return kept
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
+from .graph_edit import drop_unused_initializers
+
 
 def _layer_of(node: onnx.NodeProto) -> set[str]:
     """Keras layer names in a tf2onnx node name, e.g. {"cnn_tiny_1", "standardize_1", ...} without suffixes."""
@@ -104,14 +106,7 @@ def _drop_dead_nodes(graph: onnx.GraphProto) -> None:
     alive.reverse()
     del graph.node[:]
     graph.node.extend(alive)
-    _drop_unused_initializers(graph)
-
-
-def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    used = {name for node in graph.node for name in node.input}
-    kept = [initializer for initializer in graph.initializer if initializer.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    drop_unused_initializers(graph)
 
 
 def fold_input_scaling(model_proto: onnx.ModelProto) -> bool:
@@ -163,7 +158,7 @@ def fold_input_scaling(model_proto: onnx.ModelProto) -> bool:
     kept_info = [info for info in graph.value_info if info.name not in stale]
     del graph.value_info[:]
     graph.value_info.extend(kept_info)
-    _drop_unused_initializers(graph)
+    drop_unused_initializers(graph)
     onnx.checker.check_model(model_proto, full_check=True)
     return True
 

@@ -29,20 +29,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .graph_edit import attributes, consumers
+
 STEM_COLUMN_BLOCK = 4  # image columns per block: 12 channels from an RGB image, which MLAS's fast kernels take
 
 # Between the NHWC tensor's Transpose to NCHW and the stem convolution, only elementwise ops on a whole tensor, which a
 # reshape of that tensor commutes with (the activation Quantize/Dequantize pairs are per tensor).
 _ELEMENTWISE = ("Cast", "QuantizeLinear", "DequantizeLinear")
-
-
-def _attributes(node: onnx.NodeProto) -> dict:
-    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
-
-
-def consumers(graph: onnx.GraphProto, name: str) -> list[onnx.NodeProto]:
-    """The nodes that read the tensor `name`."""
-    return [node for node in graph.node if name in node.input]
 
 
 def _is_per_tensor(node: onnx.NodeProto, arrays: dict[str, np.ndarray]) -> bool:
@@ -70,16 +63,16 @@ def stem_on_column_blocks(model: onnx.ModelProto, width_multiple: int, block: in
     while node is not None and node.op_type in _ELEMENTWISE and _is_per_tensor(node, arrays) and len(consumers(graph, node.output[0])) == 1:
         node = producers.get(node.input[0])
     transpose = node
-    if transpose is None or transpose.op_type != "Transpose" or _attributes(transpose).get("perm") != [0, 3, 1, 2] \
+    if transpose is None or transpose.op_type != "Transpose" or attributes(transpose).get("perm") != [0, 3, 1, 2] \
             or len(consumers(graph, transpose.output[0])) != 1:
         return False
 
-    attributes = _attributes(stem)
-    kernel_height, kernel_width = attributes.get("kernel_shape", [0, 0])
-    row_stride, column_stride = attributes.get("strides", [1, 1])
-    top, left, bottom, right = attributes.get("pads", [0, 0, 0, 0])
-    if (attributes.get("group", 1) != 1 or attributes.get("dilations", [1, 1]) != [1, 1]
-            or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+    stem_attributes = attributes(stem)
+    kernel_height, kernel_width = stem_attributes.get("kernel_shape", [0, 0])
+    row_stride, column_stride = stem_attributes.get("strides", [1, 1])
+    top, left, bottom, right = stem_attributes.get("pads", [0, 0, 0, 0])
+    if (stem_attributes.get("group", 1) != 1 or stem_attributes.get("dilations", [1, 1]) != [1, 1]
+            or stem_attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
             or block % column_stride or left + right != kernel_width - column_stride):
         return False
     # The weights: an initializer (a float graph), or one dequantized (an int8 one), per channel along axis 0 or per tensor.
@@ -92,7 +85,7 @@ def stem_on_column_blocks(model: onnx.ModelProto, width_multiple: int, block: in
     else:
         return False
     per_channel = weight_scale.size > 1
-    if weights.ndim != 4 or (per_channel and _attributes(weights_dequantize).get("axis", 1) != 0):
+    if weights.ndim != 4 or (per_channel and attributes(weights_dequantize).get("axis", 1) != 0):
         return False
     bias_dequantize = producers.get(stem.input[2]) if len(stem.input) > 2 and stem.input[2] else None
     if len(stem.input) > 2 and stem.input[2] and not (
