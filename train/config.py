@@ -122,6 +122,11 @@ class LocatorTrainConfig:
                 "training crop the network also learns the teacher's centre scores and, where it sees a centre, its "
                 "boxes, so a cheaper network can follow a good one. The width-48 hourglass distilled from the shipped locator found 109 "
                 "of 126 held-out signs against 114, as many as without a teacher"})
+    init_from: str | None = field(default=None, metadata={
+        "help": "start from the weights of a float locator file (or the shipped sign-locator-fp32) of the same design, "
+                "trained on the same --data, --seed and --val-fraction (so its validation scenes stay unseen); with a "
+                "smaller --width (plain design), the channels that carry the most are kept and the rest cut "
+                "(train/locator_init.py)"})
     distill_weight: float = field(default=0.5, metadata={"help": "with --teacher, the share of the loss that follows the teacher "
                                                                    "(the rest follows the true boxes)"})
     crops: int = field(default=7000, metadata={"help": "training crops built once from the scenes (and pasted signs)"})

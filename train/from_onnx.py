@@ -77,8 +77,6 @@ def keras_model_from_onnx(source: SourceModel, sample_images: np.ndarray):
         TrainError: a layer without its weights in the file, or outputs that differ from the file's.
     """
     import onnx
-    from keras import layers
-    from onnx import numpy_helper
 
     from .models import ARCHITECTURES, build_model
 
@@ -89,6 +87,27 @@ def keras_model_from_onnx(source: SourceModel, sample_images: np.ndarray):
     model = build_model(source.architecture, spec.height, spec.width, len(source.metadata.labels),
                         bool(source.train_options.get("mirror_average")))
     proto = onnx.load(str(source.path))
+    copy_weights(model, proto, source.path, source.architecture, sample_images)
+    _check_same_outputs(model, proto, source.path, sample_images)
+    return model
+
+
+def copy_weights(model, proto, path: Path, architecture: str, sample_images: np.ndarray) -> None:
+    """Set every weight of `model` from the converted graph `proto` of the same architecture, matched by layer name.
+
+    A convolution followed by a batch normalization gets the folded weights split back (_set_normalized_weights);
+    one without (a head's last 1x1 convolution) takes its kernel and bias as they are. A first convolution whose
+    input scaling export folded into its kernel (export/simplify.fold_input_scaling; the graph then has no node of
+    the Keras `Rescaling` layer) gets that scale taken out again, since the Keras model keeps the layer.
+
+    Args:
+        sample_images: uint8 NHWC inputs of the graph, for the normalizations' statistics.
+    Raises:
+        TrainError: a layer without its weights in the file.
+    """
+    from keras import layers
+    from onnx import numpy_helper
+
     graph = proto.graph
     weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
 
@@ -99,20 +118,27 @@ def keras_model_from_onnx(source: SourceModel, sample_images: np.ndarray):
 
     def one(found: list, what: str, layer_name: str):
         if len(found) != 1:
-            raise TrainError(f"{source.path}: expected one {what} of layer {layer_name!r} in the file, found {len(found)}; "
-                             f"it was not made from the zoo's {source.architecture}.")
+            raise TrainError(f"{path}: expected one {what} of layer {layer_name!r} in the file, found {len(found)}; "
+                             f"it was not made from {architecture}.")
         return found[0]
 
+    node_names = [node.name for node in graph.node]
+    folded_scale = {layer.output.name: float(layer.scale) for layer in model.layers
+                    if isinstance(layer, layers.Rescaling) and not named(layer.name, "", node_names)}
     normalization_after = {bn.input.name: bn for bn in model.layers if isinstance(bn, layers.BatchNormalization)}
     folded = []  # (convolution, its normalization, the folded convolution's output in the graph, kernel, bias)
     for layer in model.layers:
         if isinstance(layer, layers.Conv2D | layers.DepthwiseConv2D):
-            if layer.output.name not in normalization_after:
-                raise TrainError(f"{source.path}: layer {layer.name!r} of {source.architecture} has no batch normalization "
-                                 "after it; only such convolutions can be rebuilt from a file.")
             node = one([node for node in graph.node if node.op_type == "Conv" and (
-                named(layer.name, "convolution|depthwise", [node.name, node.input[1]]))], "convolution", layer.name)
+                named(layer.name, "convolution|depthwise|BiasAdd", [node.name, node.input[1]]))], "convolution", layer.name)
+            if layer.output.name not in normalization_after:
+                if not layer.use_bias or len(node.input) < 3:
+                    raise TrainError(f"{path}: layer {layer.name!r} of {architecture} has neither a batch normalization "
+                                     "after it nor a bias; it cannot be rebuilt from a file.")
+                layer.set_weights([weights[node.input[1]].transpose(2, 3, 1, 0), weights[node.input[2]].reshape(-1)])
+                continue
             kernel, bias, output = _fold_scale_and_shift(node, graph, weights)  # OIHW; depthwise: (channels, 1, h, w)
+            kernel = kernel / folded_scale.get(layer.input.name, 1.0)  # the Keras layer's input is still scaled
             if isinstance(layer, layers.DepthwiseConv2D):
                 kernel = kernel.reshape(layer.kernel.shape[2], -1, *kernel.shape[2:]).transpose(2, 3, 0, 1)
             else:
@@ -127,8 +153,6 @@ def keras_model_from_onnx(source: SourceModel, sample_images: np.ndarray):
             kernel = weights[node.input[1]]
             layer.set_weights([kernel, bias if bias is not None else np.zeros(kernel.shape[1], np.float32)])
     _set_normalized_weights(folded, proto, sample_images)
-    _check_same_outputs(model, proto, source.path, sample_images)
-    return model
 
 
 def _fold_scale_and_shift(conv, graph, weights: dict) -> tuple[np.ndarray, np.ndarray, str]:

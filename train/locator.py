@@ -34,9 +34,11 @@ from keras import layers
 
 from .config import LocatorTrainConfig
 from .locator_data import MIN_PASTED_SIDE
+from .locator_init import check_init_from, locator_from_file
 from .trainer import CONFIG_FILE, TrainError, prepare_run_dir
 
 VALIDATION_CROPS = 400
+INIT_SAMPLE_CROPS = 256  # training crops for the statistics and channel ranking of a run started from a file
 
 
 def _pointwise(x, filters: int, name: str):
@@ -222,6 +224,8 @@ def _check(config: LocatorTrainConfig) -> None:
         raise TrainError(f"paste_max_side must be above {MIN_PASTED_SIDE} and at most the crop in frame pixels "
                          f"({crop_in_frame_pixels}). Received: paste_max_side={config.paste_max_side}")
     _check_architecture(config.stride, config.context_stride, config.fine_width)  # before the scenes are read and the crops built
+    if config.init_from and not config.resume:
+        check_init_from(config)
     multiple = locator_geometry(config).side_multiple
     if config.crop_size < 32 or config.crop_size % multiple:
         raise TrainError(f"crop_size must be >= 32 and a multiple of {multiple} (the network's deepest stride). "
@@ -279,8 +283,16 @@ def train_locator(config: LocatorTrainConfig) -> dict:
         print(f"resuming after epoch {epochs_done} from {state['checkpoint']}", file=sys.stderr)
         model = keras.models.load_model(run_dir / state["checkpoint"])
     else:
-        model = build_locator(config.width, config.stride, context_stride=config.context_stride, fine_width=config.fine_width,
-                              pointwise_heads=config.pointwise_heads)
+        def design(width: int) -> keras.Model:
+            return build_locator(width, config.stride, context_stride=config.context_stride, fine_width=config.fine_width,
+                                 pointwise_heads=config.pointwise_heads)
+
+        if config.init_from:
+            print(f"starting from {config.init_from}", file=sys.stderr, flush=True)
+            sample = crops.images[:: max(1, len(crops.images) // INIT_SAMPLE_CROPS)][:INIT_SAMPLE_CROPS]
+            model = locator_from_file(config, sample, design)
+        else:
+            model = design(config.width)
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch * config.epochs)
         model.compile(optimizer=keras.optimizers.Adam(schedule),
                       loss=LocatorLoss(config.size_weight, config.distill_weight if teacher else 0.0))
