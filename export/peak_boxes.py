@@ -21,8 +21,10 @@ The sign locator's network on a 680x400 input (a 1360x800 frame halved), one thr
 (`benchmarks/locator_network_time.py`, AMD EPYC, AVX2 only, 2026-12-07, two runs on hours of different speed): int8
 13.09 against 14.37 ms and 9.71 against 10.57 ms, float 12.19 against 13.27 ms and 9.51 against 10.64 ms (0.89-0.92x).
 The first tries cost more than they saved: gathering taps from NCHW features one value at a time (0.57 ms), the layout
-change and full DequantizeLinear that reading the int8 features' shape brought (0.55 ms), and a MaxPool straight after
-a DequantizeLinear, which onnxruntime runs on uint8 in NHWC (0.49 ms for one channel, against 0.04 ms in float).
+change and full DequantizeLinear that reading the int8 features' shape brought (0.55 ms), and a MaxPool after the
+centre's DequantizeLinear, which onnxruntime runs on uint8 (0.40-0.49 ms for one channel, against 0.02-0.04 ms in
+float). An identity Reshape between them, meant to stop that, did not (onnxruntime moves the DequantizeLinear past
+Reshapes too); a Max with NOT_A_PEAK does (2026-12-07, evening).
 Calibrating the int8 twin with the head at the peaks was tried first and rejected: its ranges then came from the peaks
 alone and its centre logits were no longer rounded with the box channels, and it let through more false detections
 (benchmarks/results/2026-12-07-box-head-at-peaks/RULE.txt). Twins are calibrated on the dense graph, and rewritten
@@ -193,11 +195,13 @@ def box_head_at_peaks(model: onnx.ModelProto, max_peaks: int = MAX_BOXES) -> Non
     # The peaks: local maxima of the centre logits (ties with a neighbour count, as cv2.dilate's test did), best first.
     centre = as_output(centre, "centre")
     shape = node("Shape", [centre], "shape")  # the centre's, not the features': reading those would make an int8 graph move them
-    # An identity Reshape: on a DequantizeLinear's output directly, onnxruntime would run the MaxPool on uint8 in NHWC,
-    # which for one channel took 0.49 ms against 0.04 in float (AMD EPYC, AVX2).
-    scores = node("Reshape", [centre, shape], "scores")
+    # In an int8 graph onnxruntime moves a DequantizeLinear past the Reshapes, Transposes and MaxPools after it (its QDQ
+    # propagation) and runs such a MaxPool on uint8, which for one channel took 402 us against 24 in float (AMD EPYC,
+    # AVX2). A Max with NOT_A_PEAK, below every logit, changes no value and stops that move.
+    not_peak = constant("not_peak", np.float32(NOT_A_PEAK))
+    scores = node("Max", [centre, not_peak], "scores")
     pooled = node("MaxPool", [scores], "pooled", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])
-    masked = node("Where", [node("Equal", [scores, pooled], "is_peak"), scores, constant("not_peak", np.float32(NOT_A_PEAK))], "masked")
+    masked = node("Where", [node("Equal", [scores, pooled], "is_peak"), scores, not_peak], "masked")
     flat = node("Reshape", [masked, constant("batch_by_cells", np.array([0, -1], np.int64))], "flat")
     zero, one, two, three, four = (constant(f"axis_{axis}", np.array([axis], np.int64)) for axis in range(5))
     batch, height, width = (node("Slice", [shape, start, end], part) for start, end, part in

@@ -73,6 +73,23 @@ def test_the_int8_rewrite_gives_the_dense_int8_graphs_values_exactly():
         box_head_at_peaks(onnx.load(resolve_model("gtsrb-tiny-fp32")))
 
 
+def test_onnxruntime_finds_the_int8_twins_peaks_in_float(tmp_path):
+    """Its QDQ propagation would move the centre's DequantizeLinear past the peak test's MaxPool and run that on uint8,
+    17 times as slow for one channel (export/peak_boxes.py)."""
+    from edgesight.runtime.sessions import session_options
+
+    options = session_options(1)
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(resolve_model("sign-locator")), options, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(tmp_path / "optimized.onnx")
+    producers = {output: node for node in optimized.graph.node for output in node.output}
+    (pool,) = [node for node in optimized.graph.node if node.op_type == "MaxPool"]
+    source = producers.get(pool.input[0])
+    while source is not None and source.op_type in ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity"):
+        source = producers.get(source.input[0])
+    assert source is not None and source.op_type not in ("QuantizeLinear", "DequantizeLinear") and not source.op_type.startswith("QLinear")
+
+
 def test_the_runtime_reads_a_file_with_peak_outputs_as_it_reads_a_dense_one(tmp_path):
     from edgesight.export.convert import save_model
 
