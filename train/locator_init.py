@@ -115,7 +115,6 @@ def narrowed(wide: keras.Model, narrow: keras.Model, sample_crops: np.ndarray) -
     docstring); the depthwise convolutions and normalizations after it keep the same channels, and the next
     pointwise convolution reads only those.
     """
-    by_name = {layer.name: layer for layer in wide.layers}
     pointwise = [layer for layer in wide.layers if isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.DepthwiseConv2D)]
     readers = [layer for layer in pointwise if layer.kernel_size == (1, 1)]
     # The input of every pointwise reader and head, as it reads it: after the depthwise layer's ReLU.
@@ -133,27 +132,25 @@ def narrowed(wide: keras.Model, narrow: keras.Model, sample_crops: np.ndarray) -
         return layer
 
     importance: dict[str, np.ndarray] = {}
-    for reader, _ in zip(readers, inputs):
+    for reader in readers:
         producer = source_convolution(reader.input).name
         importance[producer] = importance.get(producer, 0.0) + read_strength[reader.name]
     kept: dict[str, np.ndarray] = {}  # by layer name: the wide layer's output channels the narrow one keeps
     for layer in wide.layers:
-        target = narrow.get_layer(layer.name)
         if isinstance(layer, layers.InputLayer) or not layer.weights:
             continue
-        inbound = layer.input._keras_history.operation
-        channels_in = kept.get(inbound.name) if inbound.name in kept else _all_channels(layer.input)
+        target = narrow.get_layer(layer.name)
+        channels_in = kept.get(layer.input._keras_history.operation.name, np.arange(layer.input.shape[-1]))
         if isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.DepthwiseConv2D):
-            filters = target.filters
             order = np.argsort(-importance[layer.name], kind="stable") if layer.name in importance else np.arange(layer.filters)
-            channels_out = np.sort(order[:filters])
+            channels_out = np.sort(order[:target.filters])  # all of them where the widths agree (stem, heads' outputs)
             values = layer.get_weights()
             target.set_weights([values[0][:, :, channels_in][..., channels_out], *(v[channels_out] for v in values[1:])])
         else:  # depthwise convolution or normalization: per channel
             channels_out = channels_in
             target.set_weights([v[..., channels_in, :] if v.ndim == 4 else v[channels_in] for v in layer.get_weights()])
         kept[layer.name] = channels_out
-        for follower in _followers_without_weights(wide, layer, by_name):
+        for follower in _followers_without_weights(wide, layer):
             kept[follower] = channels_out
     return narrow
 
@@ -162,11 +159,7 @@ def _as_list(outputs) -> list:
     return list(outputs) if isinstance(outputs, list | tuple) else [outputs]
 
 
-def _all_channels(tensor) -> np.ndarray:
-    return np.arange(tensor.shape[-1])
-
-
-def _followers_without_weights(model: keras.Model, layer, by_name: dict) -> list[str]:
+def _followers_without_weights(model: keras.Model, layer) -> list[str]:
     """Layers after `layer` that pass its channels on unchanged (ReLU), up to the next layer with weights."""
     followers, frontier = [], [layer.output]
     while frontier:
