@@ -87,7 +87,7 @@ def keras_model_from_onnx(source: SourceModel, sample_images: np.ndarray):
     model = build_model(source.architecture, spec.height, spec.width, len(source.metadata.labels),
                         bool(source.train_options.get("mirror_average")))
     proto = onnx.load(str(source.path))
-    copy_weights(model, proto, source.path, source.architecture, sample_images)
+    copy_weights(model, proto, source.path, f"the zoo's {source.architecture}", sample_images)
     _check_same_outputs(model, proto, source.path, sample_images)
     return model
 
@@ -101,6 +101,7 @@ def copy_weights(model, proto, path: Path, architecture: str, sample_images: np.
     the Keras `Rescaling` layer) gets that scale taken out again, since the Keras model keeps the layer.
 
     Args:
+        architecture: what the file should have been made from, as error messages name it ("the zoo's cnn-tiny").
         sample_images: uint8 NHWC inputs of the graph, for the normalizations' statistics.
     Raises:
         TrainError: a layer without its weights in the file.
