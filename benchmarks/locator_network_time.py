@@ -17,8 +17,9 @@ import onnx
 import onnxruntime as ort
 from edgesight.export.locator import locator_graph
 from edgesight.export.locator_int8 import quantize_locator
-from edgesight.export.peak_boxes import box_head_at_peaks, difference_from_grid
+from edgesight.export.peak_boxes import box_head_at_peaks
 from edgesight.runtime.bench import interleaved_latency, machine_description
+from edgesight.runtime.learned_locate import difference_from_grid
 from edgesight.runtime.sessions import open_session, session_options
 from edgesight.runtime.shipped import resolve_model
 from edgesight.train.locator import build_locator

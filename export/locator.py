@@ -18,12 +18,20 @@ import onnxruntime as ort
 from edgesight.runtime.bench import machine_description
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
-from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_TASK, MAX_BOXES, LearnedLocator, LocatorGeometry, network_input
+from edgesight.runtime.learned_locate import (
+    LOCATOR_KEY,
+    LOCATOR_TASK,
+    MAX_BOXES,
+    LearnedLocator,
+    LocatorGeometry,
+    difference_from_grid,
+    network_input,
+)
 from edgesight.runtime.scenes import read_scenes, scene_names
 
 from .convert import keras_to_onnx, relax_spatial_dims, save_model
 from .locator_int8 import calibration_picks, int8_card_section, write_int8_twin
-from .peak_boxes import box_head_at_peaks, difference_from_grid
+from .peak_boxes import box_head_at_peaks
 from .simplify import fold_input_scaling, nearest_upsampling_as_resize
 
 # Logits of Keras and onnxruntime may differ by float rounding, not more.

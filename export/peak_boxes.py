@@ -45,7 +45,14 @@ import google.protobuf.message
 import numpy as np
 import onnx
 import onnxruntime as ort
-from edgesight.runtime.learned_locate import LOCATOR_KEY, LOCATOR_OUTPUTS, MAX_BOXES, NOT_A_PEAK, PEAK_OUTPUTS
+from edgesight.runtime.learned_locate import (
+    LOCATOR_KEY,
+    LOCATOR_OUTPUTS,
+    MAX_BOXES,
+    NOT_A_PEAK,
+    PEAK_OUTPUTS,
+    difference_from_grid,
+)
 from onnx import TensorProto, helper, numpy_helper
 
 from .convert import save_model
@@ -321,14 +328,6 @@ def _stamp_max_peaks(model: onnx.ModelProto, max_peaks: int) -> None:
     for entry in model.metadata_props:
         if entry.key == LOCATOR_KEY:
             entry.value = json.dumps(json.loads(entry.value) | {"max_peaks": max_peaks})
-
-
-def difference_from_grid(outputs: list[np.ndarray], grid: np.ndarray) -> float:
-    """The largest difference between a rewritten graph's outputs and the dense [N, rows, columns, 5] grid of the same
-    input (the graph before the rewrite, or the Keras model): centre logits at every cell, box channels at its peaks."""
-    centre, _, cells, boxes = outputs
-    dense_boxes = np.take_along_axis(grid[..., 1:].reshape(len(grid), -1, 4), cells[..., np.newaxis], axis=1)
-    return float(max(np.abs(centre - grid[..., :1]).max(), np.abs(boxes - dense_boxes).max()))
 
 
 CHECKED_FRAMES = 8  # random frames an upgraded file must match its original on

@@ -120,6 +120,17 @@ class LocatorOutput:
         return cls(logits, logits.ravel()[cells], cells, grid.reshape(-1, grid.shape[-1])[cells, 1:5])
 
 
+def difference_from_grid(outputs: list[np.ndarray], grid: np.ndarray) -> float:
+    """The largest difference between a locator graph's outputs and the dense [N, rows, columns, 5] grid of the same
+    input (a Keras model's, or the graph's before export/peak_boxes.py rewrote it): the whole grid for a dense file;
+    for one with peak outputs, centre logits at every cell and box channels at its peaks."""
+    if len(outputs) == 1:
+        return float(np.abs(outputs[0] - grid).max())
+    centre, _, cells, boxes = outputs
+    dense_boxes = np.take_along_axis(grid[..., 1:].reshape(len(grid), -1, 4), cells[..., np.newaxis], axis=1)
+    return float(max(np.abs(centre - grid[..., :1]).max(), np.abs(boxes - dense_boxes).max()))
+
+
 def decode(output: LocatorOutput, geometry: LocatorGeometry, frame_shape: tuple[int, ...], min_score: float,
            max_boxes: int) -> list[tuple[Box, float]]:
     """Boxes in frame pixels with their centre scores, best first: the peaks scoring at least `min_score`."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from edgesight.runtime.learned_locate import read_locator_metadata
+from edgesight.runtime.learned_locate import difference_from_grid, read_locator_metadata
 from edgesight.runtime.shipped import resolve_model
 from keras import layers
 
@@ -88,24 +88,13 @@ def locator_from_file(config: LocatorTrainConfig, sample_crops: np.ndarray, buil
     model = build(source["width"])
     proto = onnx.load(str(path))
     copy_weights(model, proto, path, f"the sign locator of width {source['width']}", sample_crops)
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    difference = max(_difference_from_file(session, model, crop[np.newaxis]) for crop in sample_crops[:8])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images = sample_crops[:8]
+    difference = difference_from_grid(session.run(None, {session.get_inputs()[0].name: images}), model(images, training=False).numpy())
     if difference > MATCH_TOLERANCE:
         raise TrainError(f"{path}: the Keras locator rebuilt from it differs from the file by up to {difference:.2g} "
                          f"(allowed {MATCH_TOLERANCE:g}); it cannot be trained on as it is.")
     return narrowed(model, build(config.width), sample_crops) if config.width < source["width"] else model
-
-
-def _difference_from_file(session, model: keras.Model, image: np.ndarray) -> float:
-    """Largest difference in centre logits and, at the file's peaks or every cell, box channels."""
-    outputs = session.run(None, {session.get_inputs()[0].name: image})
-    grid = model(image, training=False).numpy()
-    if len(outputs) == 1:
-        return float(np.abs(outputs[0] - grid).max())
-    centre, peak_logits, peak_cells, peak_boxes = outputs
-    cells = grid.reshape(len(grid), -1, grid.shape[-1])[0][peak_cells[0]]
-    at_peaks = peak_logits[0] > -1e29  # past the frame's peaks the file's cells mean nothing
-    return float(max(np.abs(centre - grid[..., :1]).max(), np.abs(peak_boxes[0][at_peaks] - cells[at_peaks, 1:5]).max(initial=0.0)))
 
 
 def narrowed(wide: keras.Model, narrow: keras.Model, sample_crops: np.ndarray) -> keras.Model:
