@@ -4,8 +4,9 @@ For a training run folder the engines are Keras, onnxruntime fp32 and int8 (the 
 float and int8 converted from the same weights, and OpenCV DNN on the fp32 ONNX file. For a bare
 ONNX file (or shipped model name) they are onnxruntime and OpenCV DNN.
 
-Each thread setting runs in a fresh process (TensorFlow fixes its thread pools at start), where all
-engines are loaded, warmed up and timed interleaved. Load time and peak memory are measured in one
+Each thread setting runs in fresh processes (TensorFlow fixes its thread pools at start), where all
+engines are loaded, warmed up and timed interleaved; several such rounds, because a shared host slows
+whole stretches of seconds, and slows the faster engine by as many microseconds as the slower one. Load time and peak memory are measured in one
 fresh process per engine, so no engine's memory counts against another's. Only the onnxruntime and
 OpenCV paths are imported here at module level; TensorFlow and LiteRT load when a run folder asks.
 """
@@ -47,7 +48,9 @@ class BenchConfig:
     data: str | None = field(default=None, metadata={"help": "dataset for accuracy; default: a run's own; "
                                                              "ONNX files are scored only when this is given"})
     limit: int | None = field(default=None, metadata={"help": "score only the first N official test images"})
-    repeats: int = field(default=2000, metadata={"help": "timed batch-1 runs per engine and thread setting"})
+    repeats: int = field(default=2000, metadata={"help": "timed batch-1 runs per engine, thread setting and round"})
+    rounds: int = field(default=3, metadata={"help": "fresh processes per thread setting, each timing every engine "
+                                                     "interleaved; figures are medians over the rounds"})
     warmup: int = field(default=200, metadata={"help": "untimed runs per engine first"})
     batch: int = field(default=256, metadata={"help": "batch size for the throughput figure"})
     out: str | None = field(default=None, metadata={"help": "write bench.md, bench.json and bench.png to this folder"})
@@ -234,9 +237,33 @@ def _in_fresh_process(function, *arguments):
         return pool.apply(function, arguments)
 
 
+def _time_in_rounds(engines: list[EngineSpec], rows: dict, test_sets: dict, config: BenchConfig,
+                    thread_settings: tuple) -> None:
+    """Fill each row's latency and throughput per thread setting from `config.rounds` fresh-process rounds, and
+    its accuracy from the first round at all threads."""
+    by_round: dict = {}
+    for threads in thread_settings:
+        for round_index in range(config.rounds):
+            print(f"timing {len(engines)} engines interleaved, {threads} thread(s), round {round_index + 1} of "
+                  f"{config.rounds}", file=sys.stderr)
+            scored = test_sets if threads == os.cpu_count() and round_index == 0 else {}
+            for key, result in _in_fresh_process(measure_round, engines, threads, config, scored).items():
+                if "error" in result:
+                    rows[key]["error"] = result["error"]
+                    continue
+                if "accuracy" in result:
+                    rows[key]["accuracy"] = result["accuracy"]
+                by_round.setdefault(key, {}).setdefault(str(threads), []).append(result)
+    for key, settings in by_round.items():
+        if "error" not in rows[key]:
+            rows[key]["latency"] = {threads: over_rounds([r["latency"] for r in results]) for threads, results in settings.items()}
+            rows[key]["throughput_ips"] = {threads: float(np.median([r["throughput_ips"] for r in results]))
+                                           for threads, results in settings.items()}
+
+
 def bench(config: BenchConfig) -> list[dict]:
     """Measure every engine of every model; print the table and write it where `out` says."""
-    for name in ("repeats", "batch", "limit"):
+    for name in ("repeats", "rounds", "batch", "limit"):
         if getattr(config, name) is not None and getattr(config, name) < 1:
             raise ValueError(f"{name} must be at least 1. Received: {name}={getattr(config, name)}")
     if config.warmup < 0:
@@ -249,18 +276,7 @@ def bench(config: BenchConfig) -> list[dict]:
                                  "dataset": target.dataset, "weights": target.weights}
             for target in targets for e in target.engines}
     thread_settings = (1, os.cpu_count())
-    for threads in thread_settings:
-        print(f"timing {len(engines)} engines interleaved, {threads} thread(s)", file=sys.stderr)
-        scored = test_sets if threads == os.cpu_count() else {}
-        for key, result in _in_fresh_process(measure_round, engines, threads, config, scored).items():
-            row = rows[key]
-            if "error" in result:
-                row["error"] = result["error"]
-                continue
-            if "accuracy" in result:
-                row["accuracy"] = result["accuracy"]
-            row.setdefault("latency", {})[str(threads)] = result["latency"]
-            row.setdefault("throughput_ips", {})[str(threads)] = result["throughput_ips"]
+    _time_in_rounds(engines, rows, test_sets, config, thread_settings)
     for engine in engines:
         row = rows[(engine.model, engine.label)]
         if "error" not in row:
@@ -268,7 +284,8 @@ def bench(config: BenchConfig) -> list[dict]:
             row.update(_in_fresh_process(measure_load, engine, config.batch))
     results = list(rows.values())
     report = {"machine": machine_description(), "int8_outlook": int8_outlook().to_json(), "threads": list(thread_settings),
-              "batch": config.batch, "repeats": config.repeats, "warmup": config.warmup, "rows": results,
+              "batch": config.batch, "repeats": config.repeats, "warmup": config.warmup, "rounds": config.rounds,
+              "rows": results,
               "against_litert": latency_ratios(results, "onnxruntime int8", "litert int8"),
               "int8_against_fp32": latency_ratios(results, "onnxruntime int8", "onnxruntime fp32")}
     table = format_table(report)
@@ -282,9 +299,19 @@ def bench(config: BenchConfig) -> list[dict]:
     return results
 
 
+def over_rounds(rounds: list[dict]) -> dict:
+    """One engine's latency at one thread setting from its rounds: the median of their medians and of their p99s,
+    each round's median kept for the paired ratios."""
+    return {"runs": sum(stats["runs"] for stats in rounds),
+            "median_us": float(np.median([stats["median_us"] for stats in rounds])),
+            "p99_us": float(np.median([stats["p99_us"] for stats in rounds])),
+            "round_medians_us": [stats["median_us"] for stats in rounds]}
+
+
 def latency_ratios(rows: list[dict], engine: str, reference: str) -> list[dict]:
-    """How many times as fast `engine` is as `reference` on the same trained weights: median per-region
-    latency ratio at each thread setting."""
+    """How many times as fast `engine` is as `reference` on the same trained weights, at each thread setting: the
+    median over rounds of the ratio of their median per-region latencies within a round, with the rounds' range.
+    Within a round the two ran interleaved in one process, so a round the host slowed compares them fairly still."""
     by_key = {(row["weights"], row["engine"]): row for row in rows if "latency" in row}
     found = []
     for (weights, label), ours in by_key.items():
@@ -292,9 +319,12 @@ def latency_ratios(rows: list[dict], engine: str, reference: str) -> list[dict]:
         if label != engine or other is None:
             continue
         for threads, stats in ours["latency"].items():
+            theirs = other["latency"][threads]
+            paired = [reference_us / engine_us
+                      for engine_us, reference_us in zip(stats["round_medians_us"], theirs["round_medians_us"], strict=True)]
             found.append({"model": ours["model"], "threads": int(threads), "engine": engine, "reference": reference,
-                          "engine_us": stats["median_us"], "reference_us": other["latency"][threads]["median_us"],
-                          "ratio": other["latency"][threads]["median_us"] / stats["median_us"]})
+                          "engine_us": stats["median_us"], "reference_us": theirs["median_us"],
+                          "ratio": float(np.median(paired)), "round_ratios": paired})
     return found
 
 
@@ -308,6 +338,11 @@ def display_name(model: str) -> str:
     return Path(model).name or model
 
 
+def _round_range(item: dict) -> str:
+    ratios = item["round_ratios"]
+    return "" if len(ratios) < 2 else f" ({min(ratios):.2f}–{max(ratios):.2f}× in {len(ratios)} rounds)"
+
+
 def _figure(value, pattern: str) -> str:
     return "—" if value is None else pattern.format(value)
 
@@ -317,7 +352,8 @@ def format_table(report: dict) -> str:
     lines = [
         f"Machine: {report['machine']}.",
         f"Latency: one region (96×96 px) of a 640×480 frame (crop, resize, inference, top-1), batch 1, "
-        f"median and p99 of {report['repeats']} interleaved runs after {report['warmup']} warm-up runs. "
+        f"median and p99 of {report['repeats']} interleaved runs after {report['warmup']} warm-up runs, "
+        f"each the median over {report['rounds']} round(s) in fresh processes. "
         f"Throughput: batch {report['batch']}, {many} threads.", "",
         f"| model | engine | top-1 | size KiB | load ms | peak RSS MiB (model) | µs p50 / p99, {one} thread "
         f"| µs p50 / p99, {many} threads | images/s |",
@@ -339,12 +375,14 @@ def format_table(report: dict) -> str:
         lines += ["", "Top-1 on: " + "; ".join(datasets) + "."]
     for item in report["against_litert"]:
         lines.append(f"- {display_name(item['model'])}, {item['threads']} thread(s): onnxruntime int8 {item['engine_us']:.1f} µs, "
-                     f"LiteRT int8 {item['reference_us']:.1f} µs per region: onnxruntime is {item['ratio']:.2f}× as fast.")
+                     f"LiteRT int8 {item['reference_us']:.1f} µs per region: onnxruntime is {item['ratio']:.2f}× as fast"
+                     f"{_round_range(item)}.")
     outlook = report["int8_outlook"]
     lines += ["", f"int8 on this CPU ({outlook['machine']}): {outlook['expectation']}."]
     for item in report["int8_against_fp32"]:
         lines.append(f"- {display_name(item['model'])}, {item['threads']} thread(s): onnxruntime int8 {item['engine_us']:.1f} µs, "
-                     f"fp32 {item['reference_us']:.1f} µs per region: {item['ratio']:.2f}× as fast; {_int8_verdict(item['ratio'])}.")
+                     f"fp32 {item['reference_us']:.1f} µs per region: {item['ratio']:.2f}× as fast{_round_range(item)}; "
+                     f"{_int8_verdict(item['ratio'])}.")
     return "\n".join(lines)
 
 

@@ -186,7 +186,7 @@ def test_a_users_image_folder_dataset_trains_and_exports(tmp_path):
 
 
 def test_bench_compares_every_form_of_the_run_with_its_peers(exported_run, tmp_path):
-    run("bench", exported_run, "--repeats", 20, "--warmup", 2, "--batch", 8, "--out", tmp_path)
+    run("bench", exported_run, "--repeats", 20, "--warmup", 2, "--batch", 8, "--rounds", 1, "--out", tmp_path)
     report = json.loads((tmp_path / "bench.json").read_text())
     rows = {row["engine"]: row for row in report["rows"]}
     assert set(rows) == {"keras fp32", "onnxruntime fp32", "onnxruntime int8", "litert float", "litert int8", "opencv-dnn fp32"}

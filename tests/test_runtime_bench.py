@@ -16,18 +16,21 @@ def test_latency_rows_cover_every_model_and_thread_setting(tiny_model):
 
 
 def test_bench_of_an_onnx_file_times_onnxruntime_and_opencv_and_writes_the_table(tiny_model, tmp_path):
-    rows = bench(BenchConfig(models=[str(tiny_model)], repeats=50, warmup=5, batch=4, out=str(tmp_path)))
+    rows = bench(BenchConfig(models=[str(tiny_model)], repeats=50, warmup=5, batch=4, rounds=2, out=str(tmp_path)))
     assert {row["engine"] for row in rows} == {"onnxruntime fp32", "opencv-dnn fp32"}
     text = (tmp_path / "bench.md").read_text()
     assert text.startswith("Machine: ") and "| onnxruntime fp32 |" in text
     assert not (tmp_path / "bench.png").exists()  # nothing was scored without --data
-    assert (tmp_path / "bench.json").is_file()
+    report = json.loads((tmp_path / "bench.json").read_text())
+    for row in report["rows"]:
+        for stats in row["latency"].values():
+            assert stats["runs"] == 100 and len(stats["round_medians_us"]) == 2  # two rounds of 50
 
 
 def test_bench_options_are_checked_before_any_work(tiny_model):
     import pytest
 
-    for option, value in (("repeats", 0), ("batch", 0), ("limit", 0), ("warmup", -1)):
+    for option, value in (("repeats", 0), ("rounds", 0), ("batch", 0), ("limit", 0), ("warmup", -1)):
         with pytest.raises(ValueError, match=f"{option} must be at least"):
             bench(BenchConfig(models=[str(tiny_model)], **{option: value}))
 
@@ -48,7 +51,7 @@ def test_a_peer_whose_package_is_missing_gets_a_row_saying_so(tiny_model, monkey
 
 
 def test_bench_compares_int8_with_fp32_files_of_the_same_trained_weights(tmp_path):
-    bench(BenchConfig(models=["gtsrb-tiny", "gtsrb-tiny-fp32", "gtsrb-fp32"], repeats=20, warmup=2, batch=2,
+    bench(BenchConfig(models=["gtsrb-tiny", "gtsrb-tiny-fp32", "gtsrb-fp32"], repeats=20, warmup=2, batch=2, rounds=1,
                       out=str(tmp_path), no_peers=True))
     report = json.loads((tmp_path / "bench.json").read_text())
     pairs = {(item["model"], item["threads"]) for item in report["int8_against_fp32"]}
@@ -56,6 +59,28 @@ def test_bench_compares_int8_with_fp32_files_of_the_same_trained_weights(tmp_pat
     text = (tmp_path / "bench.md").read_text()
     assert f"int8 on this CPU ({report['int8_outlook']['machine']})" in text
     assert re.search(r"×[^\n]*(int8 pays off here|int8 does not pay off here)", text)
+
+
+def test_ratios_pair_the_engines_within_each_round():
+    """A round the host slowed adds about as many microseconds to both engines: the ratio is taken within each round,
+    then the median over rounds, and the table shows the rounds' range."""
+    from edgesight.export.bench import format_table, latency_ratios, over_rounds
+
+    def row(engine, medians):
+        rounds = [{"runs": 10, "median_us": median, "p99_us": 2 * median} for median in medians]
+        return {"model": "m", "engine": engine, "weights": "w", "bytes": 1024, "load_ms": 1.0,
+                "latency": {"1": over_rounds(rounds), "2": over_rounds(rounds)}, "throughput_ips": {"1": 1.0, "2": 1.0}}
+
+    rows = [row("onnxruntime int8", [100.0, 170.0, 120.0]), row("litert int8", [150.0, 210.0, 200.0])]
+    assert rows[0]["latency"]["1"] == {"runs": 30, "median_us": 120.0, "p99_us": 240.0, "round_medians_us": [100.0, 170.0, 120.0]}
+    (item, _) = latency_ratios(rows, "onnxruntime int8", "litert int8")
+    assert (item["engine_us"], item["reference_us"]) == (120.0, 200.0)
+    assert item["round_ratios"] == pytest.approx([1.5, 210 / 170, 200 / 120])
+    assert item["ratio"] == pytest.approx(1.5)  # the median round's ratio, not 200 / 120 from the medians
+    report = {"machine": "m", "threads": [1, 2], "repeats": 10, "warmup": 1, "rounds": 3, "batch": 4, "rows": rows,
+              "against_litert": latency_ratios(rows, "onnxruntime int8", "litert int8"),
+              "int8_outlook": {"machine": "x86_64", "expectation": "e"}, "int8_against_fp32": []}
+    assert f"onnxruntime is 1.50× as fast ({210 / 170:.2f}–1.67× in 3 rounds)" in format_table(report)
 
 
 def _benchmark_script(name: str):
