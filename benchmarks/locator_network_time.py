@@ -66,7 +66,7 @@ def main() -> None:
         proto = architecture_graph(spec, height, width, image)
         sessions[spec] = _session(proto)
         if arguments.int8:
-            sessions[f"{spec} int8"] = _session(quantize_locator(proto, [image], side_multiple=8)[0])
+            sessions[f"{spec} int8"] = _session(quantize_locator(proto, [image])[0])
     for name in arguments.file:
         sessions[name] = open_session(resolve_model(name), 1, "no such locator file.")
     timers = {name: (lambda session=session: session.run(None, {session.get_inputs()[0].name: image}))

@@ -1,25 +1,24 @@
 """The int8 twin of a sign-locator file: same contract, same uint8 input, same float grid out, in less time.
 
-onnxruntime's quantizer alone gains little on this network. On an AMD EPYC with AVX-512 VNNI (Zen 4), the shipped
-locator on a 680x400 input, one thread, side by side (2026-12-06): fp32 7.4 ms, int8 as the quantizer leaves it 6.6 ms.
-Its profile says why: each 48-channel pointwise convolution fell from 0.73 to 0.25 ms, the depthwise ones rose
-from 0.21 to 0.39 ms, and the stem convolution rose from 0.7 to 1.8 ms, since the int8 kernels gather its 3 input
-channels tap by tap. Two rewrites, neither changing a sum, bring the int8 file to 5.3 ms:
+onnxruntime's int8 pointwise convolutions are where the time goes down: on an AMD EPYC with AVX-512 VNNI (Zen 4) each
+48-channel one fell from 0.73 to 0.25 ms (2026-12-06), on an AVX2-only one from 0.88 to 0.56 ms (2026-12-07). The
+stem over the 3 image channels is another matter: onnxruntime's int8 kernels gather its input tap by tap (1.8 ms
+against 0.7 ms in float on the Zen 4), and depthwise convolutions run slower in int8 on both hosts (0.39 against 0.21,
+0.58 against 0.32 ms). So the twin keeps its float prefix, everything before the first pointwise convolution (the stem
+and the stride-2 depthwise convolution), and quantizes the rest; the image goes in uint8 as before.
 
-- the stem's 3x3 stride-2 convolution runs on blocks of 4 image columns (`export.stem_blocks`, which quantize_int8
-  applies to every int8 file): 0.7 ms, against 1.8 ms, and 1.3 ms for the SpaceToDepth(2) form shipped before it
-  (2026-12-06), whose data movement cost 0.5 ms;
-- the uint8 image goes straight into the first DequantizeLinear: calibration sets the image's quantization to scale 1
-  and zero point 0, the identity on 0..255, so the Cast and QuantizeLinear before it (0.2 ms) did nothing.
-
-The whole finder was measured with it before it became the default (README, "Signs in whole road scenes"). On CPUs
-without int8 dot products (AVX2 only) an int8 file without these rewrites ran 1.15x the float file's time on such an
-EPYC (2026-11-27); with them, and the box head at the peaks, the two ran about even there (13.09 against 12.19 ms and
-9.66 against 10.05 ms in two runs, 2026-12-07).
+Until 2026-12-07 the stem was quantized and rewritten to run on blocks of 4 image columns (`export.stem_blocks`),
+which brought its int8 time to 0.7 ms on the Zen 4. The float prefix took the same time for the network on the AVX2
+host (8.40 against 8.41 ms) and 0.97-0.98x on the Zen 4 (2026-12-06, without the rewrite then), and its proposals are
+closer to the float file's: with `gtsrb-locate`, the screen and the colour and diamond locators it found 139 of 147
+signs of scenes 00000-00099 against 135, and 115 of 126 held out (+1 -1), at 0.065 false detections per frame over all
+200 against 0.055 (benchmarks/results/2026-12-07-float-prefix-with-screen/, rule written first). Calibrated with the
+whole grid, then the box head moved to the peaks (below).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import sys
@@ -34,13 +33,11 @@ from edgesight.runtime.bench import interleaved_latency, machine_description
 from edgesight.runtime.learned_locate import LearnedLocator, network_input
 from edgesight.runtime.proposal_recall import proposal_recall
 from edgesight.runtime.scenes import Scene, read_scenes
-from onnx import numpy_helper
 
 from .convert import drop_non_json_metadata, save_model
-from .graph_edit import consumers
+from .graph_edit import attributes
 from .peak_boxes import box_head_at_peaks, box_head_everywhere
 from .quantize import QuantizationSettings, quantize_int8, weights_text
-from .stem_blocks import stem_on_column_blocks
 
 # Min-max calibration: the centre logits that matter are the peaks, the largest values of their tensor, which a
 # percentile range would clip. On the shipped locator's 80 scenes of 00000-00099 not calibrated on (2026-12-06), its
@@ -59,36 +56,22 @@ def calibration_picks(count: int, most: int = MOST_CALIBRATION_FRAMES) -> list[i
     return list(range(0, count, max(2, -(-count // most))))
 
 
-def feed_image_unquantized(model: onnx.ModelProto) -> bool:
-    """Drop the Cast and QuantizeLinear that turn the uint8 image into uint8 again (scale 1, zero point 0); False if the
-    image's quantization is not that identity, leaving the model as it was."""
-    graph = model.graph
-    producers = {output: node for node in graph.node for output in node.output}
-    initializers = {initializer.name: numpy_helper.to_array(initializer) for initializer in graph.initializer}
-    for cast in [node for node in graph.node if node.op_type == "Cast"]:
-        source = producers.get(cast.input[0])
-        if cast.input[0] != graph.input[0].name and not (source is not None and source.op_type == "Transpose"):
-            continue  # only the image, moved but not yet computed on
-        quantizes = consumers(graph, cast.output[0])
-        if len(quantizes) != 1 or quantizes[0].op_type != "QuantizeLinear" or len(quantizes[0].input) < 3:
-            continue
-        scale, zero_point = (initializers.get(name) for name in quantizes[0].input[1:3])
-        if scale is None or zero_point is None or float(scale) != 1.0 or int(zero_point) != 0 or zero_point.dtype != np.uint8:
-            continue
-        for node in consumers(graph, quantizes[0].output[0]):
-            node.input[:] = [cast.input[0] if name == quantizes[0].output[0] else name for name in node.input]
-        graph.node.remove(quantizes[0])
-        graph.node.remove(cast)
-        return True
-    return False
+def float_prefix(model: onnx.ModelProto) -> tuple[str, ...]:
+    """Names of the nodes a locator graph runs before its first pointwise convolution (1x1, one group): the stem and the
+    stride-2 depthwise convolution with their normalizations and ReLUs, and the image's Transpose and Cast."""
+    names = []
+    for node in model.graph.node:  # topological order, as ONNX requires
+        node_attributes = attributes(node)
+        if node.op_type == "Conv" and node_attributes.get("kernel_shape") == [1, 1] and node_attributes.get("group", 1) == 1:
+            return tuple(names)
+        names.append(node.name)
+    raise ValueError("a locator graph without a pointwise convolution")
 
 
-def quantize_locator(fp32_model: onnx.ModelProto, calibration_frames: list[np.ndarray],
-                     side_multiple: int) -> tuple[onnx.ModelProto, dict]:
-    """The int8 twin of a float locator graph and a JSON-ready description of how it was made.
+def quantize_locator(fp32_model: onnx.ModelProto, calibration_frames: list[np.ndarray]) -> tuple[onnx.ModelProto, dict]:
+    """The int8 twin of a float locator graph and a JSON-ready description of how it was made (module docstring).
 
-    `calibration_frames`: network inputs ([1, H, W, 3] uint8, see `network_input`) of one size. `side_multiple`: what
-    the sides of the network's input are multiples of (`LocatorGeometry.side_multiple`).
+    `calibration_frames`: network inputs ([1, H, W, 3] uint8, see `network_input`) of one size.
     """
     # Calibrated on the dense graph, whose box head sees every cell, then rewritten to run that head at the peaks only
     # (export/peak_boxes.py), which changes no value of the int8 graph: a twin made so from a float file with its box head
@@ -98,17 +81,12 @@ def quantize_locator(fp32_model: onnx.ModelProto, calibration_frames: list[np.nd
     # detections per frame against 0.06 and 0.11; benchmarks/results/2026-12-07-box-head-at-peaks/.)
     model = copy.deepcopy(fp32_model)
     box_head_everywhere(model)
-    # The stem is put on column blocks before calibration, not after as for classifiers: the twin so made was measured
-    # first and kept (benchmarks/results/2026-12-06-stem-blocks-after-quantization/RULE.txt).
-    blocked_first = stem_on_column_blocks(model, side_multiple)
-    int8_model, description = quantize_int8(model, np.concatenate(calibration_frames), LOCATOR_QUANTIZATION,
-                                            width_multiple=side_multiple)
-    unquantized = feed_image_unquantized(int8_model)
+    settings = dataclasses.replace(LOCATOR_QUANTIZATION, keep_float_nodes=float_prefix(model))
+    int8_model, description = quantize_int8(model, np.concatenate(calibration_frames), settings)
     box_head_at_peaks(int8_model)
     drop_non_json_metadata(int8_model)
     onnx.checker.check_model(int8_model, full_check=True)
-    return int8_model, description | {"stem_on_column_blocks": blocked_first or description["stem_on_column_blocks"],
-                                      "image_fed_unquantized": unquantized, "box_head_at_peaks": True}
+    return int8_model, description | {"box_head_at_peaks": True}
 
 
 def int8_path(fp32_path: Path) -> Path:
@@ -137,7 +115,7 @@ def write_int8_twin(fp32_path: Path, scenes_path: str, calibration_names: list[s
     fp32 = LearnedLocator(fp32_path, threads=1)
     print(f"quantizing {fp32_path} on {len(calibration_names)} scenes of {scenes_path}", file=sys.stderr)
     calibration = _network_inputs(read_scenes(scenes_path, set(calibration_names)), fp32)
-    int8_model, description = quantize_locator(onnx.load(fp32_path), calibration, fp32.geometry.side_multiple)
+    int8_model, description = quantize_locator(onnx.load(fp32_path), calibration)
     props = {entry.key: json.loads(entry.value) for entry in int8_model.metadata_props}
     props["edgesight.provenance"] = props.get("edgesight.provenance", {}) | {
         "quantization": description, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -196,8 +174,8 @@ def int8_card_section(report: dict) -> str:
     return f"""## int8 twin
 
 `{Path(report['file']).name}`, {report['bytes'] / 1024:.0f} KiB: QDQ, per-channel {report['weights']}, uint8 activations,
-min-max ranges from {report['calibration_scenes']} scenes of `{report['scenes']}`; the stem convolution rewritten to
-run on blocks of 4 image columns, the image fed to it unquantized (`edgesight.export.locator_int8`){peaks}. Same input,
+min-max ranges from {report['calibration_scenes']} scenes of `{report['scenes']}`; everything before the first pointwise
+convolution (the stem and the stride-2 depthwise convolution) kept float (`edgesight.export.locator_int8`){peaks}. Same input,
 output and operating point (min centre score {report['min_score']}); centre scores within
 {report['max_centre_score_difference']} of the float file on {report['measured_scenes']} other scenes of the same data.
 Time per {width}×{height} frame, 1 thread, side by side, downscale and decoding included: {times['int8']} ms against

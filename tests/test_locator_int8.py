@@ -1,4 +1,4 @@
-"""The int8 twin of a sign-locator file: the graph rewrites change no sum, and export writes, compares and describes it."""
+"""The int8 twin of a sign-locator file: its float prefix, and export writes, compares and describes it."""
 import json
 import shutil
 
@@ -16,27 +16,22 @@ def _grid(model, image):
     return session.run(None, {session.get_inputs()[0].name: image})[0]
 
 
-def test_the_image_skips_its_quantization_only_when_that_is_the_identity():
-    from edgesight.export.locator_int8 import feed_image_unquantized
-    from onnx import TensorProto, helper, numpy_helper
+def test_the_twin_keeps_everything_before_the_first_pointwise_convolution_float():
+    from edgesight.export.locator_int8 import float_prefix, quantize_locator
 
-    def graph(scale):
-        nodes = [helper.make_node("Cast", ["image"], ["float"], to=TensorProto.FLOAT),
-                 helper.make_node("QuantizeLinear", ["float", "scale", "zero"], ["quantized"]),
-                 helper.make_node("DequantizeLinear", ["quantized", "scale", "zero"], ["out"])]
-        initializers = [numpy_helper.from_array(np.array(scale, np.float32), "scale"),
-                        numpy_helper.from_array(np.array(0, np.uint8), "zero")]
-        return helper.make_model(helper.make_graph(
-            nodes, "g", [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 4])],
-            [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])], initializers), opset_imports=[helper.make_opsetid("", 17)])
-
-    image = np.array([[0, 1, 128, 255]], np.uint8)
-    identity = graph(1.0)
-    assert feed_image_unquantized(identity)
-    assert [node.op_type for node in identity.graph.node] == ["DequantizeLinear"]
-    np.testing.assert_array_equal(_grid(identity, image), image.astype(np.float32))
-    halving = graph(2.0)
-    assert not feed_image_unquantized(halving) and len(halving.graph.node) == 3
+    fp32 = onnx.load(resolve_model("sign-locator-fp32"))
+    prefix = float_prefix(fp32)
+    assert [node.op_type for node in fp32.graph.node if node.name in prefix] == [
+        "Transpose", "Cast", "Conv", "Relu", "Conv", "Mul", "Add", "Relu"]  # the stem, then the stride-2 depthwise one
+    image = np.random.default_rng(0).integers(0, 256, (1, 96, 160, 3), np.uint8)
+    twin, description = quantize_locator(fp32, [image])
+    assert set(description["keep_float_nodes"]) == set(prefix) and not description["stem_on_column_blocks"]
+    producers = {output: node for node in twin.graph.node for output in node.output}
+    convolutions = [node for node in twin.graph.node if node.op_type == "Conv"]
+    quantized = [producers[node.input[0]].op_type == "DequantizeLinear" for node in convolutions]
+    assert quantized[:2] == [False, False] and all(quantized[2:])  # the stem and the depthwise one read float, the rest int8
+    with pytest.raises(ValueError, match="without a pointwise convolution"):
+        float_prefix(onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], [])))
 
 
 def test_a_locator_file_gets_its_int8_twin_compared_and_described_and_bad_input_is_named(tmp_path, capsys):
@@ -54,9 +49,8 @@ def test_a_locator_file_gets_its_int8_twin_compared_and_described_and_bad_input_
     twin = LearnedLocator(folder / "locator.int8.onnx")
     assert twin.min_score == LearnedLocator(folder / "locator.onnx").min_score == report["min_score"]
     assert report["calibration_scenes"] == 2 and report["measured_scenes"] == 1  # scenes 0 and 2 calibrate, 1 is measured
-    assert report["quantization"]["stem_on_column_blocks"] and report["quantization"]["image_fed_unquantized"]
-    assert {node.op_type for node in onnx.load(folder / "locator.int8.onnx").graph.node} >= {"Reshape", "QuantizeLinear"}
-    assert "Cast" not in {node.op_type for node in onnx.load(folder / "locator.int8.onnx").graph.node}
+    assert report["quantization"]["keep_float_nodes"] and not report["quantization"]["stem_on_column_blocks"]
+    assert {node.op_type for node in onnx.load(folder / "locator.int8.onnx").graph.node} >= {"Cast", "QuantizeLinear"}
     props = {entry.key: json.loads(entry.value) for entry in onnx.load(folder / "locator.int8.onnx").metadata_props}
     assert props["edgesight.provenance"]["calibration_data"] == str(scenes)
     assert 0 <= report["max_centre_score_difference"] < 0.5
