@@ -15,7 +15,8 @@ channel repeat with the channels, so every sum and every rounding is the one the
 probabilities are the same to the last bit.
 
 Files exported before the rewrite joined quantize_int8 (2026-12-06) get it in place with
-`python -m edgesight.export.stem_blocks models/NAME/model.int8.onnx ...`.
+`python -m edgesight.export.stem_blocks models/NAME/model.int8.onnx ...`. The sign locator's int8 twin had it too until
+2026-12-07; it now keeps its stem float (export/locator_int8.py), and a float stem is left as it is.
 """
 from __future__ import annotations
 
