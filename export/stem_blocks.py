@@ -43,6 +43,13 @@ def _is_per_tensor(node: onnx.NodeProto, arrays: dict[str, np.ndarray]) -> bool:
     return node.op_type == "Cast" or (node.input[1] in arrays and arrays[node.input[1]].size == 1)
 
 
+def _dequantizes_a_constant(node: onnx.NodeProto | None, graph: onnx.GraphProto, arrays: dict[str, np.ndarray]) -> bool:
+    """Whether `node` is a DequantizeLinear of constants (values, scale, zero point) read by one node alone: the stem's
+    weights or bias, which the rewrite may replace."""
+    return (node is not None and node.op_type == "DequantizeLinear" and all(name in arrays for name in node.input[:3])
+            and len(consumers(graph, node.output[0])) == 1)
+
+
 def stem_on_column_blocks(model: onnx.ModelProto, width_multiple: int, block: int = STEM_COLUMN_BLOCK) -> bool:
     """Rewrite the first convolution of a QDQ int8 graph, in place, to run on blocks of `block` columns (module
     docstring); False (model untouched) unless that convolution is quantized (constant int8 weights), reads fewer than 4
@@ -77,8 +84,7 @@ def stem_on_column_blocks(model: onnx.ModelProto, width_multiple: int, block: in
     # onnxruntime's float path runs a 3-channel stem well, and on blocks it took longer (the float sign locator's network
     # 13.28 against 10.22 ms on an AVX2-only AMD EPYC, 2026-12-07).
     weights_dequantize = producers.get(stem.input[1])
-    if not (weights_dequantize is not None and weights_dequantize.op_type == "DequantizeLinear"
-            and all(name in arrays for name in weights_dequantize.input[:3]) and len(consumers(graph, weights_dequantize.output[0])) == 1):
+    if not _dequantizes_a_constant(weights_dequantize, graph, arrays):
         return False
     weights, weight_scale, weight_zero = (arrays[name] for name in weights_dequantize.input[:3])
     per_channel = weight_scale.size > 1
@@ -86,9 +92,7 @@ def stem_on_column_blocks(model: onnx.ModelProto, width_multiple: int, block: in
         return False
     has_bias = len(stem.input) > 2 and bool(stem.input[2])
     bias_dequantize = producers.get(stem.input[2]) if has_bias else None
-    if has_bias and not (bias_dequantize is not None and bias_dequantize.op_type == "DequantizeLinear"
-                         and all(name in arrays for name in bias_dequantize.input[:3])
-                         and len(consumers(graph, bias_dequantize.output[0])) == 1):
+    if has_bias and not _dequantizes_a_constant(bias_dequantize, graph, arrays):
         return False
     # Where the output goes back to one pixel per column: after the Relu and the QuantizeLinear that follow the stem, if
     # any, so that onnxruntime still fuses them with it; a QuantizeLinear there must be per tensor.
