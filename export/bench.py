@@ -8,8 +8,8 @@ Each thread setting runs in fresh processes (TensorFlow fixes its thread pools a
 engines are loaded, warmed up and timed interleaved; several such rounds, because a shared host slows
 whole stretches of seconds, and slows the faster engine by as many microseconds as the slower one.
 Load time and peak memory are measured in one fresh process per engine, so no engine's memory counts
-against another's. Only the onnxruntime and
-OpenCV paths are imported here at module level; TensorFlow and LiteRT load when a run folder asks.
+against another's. Only the onnxruntime and OpenCV paths are imported here at module level; TensorFlow
+and LiteRT load when a run folder asks.
 """
 from __future__ import annotations
 
