@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
+from edgesight.runtime.roi import ROI_HELP, RegionOfInterest
 from edgesight.runtime.signs import SCREEN_THRESHOLD
 from edgesight.runtime.sources import ImageFolderSource, open_source
 from edgesight.runtime.stream import (
@@ -50,6 +51,7 @@ class DemoConfig:
     colour_gate: float = field(default=COLOUR_GATE, metadata={"help": COLOUR_GATE_HELP})
     screen: str = field(default="auto", metadata={"help": SCREEN_HELP})
     screen_threshold: float = field(default=SCREEN_THRESHOLD, metadata={"help": SCREEN_THRESHOLD_HELP})
+    roi: str | None = field(default=None, metadata={"help": "with signs located: " + ROI_HELP})
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
     top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
     no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})
@@ -130,9 +132,10 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     locate = config.locate == "signs" or (config.locate == "auto" and NOT_A_SIGN in classifier.labels)
     options = StreamOptions(region=config.region, box_fraction=config.box_fraction, locate=locate,
                             locator=tuple(config.locator), colour_gate=config.colour_gate,
-                            screen=config.screen, screen_threshold=config.screen_threshold,
+                            screen=config.screen, screen_threshold=config.screen_threshold, roi=config.roi,
                             top_k=config.top_k, max_fps=config.max_fps)
     options.check()
+    region = RegionOfInterest.parse(config.roi) if config.roi is not None else None
     show = not config.no_window and display_available()
     if not config.no_window and not show:
         print("no display found: running without a window", file=sys.stderr)
@@ -174,7 +177,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
                                           [detection(box, predictions[0]) for box, predictions in result.detections]))
                 if sink or show:
                     speed = Speed(fps, result.latency_ms, result.end_to_end_ms)
-                    annotated = draw_signs(frame.image_bgr, [(box, predictions[0]) for box, predictions in result.detections], speed) \
+                    annotated = draw_signs(frame.image_bgr, [(box, predictions[0]) for box, predictions in result.detections], speed,
+                                           region.pixels(frame.image_bgr.shape) if region else None) \
                         if options.locate else draw_overlay(frame.image_bgr, *result.detections[0], speed)
                     if sink:
                         sink.write(annotated)

@@ -71,12 +71,16 @@ def draw_overlay(
     return canvas
 
 
-def draw_signs(frame_bgr: np.ndarray, signs: Sequence[tuple[Sequence[int], Prediction]], speed: Speed) -> np.ndarray:
-    """A copy of the frame with every located sign's box and label, and the speed."""
+def draw_signs(frame_bgr: np.ndarray, signs: Sequence[tuple[Sequence[int], Prediction]], speed: Speed,
+               region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """A copy of the frame with every located sign's box and label, the speed, and the searched region if not all of it
+    (x1, y1, x2, y2, ends exclusive)."""
     canvas = frame_bgr.copy()
     height, width = canvas.shape[:2]
     scale = max(0.5, height / 800)
     line_height = int(32 * scale)
+    if region is not None:
+        cv2.rectangle(canvas, region[:2], (region[2] - 1, region[3] - 1), WHITE, 1)
     _shade(canvas, line_height + line_height // 3, min(width, int(1000 * scale)))  # first: signs up there stay bright
     for box, prediction in signs:
         x1, y1, x2, y2 = (int(v) for v in box)

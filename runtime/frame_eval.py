@@ -23,6 +23,7 @@ from .files import write_bytes_atomic, write_json_atomic
 from .learned_locate import COLOUR_GATE, open_locator
 from .locate import box_size, iou
 from .results import detection
+from .roi import ROI_HELP, within_region
 from .scenes import Scene, TrueSign, read_scenes
 from .signs import SCREEN_THRESHOLD, SIGN_MIN_SCORE, FoundSign, SignFinder, open_screen
 from .stream import COLOUR_GATE_HELP, DEFAULT_LOCATORS, LOCATOR_HELP, SCREEN_HELP, SCREEN_THRESHOLD_HELP
@@ -45,6 +46,7 @@ class EvalFramesConfig:
     colour_gate: float = field(default=COLOUR_GATE, metadata={"help": COLOUR_GATE_HELP})
     screen: str = field(default="auto", metadata={"help": SCREEN_HELP})
     screen_threshold: float = field(default=SCREEN_THRESHOLD, metadata={"help": SCREEN_THRESHOLD_HELP})
+    roi: str | None = field(default=None, metadata={"help": ROI_HELP})
     examples: int = field(default=4, metadata={"help": "annotated example frames to write: those with the most errors"})
 
 
@@ -156,7 +158,8 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     if classifier.metadata.task != "gtsrb":
         raise ModelFileError(f"{classifier.path}: a {classifier.metadata.task!r} model; eval-frames scores road scenes "
                              "labelled with GTSRB class ids, so it needs a gtsrb sign model (gtsrb, gtsrb-tiny, gtsrb-locate).")
-    finder = SignFinder(classifier, locator=open_locator(config.locator, config.threads, colour_gate=config.colour_gate),
+    locator = within_region(open_locator(config.locator, config.threads, colour_gate=config.colour_gate), config.roi)
+    finder = SignFinder(classifier, locator=locator,
                         min_score=config.min_score, screen=open_screen(config.screen, classifier, config.threads),
                         screen_threshold=config.screen_threshold)
     # OpenCV's resizes and colour conversions would otherwise use every core and flatter a one-core figure.

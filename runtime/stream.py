@@ -22,6 +22,7 @@ from .errors import SourceError
 from .learned_locate import COLOUR, COLOUR_GATE, DIAMONDS, check_colour_gate, open_locator
 from .locate import Box
 from .preprocess import center_box, full_box
+from .roi import RegionOfInterest, within_region
 from .signs import SCREEN_THRESHOLD, SignFinder, open_screen
 from .sources import LOST, Frame, ImageFolderSource, LiveSource, open_source
 from .tracking import SignTracker
@@ -63,6 +64,7 @@ class StreamOptions:
     colour_gate: float = COLOUR_GATE  # see learned_locate.CombinedLocator
     screen: str = "auto"  # with locate: see signs.open_screen
     screen_threshold: float = SCREEN_THRESHOLD
+    roi: str | None = None  # with locate: search only there, see roi.RegionOfInterest
     top_k: int = 3
     max_fps: float | None = None  # classify at most this many frames per second (a robot's CPU budget)
 
@@ -72,6 +74,11 @@ class StreamOptions:
         if not 0.05 <= self.box_fraction <= 1.0:
             raise ValueError(f"box_fraction must be in [0.05, 1]. Received: box_fraction={self.box_fraction}")
         check_colour_gate(self.colour_gate)
+        if self.roi is not None:
+            if not self.locate:
+                raise ValueError(f"roi limits where signs are located, and signs are not located here (the region read is "
+                                 f"region={self.region!r}). Received: roi={self.roi!r}")
+            RegionOfInterest.parse(self.roi)
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1. Received: top_k={self.top_k}")
         if self.max_fps is not None and self.max_fps <= 0:
@@ -105,9 +112,11 @@ class Recognizer:
 
     def __init__(self, classifier: Classifier, options: StreamOptions, threads: int | None, track: bool):
         self.classifier, self.options = classifier, options
-        self.finder = SignFinder(classifier, locator=open_locator(list(options.locator), threads, colour_gate=options.colour_gate),
-                                 screen=open_screen(options.screen, classifier, threads),
-                                 screen_threshold=options.screen_threshold) if options.locate else None
+        self.finder = None
+        if options.locate:
+            locator = within_region(open_locator(list(options.locator), threads, colour_gate=options.colour_gate), options.roi)
+            self.finder = SignFinder(classifier, locator=locator, screen=open_screen(options.screen, classifier, threads),
+                                     screen_threshold=options.screen_threshold)
         self.tracker = SignTracker() if self.finder and track else None
 
     def __call__(self, frame_bgr) -> list[tuple[Box, list[Prediction]]]:

@@ -167,6 +167,9 @@ def test_a_finder_spec_takes_a_centre_score_a_colour_gate_and_a_screen_in_any_or
     assert parse("a=m@colour@gate=0.1@0.2") == spec_of("a", "m", ["colour"], 0.2, 0.1)
     assert parse("a=m@colour@screen=s.onnx:0.9@0.2") == spec_of("a", "m", ["colour"], 0.2, COLOUR_GATE, "s.onnx", 0.9)
     assert parse("a=m@colour@screen=none").screen == "none"
+    assert parse("a=m@colour@roi=0,0.1,1,0.8@0.2") == spec_of("a", "m", ["colour"], 0.2, roi="0,0.1,1,0.8")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"roi must be LEFT,TOP,RIGHT,BOTTOM.*in 'a=m@colour@roi=0,1'"):
+        parse("a=m@colour@roi=0,1")
     for spec in ("a=m", "=m@colour", "a=m@colour@1.5", "a=m@colour@gate=1", "a=m@colour@gates=0.1", "a=m@colour@0.1@0.2",
                  "a=m@colour@screen=s.onnx:0", "a=m@colour@screen=s.onnx:1.5", "a=m@colour@0.1@gate=0@screen=s@0.2"):
         with pytest.raises(argparse.ArgumentTypeError, match="CENTRE_SCORE"):

@@ -1,0 +1,76 @@
+"""A region of interest: the part of each frame the locators search, for cameras that never see a sign elsewhere.
+
+A car's forward camera sees no sign in the rows of its bonnet and the road just ahead; skipping them cuts every
+locator's time in proportion (README, "Signs in whole road scenes"). Only the search is restricted: each box is still
+read from the whole frame, with the margin around it the model expects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .locate import Box, ShrunkFrame
+
+ROI_HELP = ("search for signs only within LEFT,TOP,RIGHT,BOTTOM, fractions of the frame's width and height (for a car's "
+            "forward camera 0,0.1,1,0.8 skips the bonnet and the road ahead); default: the whole frame")
+# The region's corner is moved out to a multiple of this many frame pixels, so that the locators' shrunk copies and the
+# learned locator's cells line up with the whole frame's: halved by 2, then cells of 4 (or an hourglass's 8) pixels.
+# Away from the region's edges the proposals are then those the whole frame gives.
+ALIGN = 16
+MIN_SIDE = 64  # pixels; a learned locator needs a few cells of context each way
+
+
+@dataclass(frozen=True)
+class RegionOfInterest:
+    """Left, top, right and bottom edges as fractions of the frame's width and height."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    @classmethod
+    def parse(cls, text: str) -> RegionOfInterest:
+        """From "LEFT,TOP,RIGHT,BOTTOM", as --roi takes it."""
+        parts = text.split(",")
+        try:
+            values = [float(part) for part in parts]
+        except ValueError:
+            values = []
+        if len(values) != 4 or not (0.0 <= values[0] < values[2] <= 1.0 and 0.0 <= values[1] < values[3] <= 1.0):
+            raise ValueError("roi must be LEFT,TOP,RIGHT,BOTTOM: four fractions of the frame's width and height with "
+                             f"0 <= left < right <= 1 and 0 <= top < bottom <= 1, such as 0,0.1,1,0.8. Received: roi={text!r}")
+        return cls(*values)
+
+    def pixels(self, frame_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """x1, y1, x2, y2 (ends exclusive) of the region in a frame of this shape: corner aligned, at least MIN_SIDE."""
+        height, width = frame_shape[:2]
+        x1, y1 = int(self.left * width) // ALIGN * ALIGN, int(self.top * height) // ALIGN * ALIGN
+        x2, y2 = min(width, int(np.ceil(self.right * width))), min(height, int(np.ceil(self.bottom * height)))
+        if min(x2 - x1, y2 - y1) < MIN_SIDE:
+            raise ValueError(f"roi {self.left},{self.top},{self.right},{self.bottom} is {x2 - x1}x{y2 - y1} pixels of a "
+                             f"{width}x{height} frame; expected at least {MIN_SIDE} pixels each way.")
+        return x1, y1, x2, y2
+
+
+@dataclass(frozen=True)
+class RegionLocator:
+    """A locator that searches only the region of interest; its boxes are in whole-frame pixels.
+
+    Locators judge a sign's largest size against the frame they are given, here the region.
+    """
+
+    locator: object  # anything with propose(frame) -> boxes
+    region: RegionOfInterest
+
+    def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:
+        frame_bgr = frame.full if isinstance(frame, ShrunkFrame) else frame
+        x1, y1, x2, y2 = self.region.pixels(frame_bgr.shape)
+        boxes = self.locator.propose(frame_bgr[y1:y2, x1:x2])
+        return [(left + x1, top + y1, right + x1, bottom + y1) for left, top, right, bottom in boxes]
+
+
+def within_region(locator, roi: str | None):
+    """The locator restricted to --roi, or as it is without one."""
+    return locator if roi is None else RegionLocator(locator, RegionOfInterest.parse(roi))
