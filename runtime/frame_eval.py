@@ -201,7 +201,8 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     write_json_atomic(out / "eval_frames.json", report)
     print(f"{frames} frames: {report['recall_24px_and_more']} of {goal['signs']} signs of {GOAL_MIN_SIZE} px and more found "
           f"with the right class; precision {report['precision']}; {report['false_detections_per_frame']} false detections "
-          f"per frame; {report['ms_per_frame']['median']} ms per frame (median, {config.threads} thread(s)); "
+          f"per frame; {report['ms_per_frame']['median']} ms per frame (median, {config.threads} thread(s)"
+          f"{'' if config.roi is None else f', searching region {config.roi} only'}); "
           f"report in {out / 'eval_frames.json'}", file=sys.stdout)
     if tally.missed_goal_classes:
         print("most missed: " + ", ".join(f"{label} {count}" for label, count in
