@@ -6,9 +6,9 @@ As in the combined locator (`learned_locate.CombinedLocator`), learned locators 
 (with the frame's conversion to the network input) and the decoding of its output, and colour boxes then pass the colour
 gate on the first learned locator's centre logits (its own stage; `--colour-gate 0` turns it off). Several learned
 locator files may be timed in one pass; the boxes of all of them pass the screen (its own stage; `--screen none` turns
-it off) and are classified.
+it off) and are classified. With `--roi` the locators search that region of each frame only, as eval-frames's.
 
-    python benchmarks/finder_stages.py --data scenes-100-199.zip [--model gtsrb-locate] [--locator colour diamonds sign-locator]
+    python benchmarks/finder_stages.py --data scenes-100-199.zip [--model gtsrb-locate] [--locator colour diamonds sign-locator] [--roi 0,0.1,1,0.8]
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from edgesight.runtime.bench import machine_description
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.learned_locate import COLOUR_GATE, LearnedLocator, best_centre_score_within, open_locator
 from edgesight.runtime.locate import ColourLocator, ShrunkFrame
+from edgesight.runtime.roi import RegionOfInterest
 from edgesight.runtime.scenes import read_scenes
 from edgesight.runtime.signs import SCREEN_THRESHOLD, SignFinder, open_screen
 from edgesight.runtime.stream import DEFAULT_LOCATORS
@@ -49,7 +50,9 @@ def main() -> None:
     parser.add_argument("--colour-gate", type=float, default=COLOUR_GATE, help=f"as for eval-frames (default {COLOUR_GATE}; 0: no gate)")
     parser.add_argument("--screen", default="auto", help="as for eval-frames (default auto; none: no screen)")
     parser.add_argument("--screen-threshold", type=float, default=SCREEN_THRESHOLD, help=f"as for eval-frames (default {SCREEN_THRESHOLD})")
+    parser.add_argument("--roi", help="as for eval-frames: the region the locators search (default: the whole frame)")
     arguments = parser.parse_args()
+    region = RegionOfInterest.parse(arguments.roi) if arguments.roi else None
     cv2.setNumThreads(1)
     classifier = Classifier(arguments.model, threads=1, max_batch=256)
     # The finder's own screening step (SignFinder.candidates), timed as a stage of its own.
@@ -62,7 +65,8 @@ def main() -> None:
     for timed in (False, True):
         for frame in frames:
             lap = Laps()
-            shrunk = ShrunkFrame.of(frame)
+            x1, y1, x2, y2 = region.pixels(frame.shape) if region else (0, 0, frame.shape[1], frame.shape[0])
+            shrunk = ShrunkFrame.of(frame[y1:y2, x1:x2])
             shrunk.by(2)  # the half-size copy the shipped locators share (each makes what else it needs itself)
             lap("shrink")
             boxes, gate = [], None
@@ -79,7 +83,7 @@ def main() -> None:
                     if isinstance(locator, ColourLocator) and gate and arguments.colour_gate:
                         found = [box for box in found if best_centre_score_within(*gate, box) >= arguments.colour_gate]
                         lap("colour gate")
-                boxes += found
+                boxes += [(left + x1, top + y1, right + x1, bottom + y1) for left, top, right, bottom in found]
                 if timed:
                     proposals[name].append(len(found))
             if boxes and finder.screen is not None:
@@ -94,7 +98,7 @@ def main() -> None:
                 for stage, milliseconds in lap.laps:
                     times[stage].append(milliseconds)
                 times["total"].append(sum(milliseconds for _, milliseconds in lap.laps))
-    print(json.dumps({"machine": machine_description(), "frames": len(frames), "colour_gate": arguments.colour_gate,
+    print(json.dumps({"machine": machine_description(), "frames": len(frames), "colour_gate": arguments.colour_gate, "roi": arguments.roi,
                       "median_ms": {stage: round(float(np.median(values)), 2) for stage, values in times.items()},
                       "proposals_per_frame": {name: round(float(np.mean(counts)), 2) for name, counts in proposals.items()}}))
 
