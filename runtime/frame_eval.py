@@ -23,7 +23,7 @@ from .files import write_bytes_atomic, write_json_atomic
 from .learned_locate import COLOUR_GATE, open_locator
 from .locate import box_size, iou
 from .results import detection
-from .roi import ROI_HELP, within_region
+from .roi import ROI_HELP, RegionOfInterest, within_region
 from .scenes import Scene, TrueSign, read_scenes
 from .signs import SCREEN_THRESHOLD, SIGN_MIN_SCORE, FoundSign, SignFinder, open_screen
 from .stream import COLOUR_GATE_HELP, DEFAULT_LOCATORS, LOCATOR_HELP, SCREEN_HELP, SCREEN_THRESHOLD_HELP
@@ -100,11 +100,13 @@ class _Tally:
     false_detections: int = 0
     found_goal_signs: set = field(default_factory=set)  # (scene, index in its gt.txt) of each sign of goal size found
     missed_goal_classes: Counter = field(default_factory=Counter)  # class id -> signs of goal size missed
+    goal_signs_outside_region: int = 0  # signs of goal size not wholly inside --roi: what the region gives up at most
 
 
 def score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignFinder) -> _Tally:
     """Locate and classify every scene (timed, decoding excluded) and tally the matches against its signs."""
     tally = _Tally()
+    region = RegionOfInterest.parse(config.roi) if config.roi is not None else None
     for scene in read_scenes(config.data):
         unknown = sorted({sign.class_id for sign in scene.signs if not 0 <= sign.class_id < len(classifier.labels)})
         if unknown:
@@ -128,6 +130,7 @@ def score_scenes(config: EvalFramesConfig, classifier: Classifier, finder: SignF
             band["found"] += was_found
             if true.size >= GOAL_MIN_SIZE:
                 tally.goal["signs"] += 1
+                tally.goal_signs_outside_region += region is not None and not region.holds(true.box, scene.image_bgr.shape)
                 tally.goal["found"] += was_found
                 if was_found:
                     tally.found_goal_signs.add((scene.name, index))
@@ -186,6 +189,7 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
         "bands": {name: band | {"recall": _ratio(band["found"], band["signs"]), "precision": _ratio(band["correct"], band["detections"])}
                   for name, band in per_band.items()},
         "recall_24px_and_more": _ratio(goal["found"], goal["signs"]), "signs_24px_and_more": goal["signs"],
+        "signs_24px_and_more_outside_roi": tally.goal_signs_outside_region if config.roi is not None else None,
         "missed_24px_and_more_by_class": {classifier.labels[class_id]: count
                                           for class_id, count in tally.missed_goal_classes.most_common()},
         "precision": _ratio(sum(b["correct"] for b in per_band.values()), sum(b["detections"] for b in per_band.values())),
@@ -203,6 +207,7 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
           f"with the right class; precision {report['precision']}; {report['false_detections_per_frame']} false detections "
           f"per frame; {report['ms_per_frame']['median']} ms per frame (median, {config.threads} thread(s)"
           f"{'' if config.roi is None else f', searching region {config.roi} only'}); "
+          f"{'' if config.roi is None else f'{tally.goal_signs_outside_region} of the signs lie partly or wholly outside the region; '}"
           f"report in {out / 'eval_frames.json'}", file=sys.stdout)
     if tally.missed_goal_classes:
         print("most missed: " + ", ".join(f"{label} {count}" for label, count in

@@ -53,6 +53,11 @@ class RegionOfInterest:
                              f"{width}x{height} frame; expected at least {MIN_SIDE} pixels each way.")
         return x1, y1, x2, y2
 
+    def holds(self, box: Box, frame_shape: tuple[int, ...]) -> bool:
+        """Whether an inclusive pixel box lies wholly inside the region of a frame of this shape."""
+        x1, y1, x2, y2 = self.pixels(frame_shape)
+        return x1 <= box[0] and y1 <= box[1] and box[2] < x2 and box[3] < y2
+
 
 @dataclass(frozen=True)
 class RegionLocator:

@@ -17,6 +17,8 @@ def test_a_region_is_four_fractions_and_its_corner_lines_up_with_the_locators_ce
     x1, y1, x2, y2 = RegionOfInterest.parse("0.33,0.27,0.9,1").pixels((200, 320, 3))
     assert (x1 % ALIGN, y1 % ALIGN) == (0, 0) and x1 <= 0.33 * 320 and y1 <= 0.27 * 200  # moved out, never in
     assert (x2, y2) == (288, 200)
+    assert region.holds((0, 80, 1359, 639), (800, 1360, 3)) and not region.holds((0, 79, 10, 100), (800, 1360, 3))
+    assert not region.holds((0, 600, 10, 640), (800, 1360, 3))  # row 640 is the first one below it
 
 
 @pytest.mark.parametrize("text", ["0,0.1,1", "0,0.1,1,0.8,1", "a,0,1,1", "0,0.8,1,0.1", "0.5,0,0.5,1", "0,0,1,1.2", "-0.1,0,1,1",
@@ -94,6 +96,8 @@ def test_eval_frames_with_a_region_misses_the_signs_outside_it_and_says_which_re
     lower = evaluate_frames(EvalFramesConfig(model="gtsrb-tiny", data=str(scenes_zip), out=str(tmp_path / "lower"), min_score=0.0, examples=0,
                                              roi="0,0.5,1,1"))  # rows 96-199: the first scene's sign (rows 40-80) lies above
     assert lower["config"]["roi"] == "0,0.5,1,1" and whole["config"]["roi"] is None
+    # Rows 96-199 of 200 hold the second scene's lower sign (rows 136-164) wholly, the others (40-80, 90-150) not.
+    assert lower["signs_24px_and_more_outside_roi"] == 2 and whole["signs_24px_and_more_outside_roi"] is None
     def boxed_first_sign(report):  # read as any class: the generated rings are no real sign
         return any(iou(found["box"], (60, 40, 100, 80)) >= 0.5 for found in report["per_frame"][0]["detections"])
 
