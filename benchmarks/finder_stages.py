@@ -23,7 +23,7 @@ from edgesight.runtime.bench import machine_description
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.learned_locate import COLOUR_GATE, LearnedLocator, best_centre_score_within, open_locator
 from edgesight.runtime.locate import ColourLocator, ShrunkFrame
-from edgesight.runtime.roi import RegionOfInterest
+from edgesight.runtime.roi import RegionOfInterest, in_frame
 from edgesight.runtime.scenes import read_scenes
 from edgesight.runtime.signs import SCREEN_THRESHOLD, SignFinder, open_screen
 from edgesight.runtime.stream import DEFAULT_LOCATORS
@@ -83,7 +83,7 @@ def main() -> None:
                     if isinstance(locator, ColourLocator) and gate and arguments.colour_gate:
                         found = [box for box in found if best_centre_score_within(*gate, box) >= arguments.colour_gate]
                         lap("colour gate")
-                boxes += [(left + x1, top + y1, right + x1, bottom + y1) for left, top, right, bottom in found]
+                boxes += in_frame(found, x1, y1)
                 if timed:
                     proposals[name].append(len(found))
             if boxes and finder.screen is not None:

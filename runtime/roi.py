@@ -6,6 +6,7 @@ read from the whole frame, with the margin around it the model expects.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,7 @@ class RegionOfInterest:
         """x1, y1, x2, y2 (ends exclusive) of the region in a frame of this shape: corner aligned, at least MIN_SIDE."""
         height, width = frame_shape[:2]
         x1, y1 = int(self.left * width) // ALIGN * ALIGN, int(self.top * height) // ALIGN * ALIGN
-        x2, y2 = min(width, int(np.ceil(self.right * width))), min(height, int(np.ceil(self.bottom * height)))
+        x2, y2 = min(width, math.ceil(self.right * width)), min(height, math.ceil(self.bottom * height))
         if min(x2 - x1, y2 - y1) < MIN_SIDE:
             raise ValueError(f"roi {self.left},{self.top},{self.right},{self.bottom} is {x2 - x1}x{y2 - y1} pixels of a "
                              f"{width}x{height} frame; expected at least {MIN_SIDE} pixels each way.")
@@ -72,8 +73,12 @@ class RegionLocator:
     def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:
         frame_bgr = frame.full if isinstance(frame, ShrunkFrame) else frame
         x1, y1, x2, y2 = self.region.pixels(frame_bgr.shape)
-        boxes = self.locator.propose(frame_bgr[y1:y2, x1:x2])
-        return [(left + x1, top + y1, right + x1, bottom + y1) for left, top, right, bottom in boxes]
+        return in_frame(self.locator.propose(frame_bgr[y1:y2, x1:x2]), x1, y1)
+
+
+def in_frame(boxes: list[Box], x1: int, y1: int) -> list[Box]:
+    """Boxes found in a region whose top-left corner is frame pixel (x1, y1), in frame pixels."""
+    return [(left + x1, top + y1, right + x1, bottom + y1) for left, top, right, bottom in boxes]
 
 
 def within_region(locator, roi: str | None):
