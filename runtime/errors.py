@@ -16,3 +16,7 @@ class DatasetError(EdgesightError, ValueError):
 
 class SourceError(EdgesightError, RuntimeError):
     """A frame source (camera, file, stream, folder) cannot be opened or read."""
+
+
+class OutputError(EdgesightError, OSError):
+    """An output file (results, video, JSON lines, model) cannot be created where it was asked for."""

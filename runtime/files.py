@@ -8,6 +8,19 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from edgesight.runtime.errors import OutputError
+
+
+def make_parent_folder(path: Path) -> None:
+    """Create the folder `path` is to be written in. The error names the file asked for, not only the folder, so the
+    user sees which output option is at fault."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise OutputError(f"{path}: cannot create its folder {path.parent}: a file of that name is in the way.") from error
+    except OSError as error:
+        raise OutputError(f"{path}: cannot create its folder {path.parent} ({error.strerror or error}).") from error
+
 
 class AtomicFile:
     """A temporary file beside `path` that becomes `path` on commit() and vanishes on discard().
@@ -17,8 +30,11 @@ class AtomicFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        make_parent_folder(self.path)
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        except OSError as error:
+            raise OutputError(f"{self.path}: cannot write in {self.path.parent} ({error.strerror or error}).") from error
         os.close(handle)
         self.temporary = Path(temporary)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from .classifier import Prediction
+from .errors import OutputError
+from .files import make_parent_folder
 
 
 def detection(box_xyxy: Sequence[int], prediction: Prediction) -> dict:
@@ -35,8 +37,11 @@ class JsonLinesWriter:
             self._stream = sys.stdout
         else:
             path = Path(target)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream = open(path, "w", encoding="utf-8")
+            make_parent_folder(path)
+            try:
+                self._stream = open(path, "w", encoding="utf-8")
+            except OSError as error:
+                raise OutputError(f"{path}: cannot write it ({error.strerror or error}).") from error
             self._owned = True
 
     def write(self, record: dict) -> None:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from edgesight.camera_demo.loop import DemoConfig, run_demo
-from edgesight.runtime.errors import SourceError
+from edgesight.runtime.errors import OutputError, SourceError
 from edgesight.runtime.preprocess import center_box
 
 CONTRACT_KEYS = {"frame", "source", "t", "latency_ms", "detections"}
@@ -60,6 +60,15 @@ def test_unavailable_camera_is_a_clear_error(tiny_model):
 def test_bad_region_is_refused(tiny_model, tiny_video):
     with pytest.raises(ValueError, match="region must be one of"):
         run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), region="left"))
+
+
+@pytest.mark.parametrize("option", ["jsonl", "save_video"])
+def test_an_output_that_cannot_be_written_is_named(tiny_model, tiny_video, tmp_path, option):
+    (tmp_path / "taken").write_text("a file where a folder is asked for")
+    target = tmp_path / "taken" / ("frames.jsonl" if option == "jsonl" else "annotated.mp4")
+    with pytest.raises(OutputError, match=f"{target}: cannot create its folder .*taken: a file of that name is in the way"):
+        run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), no_window=True, max_frames=2,
+                            **{option: str(target)}))
 
 
 def test_ctrl_c_ends_the_loop_cleanly_and_keeps_the_outputs(tiny_model, tiny_video, tmp_path, monkeypatch):
