@@ -152,6 +152,18 @@ def test_a_paste_size_outside_the_crop_is_refused_before_any_work(tmp_path, past
     assert not (tmp_path / "run").exists()
 
 
+def test_a_learning_rate_that_is_not_positive_is_refused_before_any_work(tmp_path):
+    pytest.importorskip("tensorflow", reason="training lives in the [train] extra")
+    from edgesight.train.config import LocatorTrainConfig
+    from edgesight.train.locator import train_locator
+    from edgesight.train.trainer import TrainError
+
+    config = LocatorTrainConfig(data=str(tmp_path / "missing.zip"), run_dir=str(tmp_path / "run"), learning_rate=0.0)
+    with pytest.raises(TrainError, match="learning_rate and size_weight must be > 0. Received: learning_rate=0.0"):
+        train_locator(config)
+    assert not (tmp_path / "run").exists()
+
+
 def test_paste_max_side_sets_the_largest_pasted_sign(tmp_path):
     pytest.importorskip("tensorflow", reason="the crops live in the [train] extra")
     from edgesight.runtime.datasets import load_gtsrb

@@ -151,6 +151,8 @@ def test_sgd_trains_and_an_unknown_optimizer_is_refused(tiny_gtsrb, tmp_path):
     assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.nesterov
     with pytest.raises(TrainError, match="optimizer must be adamw or sgd. Received: optimizer='adam'"):
         train(_config(tiny_gtsrb, tmp_path / "other", optimizer="adam"))
+    with pytest.raises(TrainError, match="learning_rate must be > 0 and weight_decay >= 0. Received: learning_rate=-0.1"):
+        train(_config(tiny_gtsrb, tmp_path / "negative", learning_rate=-0.1))
 
 
 def test_a_weight_average_is_what_the_run_ends_with_and_survives_an_interruption(tiny_gtsrb, tmp_path, monkeypatch):

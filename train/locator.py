@@ -208,6 +208,9 @@ def _check(config: LocatorTrainConfig) -> None:
     if config.width < 4 or config.crops < 1 or config.epochs < 1 or config.batch_size < 1:
         raise TrainError(f"width must be >= 4 and crops, epochs, batch_size >= 1. Received: width={config.width}, "
                          f"crops={config.crops}, epochs={config.epochs}, batch_size={config.batch_size}")
+    if not (config.learning_rate > 0 and config.size_weight > 0):
+        raise TrainError(f"learning_rate and size_weight must be > 0. "
+                         f"Received: learning_rate={config.learning_rate}, size_weight={config.size_weight}")
     if not 0.0 <= config.scene_jitter <= 1.0:
         raise TrainError(f"scene_jitter must be in [0, 1]. Received: scene_jitter={config.scene_jitter}")
     if config.paste_boost <= 0 or not all(0 <= class_id < len(GTSRB_CLASS_NAMES) for class_id in config.paste_boost_classes):

@@ -195,6 +195,9 @@ def train(config: TrainConfig) -> dict:
     if config.epochs < (0 if config.init_from else 1) or config.batch_size < 1:
         raise TrainError(f"epochs and batch_size must be >= 1 (epochs 0 only with --init-from). "
                          f"Received: epochs={config.epochs}, batch_size={config.batch_size}")
+    if not (config.learning_rate > 0 and config.weight_decay >= 0):
+        raise TrainError(f"learning_rate must be > 0 and weight_decay >= 0. "
+                         f"Received: learning_rate={config.learning_rate}, weight_decay={config.weight_decay}")
     _check_augmentation(config.augmentation, task)
     _check_mirror_average(config, task)
     if config.bn_statistics not in (None, *BN_STATISTICS_CHOICES):
