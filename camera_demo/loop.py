@@ -28,7 +28,7 @@ from edgesight.runtime.stream import (
     StreamOptions,
     classify_frames,
 )
-from edgesight.runtime.tasks import NOT_A_SIGN
+from edgesight.runtime.tasks import NOT_A_SIGN, TASKS
 
 from .overlay import Speed, draw_overlay, draw_signs, draw_source_state
 from .video import VideoSink
@@ -127,7 +127,14 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         raise ValueError(f"locate must be one of {LOCATE_MODES}. Received: locate={config.locate!r}")
     if config.lost_after <= 0:
         raise ValueError(f"lost_after must be > 0 seconds. Received: lost_after={config.lost_after}")
+    if config.max_frames is not None and config.max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1 or left out. Received: max_frames={config.max_frames}")
     classifier = Classifier(config.model or ("gtsrb" if config.locate == "none" else "gtsrb-locate"), threads=config.threads)
+    task = TASKS.get(classifier.metadata.task)
+    if config.locate == "signs" and task is not None and task.augmentation != "signs":
+        # The locators box red, blue and yellow blobs shaped like signs; an object model would name each a cat or a truck.
+        raise ValueError(f"locate='signs' finds traffic signs for a sign model, and {classifier.path} is a "
+                         f"{task.name!r} model ({task.description}). Use --locate none to classify a region.")
     # Locating needs a model that rejects what is no sign: without that class every leaf and tail light is read as a sign.
     locate = config.locate == "signs" or (config.locate == "auto" and NOT_A_SIGN in classifier.labels)
     options = StreamOptions(region=config.region, box_fraction=config.box_fraction, locate=locate,

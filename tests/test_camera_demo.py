@@ -60,6 +60,13 @@ def test_unavailable_camera_is_a_clear_error(tiny_model):
 def test_bad_region_is_refused(tiny_model, tiny_video):
     with pytest.raises(ValueError, match="region must be one of"):
         run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), region="left"))
+    with pytest.raises(ValueError, match="max_frames must be >= 1 or left out. Received: max_frames=0"):
+        run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), max_frames=0))
+
+
+def test_locating_signs_for_an_object_model_is_refused(tiny_video):
+    with pytest.raises(ValueError, match="locate='signs' finds traffic signs for a sign model, .* is a 'cifar10' model"):
+        run_demo(DemoConfig(model="cifar10", source=str(tiny_video), locate="signs", no_window=True))
 
 
 @pytest.mark.parametrize("option", ["jsonl", "save_video"])
