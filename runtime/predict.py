@@ -12,12 +12,13 @@ from .classifier import Classifier
 from .errors import SourceError
 from .preprocess import region_box
 from .results import JsonLinesWriter, detection, frame_record
+from .sources import list_images
 
 
 @dataclass(frozen=True)
 class PredictConfig:
     model: str = field(metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, cifar10; -fp32 for float)"})
-    images: list[str] = field(metadata={"help": "image files to classify"})
+    images: list[str] = field(metadata={"help": "image files to classify, or folders of them (each folder's images in name order)"})
     top_k: int = field(default=3, metadata={"help": "classes printed per image"})
     jsonl: bool = field(default=False, metadata={"help": "print JSON lines (the predictions contract) instead of text"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
@@ -25,11 +26,15 @@ class PredictConfig:
 
 def predict(config: PredictConfig) -> list[dict]:
     """Classify each image as a whole (the model's crop mode decides the region); returns the records."""
+    if config.top_k < 1:
+        raise ValueError(f"top_k must be >= 1. Received: top_k={config.top_k}")
+    image_paths = [str(path) for name in config.images
+                   for path in (list_images(Path(name)) if Path(name).is_dir() else [name])]
     classifier = Classifier(config.model, threads=config.threads)
     records = []
     started = time.monotonic()
     with JsonLinesWriter("-" if config.jsonl else None) as writer:
-        for index, image_path in enumerate(config.images):
+        for index, image_path in enumerate(image_paths):
             image_bgr = cv2.imread(image_path, cv2.IMREAD_COLOR) if Path(image_path).is_file() else None
             if image_bgr is None:
                 raise SourceError(f"{image_path}: {'not a readable image' if Path(image_path).is_file() else 'no such file'}.")

@@ -95,18 +95,28 @@ class VideoFileSource(FrameSource):
         self._capture.release()
 
 
+def list_images(folder_or_pattern: Path | str) -> list[Path]:
+    """The image files of a folder (a Path) or matching a glob pattern (a str), in name order.
+
+    Raises:
+        SourceError: none there, naming the folder or pattern and the image suffixes looked for.
+    """
+    if isinstance(folder_or_pattern, Path):
+        candidates, described = folder_or_pattern.iterdir(), f"image folder {folder_or_pattern}"
+    else:
+        candidates, described = (Path(name) for name in glob.glob(folder_or_pattern)), f"pattern {folder_or_pattern}"
+    paths = sorted(p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise SourceError(f"{described}: matches no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return paths
+
+
 class ImageFolderSource(FrameSource):
     """The images of a folder, or matching a glob pattern, in name order; a file that does not decode is an error naming it."""
 
     def __init__(self, folder_or_pattern: Path | str):
         self.name = str(folder_or_pattern)
-        if isinstance(folder_or_pattern, Path):
-            candidates, described = folder_or_pattern.iterdir(), f"image folder {folder_or_pattern}"
-        else:
-            candidates, described = (Path(name) for name in glob.glob(folder_or_pattern)), f"pattern {folder_or_pattern}"
-        self._paths = sorted(p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not self._paths:
-            raise SourceError(f"{described}: matches no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        self._paths = list_images(folder_or_pattern)
         self._index = 0
 
     def read(self) -> Frame | None:

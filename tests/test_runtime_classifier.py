@@ -113,3 +113,21 @@ def test_one_box_path_reads_what_the_batch_path_reads_even_from_many_threads(tin
         expected = batch[index % 8]
         assert [p.class_id for p in predictions] == [p.class_id for p in expected]
         np.testing.assert_allclose([p.score for p in predictions], [p.score for p in expected], rtol=1e-5)
+
+
+def test_predict_takes_folders_of_images_in_name_order_and_refuses_top_k_below_one(tmp_path, tiny_model):
+    import cv2
+    from edgesight.runtime.predict import PredictConfig, predict
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for name in ("b.png", "a.jpg"):
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    single = tmp_path / "single.png"
+    cv2.imwrite(str(single), rng.integers(0, 256, (24, 30, 3), dtype=np.uint8))
+    records = predict(PredictConfig(model=str(tiny_model), images=[str(single), str(folder)], jsonl=True))
+    assert [record["source"] for record in records] == [str(single), str(folder / "a.jpg"), str(folder / "b.png")]
+    with pytest.raises(ValueError, match="top_k must be >= 1. Received: top_k=0"):
+        predict(PredictConfig(model=str(tiny_model), images=[str(single)], top_k=0))
