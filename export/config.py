@@ -11,7 +11,7 @@ class ExportConfig:
     data: str | None = field(default=None, metadata={"help": "dataset folder; default: the one the run was trained on"})
     calibration_images: int = field(default=512, metadata={"help": "training-split images used to calibrate int8 ranges"})
     gate_pp: float = field(default=0.3, metadata={"help": "fail if int8 test accuracy falls more than this many percentage points below fp32"})
-    opset: int = field(default=17, metadata={"help": "ONNX opset"})
+    opset: int = field(default=17, metadata={"help": "ONNX opset: 17 or 18"})
     seed: int = field(default=0, metadata={"help": "seed for choosing calibration images"})
     # Defaults chosen by measurement on the shipped models: benchmarks/quantization_choices.py, table in the README.
     calibration_method: str = field(default="Percentile", metadata={"help": "how activation ranges are set: Percentile (99.999%% of "

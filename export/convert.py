@@ -9,6 +9,9 @@ from edgesight.runtime.files import write_bytes_atomic
 from edgesight.runtime.metadata import ModelMetadata
 
 OPSET = 17
+# The opsets an export has been run through end to end (conversion, rewrites, quantization, parity, ORT format);
+# tf2onnx 1.17 writes none above 18.
+SUPPORTED_OPSETS = (17, 18)
 
 
 def keras_to_onnx(model, opset: int = OPSET, traced_size: tuple[int, int] | None = None) -> onnx.ModelProto:

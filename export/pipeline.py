@@ -22,7 +22,7 @@ from edgesight.runtime.shipped import is_model_file, resolve_model
 from edgesight.runtime.tasks import task_of_run, test_set_name
 
 from .config import ExportConfig
-from .convert import keras_to_onnx, save_model, stamp_metadata
+from .convert import SUPPORTED_OPSETS, keras_to_onnx, save_model, stamp_metadata
 from .exact_int8 import exact_int8_probabilities, int8_accuracy_text
 from .ort_format import write_ort_models
 from .parity import parity, parity_markdown
@@ -105,6 +105,11 @@ def export_run(config: ExportConfig) -> dict:
         raise ExportError(str(error)) from None
     if config.max_float_nodes < 0:
         raise ExportError(f"--max-float-nodes must be 0 (off) or more. Received: {config.max_float_nodes}")
+    if config.calibration_images < 1:
+        raise ExportError(f"--calibration-images must be 1 or more. Received: {config.calibration_images}")
+    if config.opset not in SUPPORTED_OPSETS:
+        raise ExportError(f"--opset must be one of {', '.join(map(str, SUPPORTED_OPSETS))}, the opsets export is checked "
+                          f"with (tf2onnx writes none above 18). Received: {config.opset}")
     if config.card_latency_runs < 50:
         raise ExportError(f"--card-latency-runs must be 50 or more. Received: {config.card_latency_runs}")
     if config.calibration_balance not in ("balanced", "random"):

@@ -254,6 +254,10 @@ def test_export_refuses_a_locator_option_for_a_classifier_run(exported_run):
     result = run("export", exported_run, "--locator-min-score", 0.2, expect=2)
     assert "is for sign-locator runs only. Received: 0.2" in result.stderr and "(a classifier run)" in result.stderr
     assert "Traceback" not in result.stderr
+    for option, value, expected in (("--opset", 3, "--opset must be one of 17, 18, the opsets export is checked with"),
+                                    ("--calibration-images", 0, "--calibration-images must be 1 or more. Received: 0")):
+        result = run("export", exported_run, option, value, expect=2)
+        assert f"{expected}" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_accuracy_aware_quantization_keeps_the_most_sensitive_nodes_float_one_at_a_time(exported_run, tmp_path):
