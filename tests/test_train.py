@@ -55,15 +55,19 @@ def test_training_resumes_after_an_interruption(tiny_gtsrb, tmp_path, monkeypatc
     assert not (run_dir / "checkpoints").exists()
 
 
-def test_same_seed_gives_the_same_model(tiny_gtsrb, tmp_path):
+def test_same_seed_gives_the_same_model_and_the_run_keeps_its_data_path_absolute(tiny_gtsrb, tmp_path, monkeypatch):
     import keras
     from edgesight.train.trainer import train
 
     weights = []
     for name in ("first", "second"):
-        train(_config(tiny_gtsrb, tmp_path / name, epochs=1))
+        if name == "second":  # the data named relative to the working folder, as typed in a shell
+            monkeypatch.chdir(tiny_gtsrb.parent)
+        train(_config(tiny_gtsrb.name if name == "second" else tiny_gtsrb, tmp_path / name, epochs=1))
         weights.append(keras.models.load_model(tmp_path / name / "model.keras").get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
+    # export and bench read the data again from config.json, often from another folder
+    assert json.loads((tmp_path / "second" / "config.json").read_text())["train"]["data"] == str(tiny_gtsrb.resolve())
 
 
 def test_resume_without_a_run_is_refused(tiny_gtsrb, tmp_path):

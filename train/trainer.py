@@ -86,6 +86,10 @@ def _progress(stage: str):
     return report
 
 
+# The options of either trainer that name data a run's later commands read again.
+RUN_DATA_OPTIONS = ("data", "background", "signs")
+
+
 def prepare_run_dir(config, default_run_dir: str):
     """(run folder, options, saved state): a new run's folder, or the interrupted run's own options with --resume.
 
@@ -106,7 +110,10 @@ def prepare_run_dir(config, default_run_dir: str):
     if state is not None or (run_dir / "model.keras").exists():
         raise TrainError(f"{run_dir}: holds an earlier run; pass --resume to continue it, or choose another --run-dir.")
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir, dataclasses.replace(config, run_dir=str(run_dir)), None
+    # Saved absolute: export, bench and --resume read the data again from the run's config.json, often from another folder.
+    data_paths = {name: str(Path(getattr(config, name)).resolve()) for name in RUN_DATA_OPTIONS
+                  if getattr(config, name, None)}
+    return run_dir, dataclasses.replace(config, run_dir=str(run_dir), **data_paths), None
 
 
 def _adopt_source_run(config: TrainConfig, task) -> TrainConfig:
