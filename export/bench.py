@@ -35,7 +35,7 @@ from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.cpu import int8_outlook
 from edgesight.runtime.datasets import preprocess_regions
 from edgesight.runtime.errors import EdgesightError
-from edgesight.runtime.files import atomic_path, write_json_atomic, write_text_atomic
+from edgesight.runtime.files import atomic_path, make_folder, write_json_atomic, write_text_atomic
 from edgesight.runtime.preprocess import PreprocessSpec
 from edgesight.runtime.tasks import get_task, task_of_run, test_set_name
 
@@ -293,7 +293,7 @@ def bench(config: BenchConfig) -> list[dict]:
     print(table)
     if config.out:
         out = Path(config.out)
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out, f"--out {out}")
         write_json_atomic(out / "bench.json", report)
         write_text_atomic(out / "bench.md", table + "\n")
         plot_accuracy_latency(report, out / "bench.png")

@@ -11,15 +11,21 @@ from typing import Any, Iterator
 from edgesight.runtime.errors import OutputError
 
 
-def make_parent_folder(path: Path) -> None:
-    """Create the folder `path` is to be written in. The error names the file asked for, not only the folder, so the
-    user sees which output option is at fault."""
+def make_folder(folder: Path, wanted_for: str | os.PathLike) -> None:
+    """Create `folder` and its parents. The error names what the folder is wanted for (an output file, or the option
+    that named the folder) and why it cannot be made, so the user sees which option is at fault."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as error:
-        raise OutputError(f"{path}: cannot create its folder {path.parent}: a file of that name is in the way.") from error
+        blocker = next((part for part in (folder, *folder.parents) if part.exists() and not part.is_dir()), folder)
+        raise OutputError(f"{wanted_for}: cannot create the folder {folder}: {blocker} is a file, not a folder.") from error
     except OSError as error:
-        raise OutputError(f"{path}: cannot create its folder {path.parent} ({error.strerror or error}).") from error
+        raise OutputError(f"{wanted_for}: cannot create the folder {folder} ({error.strerror or error}).") from error
+
+
+def make_parent_folder(path: Path) -> None:
+    """Create the folder `path` is to be written in."""
+    make_folder(path.parent, path)
 
 
 class AtomicFile:

@@ -19,7 +19,7 @@ import numpy as np
 from .bench import machine_description
 from .classifier import Classifier
 from .errors import DatasetError, ModelFileError
-from .files import write_bytes_atomic, write_json_atomic
+from .files import make_folder, write_bytes_atomic, write_json_atomic
 from .learned_locate import COLOUR_GATE, open_locator
 from .locate import box_size, iou
 from .results import detection
@@ -177,7 +177,7 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     if not frames:
         raise ValueError(f"{config.data}: no scene images found beside gt.txt.")
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, f"--out {out}")
     example_files = []
     for _, scene, found, correct, claimed in examples:
         target = out / f"{Path(scene.name).stem}.annotated.jpg"

@@ -73,7 +73,7 @@ def test_locating_signs_for_an_object_model_is_refused(tiny_video):
 def test_an_output_that_cannot_be_written_is_named(tiny_model, tiny_video, tmp_path, option):
     (tmp_path / "taken").write_text("a file where a folder is asked for")
     target = tmp_path / "taken" / ("frames.jsonl" if option == "jsonl" else "annotated.mp4")
-    with pytest.raises(OutputError, match=f"{target}: cannot create its folder .*taken: a file of that name is in the way"):
+    with pytest.raises(OutputError, match=f"{target}: cannot create the folder .*taken: .*taken is a file, not a folder"):
         run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), no_window=True, max_frames=2,
                             **{option: str(target)}))
 

@@ -11,7 +11,7 @@ import numpy as np
 from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
 from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.evaluate import confusion_matrix
-from edgesight.runtime.files import atomic_path, write_json_atomic
+from edgesight.runtime.files import atomic_path, make_folder, write_json_atomic
 from edgesight.runtime.preprocess import RESIZE_MODES
 from edgesight.runtime.shipped import is_model_file
 from edgesight.runtime.tasks import get_task, test_set_name
@@ -109,7 +109,7 @@ def prepare_run_dir(config, default_run_dir: str):
         raise TrainError("--data is required for a new run: the folder or archive holding the training data.")
     if state is not None or (run_dir / "model.keras").exists():
         raise TrainError(f"{run_dir}: holds an earlier run; pass --resume to continue it, or choose another --run-dir.")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir, f"--run-dir {run_dir}")
     # Saved absolute: export, bench and --resume read the data again from the run's config.json, often from another folder.
     data_paths = {name: str(Path(getattr(config, name)).resolve()) for name in RUN_DATA_OPTIONS
                   if getattr(config, name, None)}
