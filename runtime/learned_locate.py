@@ -235,7 +235,7 @@ def best_centre_score_within(centre_logits: np.ndarray, geometry: LocatorGeometr
 # proposed 27 boxes a frame against the learned locator's 12.7, at about 70 us each to classify. Every colour box on a
 # sign there scored 0.11 or more (on close-ups cut from those scenes too), and 0.05, half that, dropped 45% of the
 # others. Held out (scenes 00100-00199; AMD EPYC with AVX-512 VNNI, 2026-12-06): the same 115 of 126 signs, 0.06 false
-# detections per frame either way, 0.968x the time per frame (README, "Signs in whole road scenes").
+# detections per frame either way, 0.968x the time per frame (docs/ROAD_SCENES.md, "The colour gate").
 COLOUR_GATE = 0.05
 
 

@@ -183,7 +183,7 @@ class DiamondLocator(_SignSizes):
 
     One of the default locators since 2026-12-03: on GTSDB scenes 00100-00199 it added 5 signs of 126 (all priority
     roads) and 0.02 false detections per frame to the colour and learned locators, for 7-11% more time per frame
-    (README, "Signs in whole road scenes").
+    (docs/ROAD_SCENES.md, "Priority road from its shape").
     """
 
     def propose(self, frame: np.ndarray | ShrunkFrame) -> list[Box]:

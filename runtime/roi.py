@@ -1,7 +1,7 @@
 """A region of interest: the part of each frame the locators search, for cameras that never see a sign elsewhere.
 
 A car's forward camera sees no sign in the rows of its bonnet and the road just ahead; skipping them cuts every
-locator's time in proportion (README, "Signs in whole road scenes"). Only the search is restricted: each box is still
+locator's time in proportion (docs/ROAD_SCENES.md, "A region of interest"). Only the search is restricted: each box is still
 read from the whole frame, with the margin around it the model expects.
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ SHIPPED_MODELS = {
 # Not classifiers (so not under models/, whose files all follow the model-file contract): for --locator.
 # The int8 twin is the default since 2026-12-06: 0.77x the float file's time a frame on an AVX-512 VNNI CPU (about
 # even with it on an AVX2-only one, 2026-12-07), and on the held-out road scenes the finder with it found the float
-# one's signs and one more (README, "Signs in whole road scenes").
+# one's signs and one more (docs/ROAD_SCENES.md, "The learned locator in int8").
 SHIPPED_LOCATORS = {"sign-locator": ("sign-locator", "locator.int8.onnx"), "sign-locator-fp32": ("sign-locator", "locator.onnx")}
 
 

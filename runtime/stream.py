@@ -29,8 +29,8 @@ from .tracking import SignTracker
 
 REGION_MODES = ("center", "full")
 # Red and blue blobs, yellow diamonds and the shipped learned locator: each finds signs the others miss. The diamonds
-# cost about a tenth of a frame's time and find priority-road signs, which the other two mostly miss (README, "Signs in
-# whole road scenes": the decision of 2026-12-03).
+# cost about a tenth of a frame's time and find priority-road signs, which the other two mostly miss (docs/ROAD_SCENES.md,
+# "Priority road from its shape": the decision of 2026-12-03).
 DEFAULT_LOCATORS = (COLOUR, DIAMONDS, "sign-locator")
 LOCATOR_HELP = ("where to look for signs: colour (red and blue blobs), diamonds (yellow diamonds: priority road), "
                 "sign-locator (the shipped learned locator, int8; sign-locator-fp32 is its float original) or a locator file from train-locator and export; several are "

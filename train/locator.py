@@ -83,7 +83,7 @@ def build_locator(width: int, stride: int = 4, height: int | None = None, frame_
     At stride 8 the stride-4 step has three quarters of the width: most of the cost is at the
     finest grid. Separate heads for the centre score and the box, as in CenterNet. (One shared head
     ran 1 ms a frame faster, but trained on the same recipe it scored signs lower: its validation
-    recall needed centre score 0.1 and three times the proposals; README, "Signs in whole road scenes".)
+    recall needed centre score 0.1 and three times the proposals; docs/EXPERIMENTS.md, "One shared head".)
 
     With `context_stride` 8 at stride 4 (an hourglass, after the encoder-decoder networks CenterNet builds on), the
     context runs at stride 8 and `width` channels, on a quarter of the cells; a 1x1 convolution narrows it to the
