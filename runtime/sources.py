@@ -5,6 +5,7 @@ consumer sees the present, not a growing queue of the past. Files and folders ar
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import threading
@@ -63,8 +64,39 @@ def _capture(target: int | str) -> cv2.VideoCapture:
     return cv2.VideoCapture(target)
 
 
+class _OpenCVQuiet:
+    """OpenCV's own log held to fatal errors while a capture opens: a failed open would print its backends' lines (such
+    as "Camera index out of range"), on every reconnection attempt too, beside the state and the one error that name
+    the source. The level is the process's, and live sources reopen in their own threads: the outermost user restores it.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._level_before = None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        with self._lock:
+            if self._users == 0:
+                self._level_before = cv2.utils.logging.getLogLevel()
+                cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    cv2.utils.logging.setLogLevel(self._level_before)
+
+
+_opencv_quiet = _OpenCVQuiet()
+
+
 def _open_capture(target: int | str, description: str) -> cv2.VideoCapture:
-    capture = _capture(target)
+    with _opencv_quiet():
+        capture = _capture(target)
     if not capture.isOpened():
         capture.release()
         raise SourceError(f"{description}: cannot be opened (no such device, unsupported format, or no access).")
@@ -205,7 +237,8 @@ class LiveSource(FrameSource):
             if time.monotonic() - self._gone_since > self._lost_after_s:
                 self._set_state(LOST, ended=True)
                 return False
-            capture = _capture(self._target)
+            with _opencv_quiet():
+                capture = _capture(self._target)
             if capture.isOpened():
                 self._capture = capture
                 self.reconnects += 1

@@ -57,11 +57,16 @@ def test_unreadable_image_in_folder_is_named(tmp_path):
         list(open_source(tmp_path))
 
 
-def test_missing_sources_and_cameras_are_clear_errors(tmp_path):
+def test_missing_sources_and_cameras_are_clear_errors(tmp_path, capfd):
+    import cv2
+
     with pytest.raises(SourceError, match="no such file or folder"):
         open_source(tmp_path / "absent.mp4")
+    level = cv2.utils.logging.getLogLevel()
     with pytest.raises(SourceError, match="camera 97: cannot be opened"):
         open_source("97")
+    assert "camera" not in capfd.readouterr().err.lower()  # OpenCV's own lines ("Camera index out of range") held back
+    assert cv2.utils.logging.getLogLevel() == level
     with pytest.raises(SourceError, match="/dev/video99: does not exist"):
         open_source("/dev/video99")
 
