@@ -257,6 +257,8 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     if not any(scene.signs for scene in training_scenes):
         raise TrainError(f"{config.data}: the training scenes hold no signs; a locator cannot learn from them.")
     signs = load_gtsrb(config.signs, "train") if config.signs else None
+    if signs is None:
+        print("no --signs: only the scenes' own signs teach, and the paste options do nothing", file=sys.stderr, flush=True)
     print(f"building {config.crops} crops from {len(training_scenes)} scenes", file=sys.stderr, flush=True)
     probabilities = paste_probabilities(signs.labels, config.paste_boost_classes, config.paste_boost) if signs else None
     crops = build_crops(training_scenes, signs, config.crops, config.pasted_fraction, config.crop_size, geometry, config.seed,
