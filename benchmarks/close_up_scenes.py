@@ -37,6 +37,14 @@ def close_up(scene_bgr: np.ndarray, sign_box, target_side: float, max_zoom: floa
     return cv2.warpAffine(scene_bgr, warp, (FRAME_WIDTH, FRAME_HEIGHT), flags=cv2.INTER_LINEAR), (zoom, x0, y0)
 
 
+def write_scenes_zip(path: Path, frames: dict[str, bytes], truth: list[str]) -> None:
+    """A .zip in the GTSDB layout, written atomically: each frame's encoded bytes by file name, and gt.txt's lines."""
+    with atomic_path(path) as temporary, zipfile.ZipFile(temporary, "w") as archive:
+        for name, data in frames.items():
+            archive.writestr(name, data)
+        archive.writestr("gt.txt", "\n".join(truth) + "\n")
+
+
 def cut_close_ups(arguments: argparse.Namespace) -> tuple[dict[str, bytes], list[str]]:
     """PNG bytes of each close-up by file name, and gt.txt's lines."""
     rng = np.random.default_rng(arguments.seed)
@@ -75,10 +83,7 @@ def main() -> None:
         parser.error(str(error))
     if not frames:
         parser.error(f"{arguments.scenes}: no sign of {arguments.min_sign} px or more to cut a close-up around.")
-    with atomic_path(arguments.out) as temporary, zipfile.ZipFile(temporary, "w") as archive:
-        for name, data in frames.items():
-            archive.writestr(name, data)
-        archive.writestr("gt.txt", "\n".join(truth) + "\n")
+    write_scenes_zip(arguments.out, frames, truth)
     print(f"{arguments.out}: {len(frames)} close-ups of {FRAME_WIDTH}x{FRAME_HEIGHT}, {len(truth)} signs")
 
 

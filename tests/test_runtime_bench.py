@@ -179,3 +179,27 @@ def test_a_finder_spec_takes_a_centre_score_a_colour_gate_and_a_screen_in_any_or
 @pytest.mark.parametrize(("wins", "losses", "p"), [(0, 0, 1.0), (3, 3, 1.0), (5, 0, 2 / 32), (10, 1, 2 * 12 / 2048), (1, 10, 2 * 12 / 2048)])
 def test_the_sign_test_is_exact_and_two_sided(wins, losses, p):
     assert _benchmark_script("compare_sign_finders").sign_test_p(wins, losses) == pytest.approx(p)
+
+
+def test_camera_conditions_move_the_true_boxes_with_the_pixels_and_score_each_condition(tmp_path, monkeypatch):
+    """benchmarks/camera_conditions.py: each condition's frames and truth, and one eval-frames report per condition."""
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+    from fakes import write_road_scenes
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # it shares close_up_scenes' writer
+    conditions = _benchmark_script("camera_conditions")
+    scenes = write_road_scenes(tmp_path / "scenes.zip")
+    assert conditions.scaled_box((60, 40, 99, 79), 0.5, 160, 100) == (30, 20, 49, 39)  # 40 px wide, 20 after
+    assert conditions.scaled_box((300, 180, 319, 199), 2.0, 640, 400) == (600, 360, 639, 399)
+    half = next(condition for condition in conditions.CONDITIONS if condition.name == "640-wide")
+    frames, truth = conditions.condition_scenes(str(scenes), half, seed=0)
+    first = cv2.imdecode(np.frombuffer(frames["00000.png"], np.uint8), cv2.IMREAD_COLOR)
+    assert first.shape == (round(200 * half.scale), round(320 * half.scale), 3)
+    assert truth[0] == "00000.png;" + ";".join(map(str, conditions.scaled_box((60, 40, 100, 80), half.scale, 151, 94))) + ";2"
+    assert conditions.main(["--data", str(scenes), "--out", str(tmp_path / "out"), "--conditions", "recorded", "dusk"]) == 0
+    rows = json.loads((tmp_path / "out" / "conditions.json").read_text())["conditions"]
+    assert [row["condition"] for row in rows] == ["recorded", "dusk"] and all(row["signs_24px_and_more"] == 3 for row in rows)
+    assert not list((tmp_path / "out").glob("*.zip"))  # the frames are not kept, the reports are
