@@ -7,12 +7,13 @@ first finds, and the exact two-sided sign test (McNemar's) on those two counts. 
 This host's speed moves by a quarter from one hour to the next, so finders are timed interleaved, frame by frame,
 and a time means something only next to the others of the same run. Every finder is scored on the same scenes.
 
-A finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]][@roi=L,T,R,B]: LOCATORS as for
+A finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]][@roi=L,T,R,B][@width=SEARCH_WIDTH]: LOCATORS as for
 --locator, comma-separated (colour, diamonds, sign-locator, locator files); CENTRE_SCORE replaces the operating point
 stamped in the learned locator files; COLOUR_GATE replaces --colour-gate's default (0: every colour box is classified);
 MODEL is --screen's (auto by default, as eval-frames: the shipped gtsrb-screen in front of gtsrb-locate; none; a model
 file), reading every box first and dropping those it takes for "not a sign" with at least THRESHOLD (`SignFinder`); roi
-is --roi's region, where the locators search (the whole frame by default).
+is --roi's region, where the locators search (the whole frame by default); width is --search-width's, the width frames
+wider than it are shrunk to for the locators (none by default).
 
     python benchmarks/compare_sign_finders.py --data scenes-100-199.zip \\
         shipped=gtsrb-locate@colour,sign-locator new=runs/locate/model.int8.onnx@colour,runs/locator/locator.onnx@0.2 \\
@@ -33,7 +34,7 @@ from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.frame_eval import EvalFramesConfig, score_scenes
 from edgesight.runtime.learned_locate import COLOUR_GATE, open_locator
-from edgesight.runtime.roi import RegionOfInterest, within_region
+from edgesight.runtime.roi import RegionOfInterest, as_searched, check_search_width
 from edgesight.runtime.scenes import read_scenes
 from edgesight.runtime.signs import SCREEN_THRESHOLD, SignFinder, open_screen
 
@@ -50,12 +51,13 @@ class FinderSpec:
     screen: str = "auto"
     screen_threshold: float = SCREEN_THRESHOLD
     roi: str | None = None
+    search_width: int | None = None
 
     def finder(self) -> SignFinder:
         classifier = Classifier(self.model, threads=1, max_batch=256)
         return SignFinder(classifier,
-                          locator=within_region(open_locator(self.locators, threads=1, min_score=self.centre_score,
-                                                             colour_gate=self.colour_gate), self.roi),
+                          locator=as_searched(open_locator(self.locators, threads=1, min_score=self.centre_score,
+                                                           colour_gate=self.colour_gate), self.roi, self.search_width),
                           screen=open_screen(self.screen, classifier), screen_threshold=self.screen_threshold)
 
     def locators_text(self) -> str:
@@ -63,22 +65,23 @@ class FinderSpec:
                 + (f", colour gate {self.colour_gate}" if self.colour_gate != COLOUR_GATE else "")
                 + (f", screen {self.screen}" if self.screen != "auto" else "")
                 + (f" at {self.screen_threshold}" if self.screen_threshold != SCREEN_THRESHOLD else "")
-                + (f", roi {self.roi}" if self.roi is not None else ""))
+                + (f", roi {self.roi}" if self.roi is not None else "")
+                + (f", search width {self.search_width}" if self.search_width is not None else ""))
 
 
 def parse_finder(spec: str) -> FinderSpec:
-    """'NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]][@roi=L,T,R,B]' -> FinderSpec."""
+    """'NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]][@roi=L,T,R,B][@width=SEARCH_WIDTH]' -> FinderSpec."""
     name, _, rest = spec.partition("=")
     model, _, rest = rest.partition("@")
     locators, *options = rest.split("@")
-    usage = (f"a finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]][@roi=L,T,R,B], such as "
+    usage = (f"a finder is NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]][@roi=L,T,R,B][@width=SEARCH_WIDTH], such as "
              f"shipped=gtsrb-locate@colour,sign-locator. Received: {spec!r}")
-    if not name or not model or not locators or len(options) > 4:
+    if not name or not model or not locators or len(options) > 5:
         raise argparse.ArgumentTypeError(usage)
     values: dict = {}
     for option in options:
         key, _, value = option.partition("=") if "=" in option else ("", "", option)
-        if {"screen": "screen", "gate": "colour_gate", "roi": "roi", "": "centre_score"}.get(key) in values:
+        if {"screen": "screen", "gate": "colour_gate", "roi": "roi", "width": "search_width", "": "centre_score"}.get(key) in values:
             raise argparse.ArgumentTypeError(usage)  # each option once
         if key == "screen" and value:
             screen, _, threshold = value.partition(":")
@@ -91,6 +94,12 @@ def parse_finder(spec: str) -> FinderSpec:
             except ValueError as error:
                 raise argparse.ArgumentTypeError(f"{error} in {spec!r}") from None
             values["roi"] = value
+        elif key == "width":
+            try:
+                values["search_width"] = int(value)
+                check_search_width(values["search_width"])
+            except ValueError as error:
+                raise argparse.ArgumentTypeError(f"{error} in {spec!r}") from None
         elif key == "gate":
             values["colour_gate"] = _number(value, 0, 1, False, spec)
         elif not key:
@@ -124,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="road scenes in the GTSDB layout (folder or .zip with gt.txt)")
     parser.add_argument("finders", nargs="+", type=parse_finder,
-                        help="NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]][@roi=L,T,R,B]")
+                        help="NAME=MODEL@LOCATORS[@CENTRE_SCORE][@gate=COLOUR_GATE][@screen=MODEL[:THRESHOLD]][@roi=L,T,R,B][@width=SEARCH_WIDTH]")
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the scenes (default: 3)")
     parser.add_argument("--out", type=Path, help="folder for results.md and results.json")
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
-from edgesight.runtime.roi import ROI_HELP, RegionOfInterest
+from edgesight.runtime.roi import ROI_HELP, SEARCH_WIDTH_HELP, RegionOfInterest
 from edgesight.runtime.signs import SCREEN_THRESHOLD
 from edgesight.runtime.sources import ImageFolderSource, open_source
 from edgesight.runtime.stream import (
@@ -52,6 +52,7 @@ class DemoConfig:
     screen: str = field(default="auto", metadata={"help": SCREEN_HELP})
     screen_threshold: float = field(default=SCREEN_THRESHOLD, metadata={"help": SCREEN_THRESHOLD_HELP})
     roi: str | None = field(default=None, metadata={"help": "with signs located: " + ROI_HELP})
+    search_width: int | None = field(default=None, metadata={"help": SEARCH_WIDTH_HELP})
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
     top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
     no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})
@@ -140,6 +141,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     options = StreamOptions(region=config.region, box_fraction=config.box_fraction, locate=locate,
                             locator=tuple(config.locator), colour_gate=config.colour_gate,
                             screen=config.screen, screen_threshold=config.screen_threshold, roi=config.roi,
+                            search_width=config.search_width,
                             top_k=config.top_k, max_fps=config.max_fps)
     options.check()
     region = RegionOfInterest.parse(config.roi) if config.roi is not None else None

@@ -23,7 +23,7 @@ from .files import make_folder, write_bytes_atomic, write_json_atomic
 from .learned_locate import COLOUR_GATE, open_locator
 from .locate import box_size, iou
 from .results import detection
-from .roi import ROI_HELP, RegionOfInterest, within_region
+from .roi import ROI_HELP, SEARCH_WIDTH_HELP, RegionOfInterest, as_searched
 from .scenes import Scene, TrueSign, read_scenes
 from .signs import SCREEN_THRESHOLD, SIGN_MIN_SCORE, FoundSign, SignFinder, open_screen
 from .stream import COLOUR_GATE_HELP, DEFAULT_LOCATORS, LOCATOR_HELP, SCREEN_HELP, SCREEN_THRESHOLD_HELP
@@ -47,6 +47,7 @@ class EvalFramesConfig:
     screen: str = field(default="auto", metadata={"help": SCREEN_HELP})
     screen_threshold: float = field(default=SCREEN_THRESHOLD, metadata={"help": SCREEN_THRESHOLD_HELP})
     roi: str | None = field(default=None, metadata={"help": ROI_HELP})
+    search_width: int | None = field(default=None, metadata={"help": SEARCH_WIDTH_HELP})
     examples: int = field(default=4, metadata={"help": "annotated example frames to write: those with the most errors"})
 
 
@@ -161,7 +162,8 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     if classifier.metadata.task != "gtsrb":
         raise ModelFileError(f"{classifier.path}: a {classifier.metadata.task!r} model; eval-frames scores road scenes "
                              "labelled with GTSRB class ids, so it needs a gtsrb sign model (gtsrb, gtsrb-tiny, gtsrb-locate).")
-    locator = within_region(open_locator(config.locator, config.threads, colour_gate=config.colour_gate), config.roi)
+    locator = as_searched(open_locator(config.locator, config.threads, colour_gate=config.colour_gate), config.roi,
+                          config.search_width)
     finder = SignFinder(classifier, locator=locator,
                         min_score=config.min_score, screen=open_screen(config.screen, classifier, config.threads),
                         screen_threshold=config.screen_threshold)

@@ -22,7 +22,7 @@ from .errors import SourceError
 from .learned_locate import COLOUR, COLOUR_GATE, DIAMONDS, check_colour_gate, open_locator
 from .locate import Box
 from .preprocess import center_box, full_box
-from .roi import RegionOfInterest, within_region
+from .roi import RegionOfInterest, as_searched, check_search_width
 from .signs import SCREEN_THRESHOLD, SignFinder, open_screen
 from .sources import LOST, Frame, ImageFolderSource, LiveSource, open_source
 from .tracking import SignTracker
@@ -65,6 +65,7 @@ class StreamOptions:
     screen: str = "auto"  # with locate: see signs.open_screen
     screen_threshold: float = SCREEN_THRESHOLD
     roi: str | None = None  # with locate: search only there, see roi.RegionOfInterest
+    search_width: int | None = None  # with locate: search frames wider than this shrunk to it, see roi.NarrowedLocator
     top_k: int = 3
     max_fps: float | None = None  # classify at most this many frames per second (a robot's CPU budget)
 
@@ -79,6 +80,10 @@ class StreamOptions:
                 raise ValueError(f"roi limits where signs are located, and signs are not located here (the region read is "
                                  f"region={self.region!r}). Received: roi={self.roi!r}")
             RegionOfInterest.parse(self.roi)
+        if self.search_width is not None and not self.locate:
+            raise ValueError(f"search_width sets the size signs are located at, and signs are not located here (the region "
+                             f"read is region={self.region!r}). Received: search_width={self.search_width}")
+        check_search_width(self.search_width)
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1. Received: top_k={self.top_k}")
         if self.max_fps is not None and self.max_fps <= 0:
@@ -114,7 +119,8 @@ class Recognizer:
         self.classifier, self.options = classifier, options
         self.finder = None
         if options.locate:
-            locator = within_region(open_locator(list(options.locator), threads, colour_gate=options.colour_gate), options.roi)
+            locator = as_searched(open_locator(list(options.locator), threads, colour_gate=options.colour_gate), options.roi,
+                                  options.search_width)
             self.finder = SignFinder(classifier, locator=locator, screen=open_screen(options.screen, classifier, threads),
                                      screen_threshold=options.screen_threshold)
         self.tracker = SignTracker() if self.finder and track else None

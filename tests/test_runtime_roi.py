@@ -1,4 +1,5 @@
-"""--roi: the locators search a region of the frame only; boxes stay in frame pixels and are read from the whole frame."""
+"""--roi and --search-width: the locators search a region of the frame only, or wide frames shrunk; boxes stay in frame
+pixels and are read from the whole frame."""
 import json
 
 import cv2
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from edgesight.runtime.learned_locate import open_locator
 from edgesight.runtime.locate import ColourLocator, ShrunkFrame, iou
-from edgesight.runtime.roi import ALIGN, RegionLocator, RegionOfInterest
+from edgesight.runtime.roi import ALIGN, NarrowedLocator, RegionLocator, RegionOfInterest, as_searched
 from fakes import road_scene
 
 
@@ -103,3 +104,50 @@ def test_eval_frames_with_a_region_misses_the_signs_outside_it_and_says_which_re
 
     assert boxed_first_sign(whole) and not boxed_first_sign(lower)
     assert all(found["box"][1] >= 96 for frame in lower["per_frame"] for found in frame["detections"])
+
+
+class _Spy:
+    """A locator that records the frame it is given and proposes one box there."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def propose(self, frame):
+        self.shapes.append(frame.shape)
+        return [(10, 20, 29, 39)]
+
+
+def test_a_wide_frame_is_searched_at_the_search_width_and_its_boxes_come_back_in_frame_pixels():
+    rings = [(80, 30, 18), (200, 110, 20), (60, 175, 14)]
+    image = road_scene(3, rings)
+    wide = cv2.resize(image, (640, 400), interpolation=cv2.INTER_LINEAR)  # a camera of twice the pixels each way
+    spy = _Spy()
+    assert NarrowedLocator(spy, 320).propose(wide) == [(20, 40, 59, 79)] and spy.shapes == [(200, 320, 3)]
+    assert NarrowedLocator(spy, 320).propose(image) == [(10, 20, 29, 39)]  # a frame no wider is searched as it comes
+    found = NarrowedLocator(ColourLocator(), 320).propose(wide)
+    assert all(max(iou((2 * (x - r), 2 * (y - r), 2 * (x + r) - 1, 2 * (y + r) - 1), box) for box in found) >= 0.5
+               for x, y, r in rings)
+    # With a region too, its fractions are of the shrunk frame: rows 96-199 of 200, so the spy's box moves down 96 there.
+    spy = _Spy()
+    assert as_searched(spy, "0,0.5,1,1", 320).propose(wide) == [(20, 232, 59, 271)] and spy.shapes == [(104, 320, 3)]
+
+
+def test_a_search_width_is_refused_below_its_floor_or_without_locating_signs():
+    from edgesight.runtime.stream import StreamOptions
+
+    with pytest.raises(ValueError, match="search_width must be at least 320 pixels or left out. Received: search_width=200"):
+        as_searched(ColourLocator(), None, 200)
+    with pytest.raises(ValueError, match="search_width sets the size signs are located at.*region='center'"):
+        StreamOptions(locate=False, search_width=1360).check()
+
+
+def test_demo_with_a_search_width_writes_the_signs_in_frame_pixels(tmp_path):
+    from edgesight.camera_demo.loop import DemoConfig, run_demo
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "scene.png"), cv2.resize(road_scene(0, [(200, 110, 20)]), (640, 400), interpolation=cv2.INTER_LINEAR))
+    jsonl = tmp_path / "signs.jsonl"
+    run_demo(DemoConfig(model="gtsrb-tiny", source=str(folder), locate="signs", no_window=True, jsonl=str(jsonl), search_width=320))
+    boxes = [found["box"] for found in json.loads(jsonl.read_text().splitlines()[0])["detections"]]
+    assert any(iou((356, 176, 444, 264), box) >= 0.5 for box in boxes)  # the ring's outer edges, twice (178, 88, 222, 132)
