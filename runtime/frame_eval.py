@@ -208,7 +208,8 @@ def evaluate_frames(config: EvalFramesConfig) -> dict:
     print(f"{frames} frames: {report['recall_24px_and_more']} of {goal['signs']} signs of {GOAL_MIN_SIZE} px and more found "
           f"with the right class; precision {report['precision']}; {report['false_detections_per_frame']} false detections "
           f"per frame; {report['ms_per_frame']['median']} ms per frame (median, {config.threads} thread(s)"
-          f"{'' if config.roi is None else f', searching region {config.roi} only'}); "
+          f"{'' if config.roi is None else f', searching region {config.roi} only'}"
+          f"{'' if config.search_width is None else f', frames wider than {config.search_width} px searched shrunk to it'}); "
           f"{'' if config.roi is None else f'{tally.goal_signs_outside_region} of the signs lie partly or wholly outside the region; '}"
           f"report in {out / 'eval_frames.json'}", file=sys.stdout)
     if tally.missed_goal_classes:
