@@ -86,7 +86,8 @@ def in_frame(boxes: list[Box], x1: int, y1: int) -> list[Box]:
 
 SEARCH_WIDTH_HELP = ("with signs located: frames wider than this many pixels are shrunk to it for the locators, and the "
                      "signs they find are read from the full frame (1360, GTSDB's width, searches an HD camera's frames "
-                     "at the scale the learned locator learnt, in under half the time); default: frames as they come")
+                     "at the scale the learned locator learnt, in half the time, losing some of the smallest signs); "
+                     "default: frames as they come")
 MIN_SEARCH_WIDTH = 320
 
 
