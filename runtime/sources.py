@@ -57,13 +57,6 @@ class FrameSource:
 STREAM_TIMEOUT_MS = 5000
 
 
-def _capture(target: int | str) -> cv2.VideoCapture:
-    if isinstance(target, str) and "://" in target:
-        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
-    return cv2.VideoCapture(target)
-
-
 class _OpenCVQuiet:
     """OpenCV's own log held to fatal errors while a capture opens: a failed open would print its backends' lines (such
     as "Camera index out of range"), on every reconnection attempt too, beside the state and the one error that name
@@ -94,9 +87,16 @@ class _OpenCVQuiet:
 _opencv_quiet = _OpenCVQuiet()
 
 
-def _open_capture(target: int | str, description: str) -> cv2.VideoCapture:
+def _capture(target: int | str) -> cv2.VideoCapture:
     with _opencv_quiet():
-        capture = _capture(target)
+        if isinstance(target, str) and "://" in target:
+            return cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                             cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+        return cv2.VideoCapture(target)
+
+
+def _open_capture(target: int | str, description: str) -> cv2.VideoCapture:
+    capture = _capture(target)
     if not capture.isOpened():
         capture.release()
         raise SourceError(f"{description}: cannot be opened (no such device, unsupported format, or no access).")
@@ -237,8 +237,7 @@ class LiveSource(FrameSource):
             if time.monotonic() - self._gone_since > self._lost_after_s:
                 self._set_state(LOST, ended=True)
                 return False
-            with _opencv_quiet():
-                capture = _capture(self._target)
+            capture = _capture(self._target)
             if capture.isOpened():
                 self._capture = capture
                 self.reconnects += 1
