@@ -27,6 +27,7 @@ from edgesight.runtime.errors import DatasetError
 from edgesight.runtime.files import make_folder, write_json_atomic, write_text_atomic
 from edgesight.runtime.frame_eval import GOAL_MIN_SIZE, EvalFramesConfig, evaluate_frames
 from edgesight.runtime.scenes import read_scenes
+from edgesight.runtime.stream import DEFAULT_LOCATORS
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="road scenes in the GTSDB layout (folder or .zip with gt.txt)")
     parser.add_argument("--out", type=Path, required=True, help="folder for each condition's scenes and reports, and conditions.md")
     parser.add_argument("--model", default="gtsrb-locate", help="sign model, as eval-frames takes it (default: gtsrb-locate)")
+    parser.add_argument("--locator", nargs="+", default=list(DEFAULT_LOCATORS),
+                        help=f"locators, as eval-frames takes them (default: {' '.join(DEFAULT_LOCATORS)})")
     parser.add_argument("--conditions", nargs="+", choices=[condition.name for condition in CONDITIONS],
                         default=[condition.name for condition in CONDITIONS], help="which conditions (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         write_scenes_zip(scenes_zip, frames, truth)
         print(f"{condition.name}: {condition.description}", file=sys.stderr, flush=True)
         report = evaluate_frames(EvalFramesConfig(model=args.model, data=str(scenes_zip), out=str(args.out / condition.name),
-                                                  examples=0))
+                                                  locator=args.locator, examples=0))
         scenes_zip.unlink()  # the frames are made again by this script from the scenes; the report is what is kept
         rows.append({"condition": condition.name, "description": condition.description,
                      "signs_24px_and_more": report["signs_24px_and_more"], "recall_24px_and_more": report["recall_24px_and_more"],
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                      "most_missed": dict(list(report["missed_24px_and_more_by_class"].items())[:3])})
     machine = machine_description()
     lines = [f"# The sign finder under other camera conditions: `{args.data}`", "",
-             f"Model `{args.model}` with the default locators, one thread, min score as eval-frames; {machine}. Times are "
+             f"Model `{args.model}` with the locators {', '.join(f'`{name}`' for name in args.locator)}, one thread, min score as eval-frames; {machine}. Times are "
              f"from separate passes minutes apart, so compare them loosely.", "",
              f"| condition | what | signs of {GOAL_MIN_SIZE} px or more | found | false per frame | ms per frame | most missed |",
              "|---|---|---|---|---|---|---|"]
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({row['recall_24px_and_more']:.1%}) | {row['false_detections_per_frame']:.2f} | {row['ms_per_frame_median']:.2f} | "
               f"{', '.join(f'{label} {count}' for label, count in row['most_missed'].items())} |" for row in rows]
     write_text_atomic(args.out / "conditions.md", "\n".join(lines) + "\n")
-    write_json_atomic(args.out / "conditions.json", {"data": args.data, "model": args.model, "machine": machine, "conditions": rows})
+    write_json_atomic(args.out / "conditions.json", {"data": args.data, "model": args.model, "locators": args.locator, "machine": machine, "conditions": rows})
     print("\n".join(lines))
     return 0
 

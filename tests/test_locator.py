@@ -152,7 +152,7 @@ def test_a_paste_size_outside_the_crop_is_refused_before_any_work(tmp_path, past
     assert not (tmp_path / "run").exists()
 
 
-def test_a_learning_rate_that_is_not_positive_is_refused_before_any_work(tmp_path):
+def test_a_learning_rate_or_camera_chance_out_of_range_is_refused_before_any_work(tmp_path):
     pytest.importorskip("tensorflow", reason="training lives in the [train] extra")
     from edgesight.train.config import LocatorTrainConfig
     from edgesight.train.locator import train_locator
@@ -160,6 +160,10 @@ def test_a_learning_rate_that_is_not_positive_is_refused_before_any_work(tmp_pat
 
     config = LocatorTrainConfig(data=str(tmp_path / "missing.zip"), run_dir=str(tmp_path / "run"), learning_rate=0.0)
     with pytest.raises(TrainError, match="learning_rate and size_weight must be > 0. Received: learning_rate=0.0"):
+        train_locator(config)
+    assert not (tmp_path / "run").exists()
+    config = LocatorTrainConfig(data=str(tmp_path / "missing.zip"), run_dir=str(tmp_path / "run"), camera_conditions=1.5)
+    with pytest.raises(TrainError, match=r"camera_conditions must be in \[0, 1\]. Received: camera_conditions=1.5"):
         train_locator(config)
     assert not (tmp_path / "run").exists()
 
@@ -373,11 +377,12 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     run_dir = tmp_path / "locator"
     undo = interrupt_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        train_locator(_locator_config(scenes, signs, run_dir, paste_boost_classes=[1], paste_shapes=True))
+        train_locator(_locator_config(scenes, signs, run_dir, paste_boost_classes=[1], paste_shapes=True, camera_conditions=0.5))
     assert json.loads((run_dir / "state.json").read_text())["epochs_done"] == 1
     undo()
     report = train_locator(_locator_config(scenes, signs, run_dir, resume=True))
-    train_locator(_locator_config(scenes, signs, tmp_path / "uninterrupted", paste_boost_classes=[1], paste_shapes=True))
+    train_locator(_locator_config(scenes, signs, tmp_path / "uninterrupted", paste_boost_classes=[1], paste_shapes=True,
+                                  camera_conditions=0.5))
     resumed, uninterrupted = (keras.models.load_model(folder / "model.keras").get_weights() for folder in (run_dir, tmp_path / "uninterrupted"))
     assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))
     assert report["validation_scenes"] == 1 and [row["min_score"] for row in report["validation_proposal_recall"]][:2] == [0.05, 0.1]

@@ -203,3 +203,7 @@ def test_camera_conditions_move_the_true_boxes_with_the_pixels_and_score_each_co
     rows = json.loads((tmp_path / "out" / "conditions.json").read_text())["conditions"]
     assert [row["condition"] for row in rows] == ["recorded", "dusk"] and all(row["signs_24px_and_more"] == 3 for row in rows)
     assert not list((tmp_path / "out").glob("*.zip"))  # the frames are not kept, the reports are
+    assert conditions.main(["--data", str(scenes), "--out", str(tmp_path / "colour"), "--conditions", "blur", "--locator", "colour"]) == 0
+    colour_only = json.loads((tmp_path / "colour" / "conditions.json").read_text())
+    assert colour_only["locators"] == ["colour"] and "`colour`" in (tmp_path / "colour" / "conditions.md").read_text()
+    assert json.loads((tmp_path / "colour" / "blur" / "eval_frames.json").read_text())["config"]["locator"] == ["colour"]

@@ -235,6 +235,35 @@ def test_random_shadow_darkens_one_side_of_a_straight_edge_and_only_in_training(
     np.testing.assert_array_equal(RandomShadow(1.0, seed=1)(images, training=False).numpy(), images.numpy())
 
 
+def test_camera_conditions_darken_brighten_blur_add_noise_and_compress_each_by_its_chance_and_only_in_training():
+    import cv2
+    import tensorflow as tf
+    from edgesight.train.augment import CameraConditions
+
+    # A smooth gradient with one sharp square: blur and JPEG show on the square's edges, noise on the flat parts.
+    gradient = np.tile(np.round(np.linspace(40, 200, 64, dtype=np.float32))[None, :, None], (64, 1, 3))
+    gradient[20:44, 20:44] = 250.0
+    images = tf.constant(np.repeat(gradient[None], 200, 0))
+    changed = CameraConditions(0.35, seed=4)(images, training=True).numpy()
+    assert changed.min() >= 0.0 and changed.max() <= 255.0
+    ratio = changed[:, 30:34, 2:6].mean(axis=(1, 2, 3)) / gradient[30:34, 2:6].mean()  # the dark side's light, per image
+    assert 0.15 < (ratio < 0.9).mean() < 0.4 and (ratio > 1.1).mean() > 0.05  # darkened or brightened by about its chance
+    assert (changed[:, 30:34, 50:60] == 255.0).any()  # over-exposed values saturate
+    untouched = np.all(changed == gradient, axis=(1, 2, 3)).mean()
+    assert 0.05 < untouched < 0.35  # about 0.65 ** 4 of the images have no condition at all
+    for seed in (1, 2):  # each condition alone, by its own chance
+        alone = CameraConditions(1.0, darkest=1.0, brightest=1.0, noise_sigma=0.0, seed=seed)(images[:4], training=True).numpy()
+        assert not np.array_equal(alone, images[:4].numpy())
+    blurred_only = CameraConditions(1.0, darkest=1.0, brightest=1.0, noise_sigma=0.0, jpeg_quality=(100, 101), seed=1)(
+        images[:8], training=True).numpy()
+    edge = blurred_only[:, 32, 18:22, 0]  # softened across the square's left edge, never sharpened
+    assert (edge[:, 0] <= edge[:, -1]).all() and (np.abs(np.diff(edge, axis=1)).max(axis=1) < 250 - gradient[32, 19, 0]).any()
+    compressed = cv2.imdecode(cv2.imencode(".jpg", gradient.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 20])[1], 1)
+    assert not np.array_equal(compressed, gradient.astype(np.uint8))  # the test image is one JPEG changes
+    np.testing.assert_array_equal(CameraConditions(0.0, seed=1)(images, training=True).numpy(), images.numpy())
+    np.testing.assert_array_equal(CameraConditions(1.0, seed=1)(images, training=False).numpy(), images.numpy())
+
+
 def test_sign_augmentation_fades_colours_without_mirroring():
     import keras
     from edgesight.train.augment import AUGMENTATIONS, build_augmenter

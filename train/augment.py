@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -48,6 +49,48 @@ class RandomShadow(layers.Layer):
         columns = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, -1, 1))
         shaded = ops.cos(angle) * (columns - through_x) + ops.sin(angle) * (rows - through_y) > 0
         return images * ops.where(ops.logical_and(applies, shaded), factor, 1.0)
+
+
+class CameraConditions(layers.Layer):
+    """Degrade each image as another camera would give it: exposure, focus, sensor noise, compression.
+
+    Each is drawn per image, with its own chance: the light scaled by a factor log-uniform in
+    [`darkest`, `brightest`] and clipped at 255 as a sensor saturates; a Gaussian blur of sigma `blur_sigma` blended in
+    by a uniform share; Gaussian noise of a standard deviation uniform up to `noise_sigma` levels; JPEG compression
+    at a quality uniform in `jpeg_quality`, applied last, as a camera encodes last. GTSDB's scenes come from one
+    daylight camera; a locator trained on them alone lost a sixth of its signs at half the light
+    (benchmarks/camera_conditions.py). Inputs and outputs are float 0-255.
+    """
+
+    def __init__(self, chance: float = 0.35, darkest: float = 0.35, brightest: float = 1.7, blur_sigma: float = 1.0,
+                 noise_sigma: float = 8.0, jpeg_quality: tuple[int, int] = (20, 90), seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.chance, self.darkest, self.brightest = chance, darkest, brightest
+        self.blur_sigma, self.noise_sigma, self.jpeg_quality = blur_sigma, noise_sigma, jpeg_quality
+        self.generator = keras.random.SeedGenerator(seed)  # EpochSeeds resets it like the Keras layers'
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        count = tf.shape(images)[0]
+
+        def draw(low=0.0, high=1.0):
+            return keras.random.uniform((count, 1, 1, 1), low, high, seed=self.generator)
+
+        def chosen(value, unchanged):
+            return tf.where(draw() < self.chance, value, unchanged)
+
+        gain = chosen(tf.exp(draw(float(np.log(self.darkest)), float(np.log(self.brightest)))), 1.0)
+        images = tf.minimum(images * gain, 255.0)
+        side = 2 * int(np.ceil(3 * self.blur_sigma)) + 1
+        blurred = keras.ops.image.gaussian_blur(images, (side, side), (self.blur_sigma, self.blur_sigma))
+        images += chosen(draw(), 0.0) * (blurred - images)
+        images += chosen(draw(0.0, self.noise_sigma), 0.0) * keras.random.normal(tf.shape(images), seed=self.generator)
+        pixels = tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
+        quality = tf.cast(tf.reshape(draw(*self.jpeg_quality), (-1,)), tf.int32)
+        compressed = tf.map_fn(lambda item: tf.image.adjust_jpeg_quality(item[0], item[1]), (pixels, quality),
+                               fn_output_signature=tf.uint8)
+        return chosen(tf.cast(compressed, images.dtype), tf.cast(pixels, images.dtype))
 
 
 AUGMENTATIONS = {

@@ -143,6 +143,11 @@ class LocatorTrainConfig:
                 "webcam is larger than GTSDB's largest (about 130 px), and the locator's context reaches about 240 px"})
     scene_jitter: float = field(default=0.0, metadata={"help": "cut each crop from its scene mirrored at random and scaled by a "
                                                                "factor in [1/(1+J), 1+J]: more sizes and sides of the few real signs"})
+    camera_conditions: float = field(default=0.0, metadata={
+        "help": "chance that each training crop is darkened or over-exposed (light x0.35-1.7, clipped), blurred, "
+                "given sensor noise, and JPEG-compressed (quality 20-90), each drawn on its own, as cameras other than "
+                "GTSDB's daylight one would give the scene (train/augment.py, CameraConditions). With --teacher, the "
+                "teacher reads the crop before them, so the network learns to see through them (default: 0, none)"})
     crop_size: int = field(default=256, metadata={"help": "crop side in downscaled pixels"})
     epochs: int = field(default=16, metadata={"help": "training epochs"})
     batch_size: int = field(default=32, metadata={"help": "crops per training step"})

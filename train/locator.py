@@ -218,6 +218,8 @@ def _check(config: LocatorTrainConfig) -> None:
                          f"paste_boost={config.paste_boost}, paste_boost_classes={config.paste_boost_classes}")
     if not 0.0 <= config.pasted_fraction <= 1.0:
         raise TrainError(f"pasted_fraction must be in [0, 1]. Received: pasted_fraction={config.pasted_fraction}")
+    if not 0.0 <= config.camera_conditions <= 1.0:
+        raise TrainError(f"camera_conditions must be in [0, 1]. Received: camera_conditions={config.camera_conditions}")
     if not 0.0 < config.distill_weight <= 1.0:
         raise TrainError(f"distill_weight must be in (0, 1]. Received: distill_weight={config.distill_weight}")
     if not 1 <= config.downscale <= 4:
@@ -243,7 +245,7 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     """
     from edgesight.runtime.datasets import load_gtsrb
 
-    from .augment import EpochSeeds, evaluation_dataset, training_dataset
+    from .augment import CameraConditions, EpochSeeds, evaluation_dataset, training_dataset
     from .checkpoint import CHECKPOINT_DIR, EpochCheckpoint
     from .locator_data import LocatorCrops, build_crops, grid_targets, paste_probabilities, teacher_targets
     from .models import count_macs
@@ -301,9 +303,12 @@ def train_locator(config: LocatorTrainConfig) -> dict:
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch * config.epochs)
         model.compile(optimizer=keras.optimizers.Adam(schedule),
                       loss=LocatorLoss(config.size_weight, config.distill_weight if teacher else 0.0))
-    # Light and contrast only: moving or scaling the crop would move its targets too.
-    augmenter = keras.Sequential([layers.RandomBrightness(0.3, value_range=(0, 255), seed=config.seed),
-                                  layers.RandomContrast(0.3, seed=config.seed + 1)], name="augment")
+    # Light, contrast and the camera only: moving or scaling the crop would move its targets too.
+    photometric = [layers.RandomBrightness(0.3, value_range=(0, 255), seed=config.seed),
+                   layers.RandomContrast(0.3, seed=config.seed + 1)]
+    if config.camera_conditions:
+        photometric.append(CameraConditions(config.camera_conditions, seed=config.seed + 2))
+    augmenter = keras.Sequential(photometric, name="augment")
     seeds = EpochSeeds(augmenter, config.seed)
     validation = None
     if validation_scenes:
