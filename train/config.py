@@ -147,7 +147,9 @@ class LocatorTrainConfig:
         "help": "chance that each training crop is darkened or over-exposed (light x0.35-1.7, clipped), blurred, "
                 "given sensor noise, and JPEG-compressed (quality 20-90), each drawn on its own, as cameras other than "
                 "GTSDB's daylight one would give the scene (train/augment.py, CameraConditions). With --teacher, the "
-                "teacher reads the crop before them, so the network learns to see through them (default: 0, none)"})
+                "teacher reads the crop before them, so the network learns to see through them. The shipped locator "
+                "fine-tuned with 0.35 for 6 epochs found 7 fewer of the 147 signs of scenes 00000-00099 as recorded and "
+                "gained 4 at dusk, 2 at JPEG quality 30 and lost 2 under glare (docs/EXPERIMENTS.md) (default: 0, none)"})
     crop_size: int = field(default=256, metadata={"help": "crop side in downscaled pixels"})
     epochs: int = field(default=16, metadata={"help": "training epochs"})
     batch_size: int = field(default=32, metadata={"help": "crops per training step"})
