@@ -88,9 +88,13 @@ class CameraConditions(layers.Layer):
         images += chosen(draw(0.0, self.noise_sigma), 0.0) * keras.random.normal(tf.shape(images), seed=self.generator)
         pixels = tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
         quality = tf.cast(tf.reshape(draw(*self.jpeg_quality), (-1,)), tf.int32)
-        compressed = tf.map_fn(lambda item: tf.image.adjust_jpeg_quality(item[0], item[1]), (pixels, quality),
-                               fn_output_signature=tf.uint8)
-        return chosen(tf.cast(compressed, images.dtype), tf.cast(pixels, images.dtype))
+        compress = tf.reshape(draw() < self.chance, (-1,))
+
+        def camera_output(item):  # only the chosen images are encoded: JPEG is the costliest step here
+            image, image_quality, compressed = item
+            return tf.cond(compressed, lambda: tf.image.adjust_jpeg_quality(image, image_quality), lambda: image)
+
+        return tf.cast(tf.map_fn(camera_output, (pixels, quality, compress), fn_output_signature=tf.uint8), images.dtype)
 
 
 AUGMENTATIONS = {
