@@ -15,6 +15,7 @@ import numpy as np
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
 from edgesight.runtime.roi import ROI_HELP, SEARCH_WIDTH_HELP, RegionOfInterest
+from edgesight.runtime.shipped import SHIPPED_MODEL_NAMES
 from edgesight.runtime.signs import SCREEN_THRESHOLD
 from edgesight.runtime.sources import ImageFolderSource, open_source
 from edgesight.runtime.stream import (
@@ -39,8 +40,8 @@ LOCATE_MODES = ("auto", "signs", "none")
 
 @dataclass(frozen=True)
 class DemoConfig:
-    model: str | None = field(default=None, metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, "
-                                                              "gtsrb-locate, cifar10; -fp32 for float); default: gtsrb-locate "
+    model: str | None = field(default=None, metadata={"help": f"edgesight ONNX model file, or a shipped model's name ({SHIPPED_MODEL_NAMES}); "
+                                                              "default: gtsrb-locate "
                                                               "(which knows 'not a sign'), or gtsrb with --locate none"})
     source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file, image folder or glob (quote it)"})
     locate: str = field(default="auto", metadata={"help": "signs: find and classify every sign in the frame (in video a sign shows once "

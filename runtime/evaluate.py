@@ -9,6 +9,7 @@ import numpy as np
 from .classifier import Classifier
 from .datasets import preprocess_regions
 from .errors import ModelFileError
+from .shipped import SHIPPED_MODEL_NAMES
 from .tasks import NOT_A_SIGN, get_task, test_set_name
 
 
@@ -28,7 +29,7 @@ def evaluate_batch(classifier: Classifier, images_nhwc: np.ndarray, labels: np.n
 
 @dataclass(frozen=True)
 class EvalConfig:
-    model: str = field(metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, cifar10; -fp32 for float)"})
+    model: str = field(metadata={"help": f"edgesight ONNX model file, or a shipped model's name ({SHIPPED_MODEL_NAMES})"})
     data: str = field(metadata={"help": "folder with the task's official archives (the task comes from the model)"})
     split: str = field(default="test", metadata={"help": "which split to score: test or train"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})

@@ -25,6 +25,7 @@ from .locate import box_size, iou
 from .results import detection
 from .roi import ROI_HELP, SEARCH_WIDTH_HELP, RegionOfInterest, as_searched
 from .scenes import Scene, TrueSign, read_scenes
+from .shipped import SHIPPED_MODEL_NAMES
 from .signs import SCREEN_THRESHOLD, SIGN_MIN_SCORE, FoundSign, SignFinder, open_screen
 from .stream import COLOUR_GATE_HELP, DEFAULT_LOCATORS, LOCATOR_HELP, SCREEN_HELP, SCREEN_THRESHOLD_HELP
 
@@ -37,7 +38,8 @@ SCORE_SWEEP = (0.5, 0.9, 0.99, 0.999, 0.9999)
 
 @dataclass(frozen=True)
 class EvalFramesConfig:
-    model: str = field(metadata={"help": "edgesight sign model file or shipped name (gtsrb, gtsrb-tiny)"})
+    model: str = field(metadata={"help": f"edgesight sign model file or shipped name ({SHIPPED_MODEL_NAMES}); gtsrb-locate, which "
+                                                                 "knows 'not a sign', is the one the finder's figures are for"})
     data: str = field(metadata={"help": "road scenes in the GTSDB layout: a folder or .zip with images and gt.txt"})
     out: str = field(default="out/eval-frames", metadata={"help": "folder for eval_frames.json and annotated example frames"})
     min_score: float = field(default=SIGN_MIN_SCORE, metadata={"help": "a located box whose best class scores less is taken for background"})

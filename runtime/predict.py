@@ -12,12 +12,13 @@ from .classifier import Classifier
 from .errors import SourceError
 from .preprocess import region_box
 from .results import JsonLinesWriter, detection, frame_record
+from .shipped import SHIPPED_MODEL_NAMES
 from .sources import list_images
 
 
 @dataclass(frozen=True)
 class PredictConfig:
-    model: str = field(metadata={"help": "edgesight ONNX model file, or a shipped model's name (gtsrb, gtsrb-tiny, cifar10; -fp32 for float)"})
+    model: str = field(metadata={"help": f"edgesight ONNX model file, or a shipped model's name ({SHIPPED_MODEL_NAMES})"})
     images: list[str] = field(metadata={"help": "image files to classify, or folders of them (each folder's images in name order)"})
     top_k: int = field(default=3, metadata={"help": "classes printed per image"})
     jsonl: bool = field(default=False, metadata={"help": "print JSON lines (the predictions contract) instead of text"})

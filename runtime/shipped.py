@@ -17,6 +17,8 @@ SHIPPED_MODELS = {
     "cifar10": ("cifar10", "model.int8.onnx"),
     "cifar10-fp32": ("cifar10", "model.onnx"),
 }
+# For help texts: the int8 names, whose float files are the same with -fp32.
+SHIPPED_MODEL_NAMES = ", ".join(name for name in SHIPPED_MODELS if not name.endswith("-fp32")) + "; -fp32 for float"
 # Not classifiers (so not under models/, whose files all follow the model-file contract): for --locator.
 # The int8 twin is the default since 2026-12-06: 0.77x the float file's time a frame on an AVX-512 VNNI CPU (about
 # even with it on an AVX2-only one, 2026-12-07), and on the held-out road scenes the finder with it found the float

@@ -96,6 +96,18 @@ def test_shipped_models_are_found_by_name_from_the_installed_package():
         assert Classifier(name).path.samefile(REPOSITORY / "models" / folder / file_name), name
 
 
+def test_every_command_that_takes_a_model_names_every_shipped_model_in_its_help():
+    from dataclasses import fields
+
+    from edgesight.runtime.evaluate import EvalConfig
+    from edgesight.runtime.frame_eval import EvalFramesConfig
+    from edgesight.runtime.predict import PredictConfig
+
+    for config in (DemoConfig, EvalConfig, EvalFramesConfig, PredictConfig):
+        model_help = next(field.metadata["help"] for field in fields(config) if field.name == "model")
+        assert all(name in model_help for name in SHIPPED_MODELS if not name.endswith("-fp32")), config.__name__
+
+
 # Issue 4's goals: the most top-1 (percentage points) int8 may lose against fp32 on the official test set. The screen
 # reads no sign for the user (gtsrb-locate does); what it is for, dropping boxes that are no sign, was measured with its
 # int8 file in the finder (benchmarks/results/2026-12-07-screen/), and its card states the 0.12 points it loses.
