@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -56,6 +57,7 @@ def _load(reference: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgesight", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"edgesight {importlib.metadata.version('edgesight')}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in SUBCOMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
