@@ -149,7 +149,7 @@ class LocatorTrainConfig:
                 "GTSDB's daylight one would give the scene (train/augment.py, CameraConditions). With --teacher, the "
                 "teacher reads the crop before them, so the network learns to see through them. The shipped locator "
                 "fine-tuned with 0.35 for 6 epochs found 7 fewer of the 147 signs of scenes 00000-00099 as recorded and "
-                "gained 4 at dusk, 2 at JPEG quality 30 and lost 2 under glare (docs/EXPERIMENTS.md) (default: 0, none)"})
+                "gained 4 at dusk, 2 at JPEG quality 30 and lost 2 under glare (docs/EXPERIMENTS.md); 0 turns them off"})
     crop_size: int = field(default=256, metadata={"help": "crop side in downscaled pixels"})
     epochs: int = field(default=16, metadata={"help": "training epochs"})
     batch_size: int = field(default=32, metadata={"help": "crops per training step"})
