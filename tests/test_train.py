@@ -191,14 +191,16 @@ def test_a_weight_average_is_what_the_run_ends_with_and_survives_an_interruption
 
 def test_an_augmentation_profile_can_be_chosen_but_never_mirrors_signs(tiny_gtsrb, tmp_path):
     import keras
-    from edgesight.train.augment import build_augmenter
+    from edgesight.train.augment import CameraConditions, build_augmenter
     from edgesight.train.trainer import train
 
     light = [type(layer) for layer in build_augmenter("objects-light", seed=0).layers]
     assert light == [keras.layers.RandomFlip, keras.layers.RandomTranslation]
+    cameras, signs = ([type(layer) for layer in build_augmenter(name, seed=0).layers] for name in ("signs-cameras", "signs"))
+    assert cameras == signs + [CameraConditions] and keras.layers.RandomFlip not in cameras  # the camera last, no mirror
     with pytest.raises(TrainError, match="augmentation 'objects-light' mirrors images, which changes the class of a gtsrb sign"):
         train(_config(tiny_gtsrb, tmp_path / "mirrored", augmentation="objects-light"))
-    with pytest.raises(TrainError, match="augmentation must be one of signs, objects, objects-light, objects-sharp. "
+    with pytest.raises(TrainError, match="augmentation must be one of signs, signs-cameras, objects, objects-light, objects-sharp. "
                                          "Received: augmentation='heavy'"):
         train(_config(tiny_gtsrb, tmp_path / "unknown", augmentation="heavy"))
 

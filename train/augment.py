@@ -23,6 +23,7 @@ class Augmentation:
     saturation: tuple[float, float] | None = None
     # Shift by whole pixels (nearest sampling) rather than resample: a fraction of a pixel blurs a 32x32 image.
     whole_pixel_shifts: bool = False
+    camera: float = 0.0  # chance of each of CameraConditions' degradations, after the rest
 
 
 class RandomShadow(layers.Layer):
@@ -102,6 +103,9 @@ AUGMENTATIONS = {
     # sun-faded paint (a bleached red rim made the models misread a whole test track of "bend" signs).
     "signs": Augmentation(rotation_degrees=12, translate=0.08, zoom=0.15, brightness=0.3, contrast=0.35, mirror=False,
                           shadow=0.3, saturation=(0.25, 0.6)),
+    # The same through other cameras than GTSRB's: darker or over-exposed, blurred, noisy, JPEG-compressed.
+    "signs-cameras": Augmentation(rotation_degrees=12, translate=0.08, zoom=0.15, brightness=0.3, contrast=0.35, mirror=False,
+                                  shadow=0.3, saturation=(0.25, 0.6), camera=0.35),
     # Objects: mirror images are the same class; shifted crops as in the usual CIFAR recipe.
     # Erased patches teach the net to use the whole object, not its one most telling part (occlusion).
     "objects": Augmentation(rotation_degrees=0, translate=0.125, zoom=0.1, brightness=0.2, contrast=0.2, mirror=True,
@@ -145,6 +149,8 @@ def build_augmenter(name: str, seed: int, mixup: float = 0.0) -> keras.Sequentia
         # A (p, p) factor: a single float would draw each image's probability from [0, p].
         steps.append(layers.RandomErasing(factor=(settings.erasing, settings.erasing), scale=(0.02, 0.25),
                                           value_range=(0, 255), seed=seed + 7))
+    if settings.camera:
+        steps.append(CameraConditions(settings.camera, seed=seed + 10))
     if mixup:
         steps.append(layers.MixUp(alpha=mixup, seed=seed + 9))
     return keras.Sequential(steps, name="augment")
