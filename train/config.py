@@ -52,7 +52,9 @@ class TrainConfig:
                 "a mirror image keeps (objects, not signs). With --init-from, the source's weights gain it"})
     augmentation: str | None = field(default=None, metadata={
         "help": "training augmentation profile: signs, signs-cameras (signs, then darkened or over-exposed, blurred, noisy "
-                "and JPEG-compressed, each by chance 0.35: train/augment.py, CameraConditions), objects, objects-light "
+                "and JPEG-compressed, each by chance 0.35: train/augment.py, CameraConditions; gtsrb-locate fine-tuned "
+                "with it lost 13 GTSRB test images and gained no road-scene sign under those conditions, "
+                "docs/EXPERIMENTS.md), objects, objects-light "
                 "(shifts and mirror images only) or objects-sharp (the same, shifted by whole pixels: no resampling blur); default: "
                 "the task's (signs for sign tasks, which are never mirrored: a mirrored 'keep left' is 'keep right')"})
     epochs: int = field(default=35, metadata={"help": "training epochs; 0 with --init-from a model file makes a run folder "
