@@ -43,7 +43,8 @@ SUBCOMMANDS = (
                "edgesight.runtime.frame_eval:EvalFramesConfig", "edgesight.runtime.frame_eval:evaluate_frames", None, ("model",)),
     Subcommand("bench", "accuracy, latency, throughput, size, memory of a model against its peers on this machine",
                "edgesight.export.bench:BenchConfig", "edgesight.export.bench:bench", None, ("models",)),
-    Subcommand("predict", "classify image files", "edgesight.runtime.predict:PredictConfig",
+    Subcommand("predict", "classify image files, each as one region (to find and read every sign in road scenes: "
+                          "demo --source FOLDER --locate signs --no-window --jsonl -)", "edgesight.runtime.predict:PredictConfig",
                "edgesight.runtime.predict:predict", None, ("model", "images")),
     Subcommand("demo", "live loop on a camera, video, stream or image folder", "edgesight.camera_demo.loop:DemoConfig",
                "edgesight.camera_demo.loop:run_demo", None),
