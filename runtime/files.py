@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from edgesight.runtime.errors import OutputError
+from .errors import OutputError
 
 
 def make_folder(folder: Path, wanted_for: str | os.PathLike) -> None:

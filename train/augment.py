@@ -1,10 +1,10 @@
 """Augmentation in the tf.data pipeline (not in the model), so the exported graph has none of it."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -81,9 +81,9 @@ class CameraConditions(layers.Layer):
         def chosen(value, unchanged):
             return tf.where(draw() < self.chance, value, unchanged)
 
-        gain = chosen(tf.exp(draw(float(np.log(self.darkest)), float(np.log(self.brightest)))), 1.0)
+        gain = chosen(tf.exp(draw(math.log(self.darkest), math.log(self.brightest))), 1.0)
         images = tf.minimum(images * gain, 255.0)
-        side = 2 * int(np.ceil(3 * self.blur_sigma)) + 1
+        side = 2 * math.ceil(3 * self.blur_sigma) + 1
         blurred = keras.ops.image.gaussian_blur(images, (side, side), (self.blur_sigma, self.blur_sigma))
         images += chosen(draw(), 0.0) * (blurred - images)
         images += chosen(draw(0.0, self.noise_sigma), 0.0) * keras.random.normal(tf.shape(images), seed=self.generator)
