@@ -62,6 +62,8 @@ class DemoConfig:
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
     max_frames: int | None = field(default=None, metadata={"help": "stop after this many frames"})
     max_fps: float | None = field(default=None, metadata={"help": "classify at most this many frames per second (saves a robot's CPU)"})
+    skip_bad_images: bool = field(default=False, metadata={"help": "with an image folder or glob as the source: skip images that do not "
+                                                                    "decode, naming each on stderr, instead of stopping at the first"})
     lost_after: float = field(default=30.0, metadata={"help": "seconds a camera or stream may give no frame, while it is reopened "
                                                                 "with a growing delay, before the demo ends with an error"})
 
@@ -79,6 +81,7 @@ class DemoSummary:
     frame_age_ms_p99: float
     top_labels: list[tuple[str, int]]
     ended_by: str
+    skipped_images: int = 0  # files of an image folder that did not decode (with skip_bad_images)
 
     def describe(self) -> str:
         labels = ", ".join(f"{label} ×{count}" for label, count in self.top_labels) or "none"
@@ -86,7 +89,9 @@ class DemoSummary:
                 f"median {self.latency_ms_median:.2f} ms, p95 {self.latency_ms_p95:.2f} ms; capture to result median "
                 f"{self.end_to_end_ms_median:.1f} ms, p99 {self.end_to_end_ms_p99:.1f} ms (frame age median "
                 f"{self.frame_age_ms_median:.1f} ms, p99 {self.frame_age_ms_p99:.1f} ms); ended by {self.ended_by}\n"
-                f"most frequent confident labels: {labels}")
+                f"most frequent confident labels: {labels}"
+                + (f"\n{self.skipped_images} unreadable image{'s' if self.skipped_images > 1 else ''} skipped (named above)"
+                   if self.skipped_images else ""))
 
 
 class Terminated(Exception):
@@ -157,7 +162,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_ends_the_loop())
-        source = stack.enter_context(open_source(config.source, lost_after_s=config.lost_after))
+        source = stack.enter_context(open_source(config.source, lost_after_s=config.lost_after,
+                                                 skip_bad_images=config.skip_bad_images))
         recognize = Recognizer(classifier, options, config.threads, track=not isinstance(source, ImageFolderSource))
         writer = stack.enter_context(JsonLinesWriter(config.jsonl))
         sink = stack.enter_context(VideoSink(config.save_video, source.fps or 15.0)) if config.save_video else None
@@ -216,6 +222,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         end_to_end_ms_median=percentile("end_to_end", 50), end_to_end_ms_p99=percentile("end_to_end", 99),
         frame_age_ms_median=percentile("age", 50), frame_age_ms_p99=percentile("age", 99),
         top_labels=label_counts.most_common(5), ended_by=ended_by,
+        skipped_images=source.skipped if isinstance(source, ImageFolderSource) else 0,
     )
     print(summary.describe(), file=sys.stderr if config.jsonl == "-" else sys.stdout)
     return summary

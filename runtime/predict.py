@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 
 from .classifier import Classifier
+from .datasets import SKIP_OPTION, report
 from .errors import SourceError
 from .preprocess import region_box
 from .results import JsonLinesWriter, detection, frame_record
@@ -23,6 +24,8 @@ class PredictConfig:
     top_k: int = field(default=3, metadata={"help": "classes printed per image"})
     jsonl: bool = field(default=False, metadata={"help": "print JSON lines (the predictions contract) instead of text"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
+    skip_bad_images: bool = field(default=False, metadata={"help": "skip image files that do not decode, naming each on stderr, "
+                                                                    "instead of stopping at the first"})
 
 
 def predict(config: PredictConfig) -> list[dict]:
@@ -31,19 +34,25 @@ def predict(config: PredictConfig) -> list[dict]:
         raise ValueError(f"top_k must be >= 1. Received: top_k={config.top_k}")
     image_paths = [str(path) for name in config.images
                    for path in (list_images(Path(name)) if Path(name).is_dir() else [name])]
+    missing = [path for path in image_paths if not Path(path).is_file()]
+    if missing:  # before the model is loaded or any image classified
+        raise SourceError(f"no such image file: {', '.join(missing)}.")
     classifier = Classifier(config.model, threads=config.threads)
     records = []
     started = time.monotonic()
     with JsonLinesWriter("-" if config.jsonl else None) as writer:
-        for index, image_path in enumerate(image_paths):
-            image_bgr = cv2.imread(image_path, cv2.IMREAD_COLOR) if Path(image_path).is_file() else None
+        for image_path in image_paths:
+            image_bgr = cv2.imread(image_path, cv2.IMREAD_COLOR)
             if image_bgr is None:
-                raise SourceError(f"{image_path}: {'not a readable image' if Path(image_path).is_file() else 'no such file'}.")
+                if not config.skip_bad_images:
+                    raise SourceError(f"{image_path}: not a readable image. Pass {SKIP_OPTION} to skip such files (each is reported).")
+                report(f"skipped {image_path}: not a readable image.")
+                continue
             box = region_box(image_bgr.shape, classifier.spec, None)
             tic = time.perf_counter()
             predictions = classifier.classify_boxes(image_bgr, [box], config.top_k)[0]
             latency_ms = (time.perf_counter() - tic) * 1000
-            record = frame_record(index, image_path, time.monotonic() - started, latency_ms, [detection(box, predictions[0])])
+            record = frame_record(len(records), image_path, time.monotonic() - started, latency_ms, [detection(box, predictions[0])])
             records.append(record)
             writer.write(record)
             if not config.jsonl:

@@ -17,6 +17,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .datasets import SKIP_OPTION, report
 from .errors import SourceError
 from .image_folder import IMAGE_SUFFIXES
 
@@ -144,23 +145,34 @@ def list_images(folder_or_pattern: Path | str) -> list[Path]:
 
 
 class ImageFolderSource(FrameSource):
-    """The images of a folder, or matching a glob pattern, in name order; a file that does not decode is an error naming it."""
+    """The images of a folder, or matching a glob pattern, in name order.
 
-    def __init__(self, folder_or_pattern: Path | str):
+    A file that does not decode is an error naming it; with `skip_bad` it is reported by name on stderr instead, counted
+    in `skipped`, and the next image follows (frame indices count the images delivered).
+    """
+
+    def __init__(self, folder_or_pattern: Path | str, skip_bad: bool = False):
         self.name = str(folder_or_pattern)
         self._paths = list_images(folder_or_pattern)
+        self._skip_bad = skip_bad
+        self._next_path = 0
         self._index = 0
+        self.skipped = 0
 
     def read(self) -> Frame | None:
-        if self._index >= len(self._paths):
-            return None
-        path = self._paths[self._index]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"{path}: not a readable image.")
-        frame = Frame(image, self._index, time.monotonic(), str(path))
-        self._index += 1
-        return frame
+        while self._next_path < len(self._paths):
+            path = self._paths[self._next_path]
+            self._next_path += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                frame = Frame(image, self._index, time.monotonic(), str(path))
+                self._index += 1
+                return frame
+            if not self._skip_bad:
+                raise SourceError(f"{path}: not a readable image. Pass {SKIP_OPTION} to skip such files (each is reported).")
+            report(f"skipped {path}: not a readable image.")
+            self.skipped += 1
+        return None
 
 
 CONNECTED, RECONNECTING, LOST = "connected", "reconnecting", "lost"
@@ -289,26 +301,32 @@ class LiveSource(FrameSource):
         self._capture.release()
 
 
-def open_source(source: str | int | os.PathLike, lost_after_s: float = 30.0) -> FrameSource:
+def open_source(source: str | int | os.PathLike, lost_after_s: float = 30.0, skip_bad_images: bool = False) -> FrameSource:
     """Open a camera index ("0"), a /dev/video* device, a stream URL, a video file, an image folder or a glob ("shots/*.jpg").
+
+    `skip_bad_images`: an image folder or glob skips (and reports) files that do not decode instead of stopping there.
 
     Raises:
         SourceError: the source does not exist or cannot be opened.
+        ValueError: skip_bad_images for a source that is no image folder or glob.
     """
     text = str(source)
+    path = Path(text)
+    live = text.isdigit() or "://" in text or text.startswith("/dev/video")
+    image_set = not live and (path.is_dir() or glob.has_magic(text))
+    if skip_bad_images and not image_set and (live or path.is_file()):  # before a camera is opened, which takes seconds
+        raise ValueError(f"skip_bad_images skips unreadable files of an image folder or glob, and {text} is a "
+                         f"{'camera or stream' if live else 'video file'}. Received: source={text!r}, skip_bad_images=True")
     if text.isdigit():
         return LiveSource(int(text), f"camera {text}", lost_after_s=lost_after_s)
     if "://" in text:
         return LiveSource(text, text, lost_after_s=lost_after_s)
-    path = Path(text)
     if text.startswith("/dev/video"):
         if not path.exists():
             raise SourceError(f"camera device {text}: does not exist.")
         return LiveSource(text, f"camera device {text}", lost_after_s=lost_after_s)
-    if path.is_dir():
-        return ImageFolderSource(path)
-    if glob.has_magic(text):
-        return ImageFolderSource(text)
+    if image_set:
+        return ImageFolderSource(path if path.is_dir() else text, skip_bad_images)
     if path.is_file():
         return VideoFileSource(path)
     raise SourceError(

@@ -52,6 +52,23 @@ def test_image_folder_records_carry_each_path(tiny_model, tmp_path):
     assert sources == [str(folder / f"{i}.png") for i in range(3)]
 
 
+def test_an_image_folder_with_unreadable_files_stops_at_the_first_unless_told_to_skip_them(tiny_model, tmp_path, capsys):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"{index}.png"), np.full((40, 50, 3), index * 80, np.uint8))
+    (folder / "1b.png").write_bytes(b"cut short")
+    with pytest.raises(SourceError, match="1b.png: not a readable image. Pass --skip-bad-images"):
+        run_demo(DemoConfig(model=str(tiny_model), source=str(folder), no_window=True))
+    jsonl = tmp_path / "frames.jsonl"
+    summary = run_demo(DemoConfig(model=str(tiny_model), source=str(folder), no_window=True, jsonl=str(jsonl), skip_bad_images=True))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [(r["frame"], r["source"]) for r in records] == [(i, str(folder / f"{i}.png")) for i in range(3)]
+    assert summary.frames == 3 and summary.skipped_images == 1
+    assert "1 unreadable image skipped (named above)" in summary.describe()
+    assert f"edgesight: skipped {folder / '1b.png'}: not a readable image." in capsys.readouterr().err
+
+
 def test_unavailable_camera_is_a_clear_error(tiny_model):
     with pytest.raises(SourceError, match="camera 97: cannot be opened"):
         run_demo(DemoConfig(model=str(tiny_model), source="97", no_window=True))

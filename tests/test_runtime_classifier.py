@@ -131,3 +131,21 @@ def test_predict_takes_folders_of_images_in_name_order_and_refuses_top_k_below_o
     assert [record["source"] for record in records] == [str(single), str(folder / "a.jpg"), str(folder / "b.png")]
     with pytest.raises(ValueError, match="top_k must be >= 1. Received: top_k=0"):
         predict(PredictConfig(model=str(tiny_model), images=[str(single)], top_k=0))
+
+
+def test_predict_refuses_missing_files_up_front_and_skips_unreadable_ones_only_when_asked(tmp_path, tiny_model, capsys):
+    import cv2
+    from edgesight.runtime.errors import SourceError
+    from edgesight.runtime.predict import PredictConfig, predict
+
+    good, broken = tmp_path / "good.png", tmp_path / "broken.jpg"
+    cv2.imwrite(str(good), np.zeros((24, 30, 3), np.uint8))
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(SourceError, match=f"no such image file: {tmp_path / 'gone.png'}"):
+        predict(PredictConfig(model=str(tiny_model), images=[str(good), str(tmp_path / "gone.png")], jsonl=True))
+    assert capsys.readouterr().out == ""  # nothing classified before the refusal
+    with pytest.raises(SourceError, match="broken.jpg: not a readable image. Pass --skip-bad-images"):
+        predict(PredictConfig(model=str(tiny_model), images=[str(broken), str(good)], jsonl=True))
+    records = predict(PredictConfig(model=str(tiny_model), images=[str(broken), str(good)], jsonl=True, skip_bad_images=True))
+    assert [(record["frame"], record["source"]) for record in records] == [(0, str(good))]
+    assert f"edgesight: skipped {broken}: not a readable image." in capsys.readouterr().err

@@ -53,8 +53,28 @@ def test_a_glob_pattern_gives_its_images_in_name_order(tmp_path):
 
 def test_unreadable_image_in_folder_is_named(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(SourceError, match="broken.png: not a readable image"):
+    with pytest.raises(SourceError, match="broken.png: not a readable image. Pass --skip-bad-images"):
         list(open_source(tmp_path))
+
+
+def test_skipping_bad_images_names_each_and_delivers_the_rest_in_order(tmp_path, capsys):
+    for name in ("a.png", "c.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((10, 12, 3), np.uint8))
+    for name in ("b.png", "d.jpg"):
+        (tmp_path / name).write_bytes(b"truncated")
+    for source in (open_source(tmp_path, skip_bad_images=True), open_source(str(tmp_path / "*.*g"), skip_bad_images=True)):
+        with source:
+            frames = list(source)
+        assert [(frame.index, frame.origin) for frame in frames] == [(0, str(tmp_path / "a.png")), (1, str(tmp_path / "c.png"))]
+        assert source.skipped == 2
+        reported = capsys.readouterr().err.splitlines()
+        assert reported == [f"edgesight: skipped {tmp_path / name}: not a readable image." for name in ("b.png", "d.jpg")]
+
+
+def test_skipping_bad_images_is_refused_for_video_files_and_cameras_before_opening_them(tiny_video):
+    for source, kind in ((tiny_video, "video file"), ("97", "camera or stream"), ("rtsp://192.0.2.1/cam", "camera or stream")):
+        with pytest.raises(ValueError, match=f"skip_bad_images skips unreadable files of an image folder or glob, and .* is a {kind}"):
+            open_source(source, skip_bad_images=True)
 
 
 def test_missing_sources_and_cameras_are_clear_errors(tmp_path, capfd):
