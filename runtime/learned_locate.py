@@ -159,10 +159,17 @@ def network_input(frame: np.ndarray | ShrunkFrame, geometry: LocatorGeometry) ->
 
     The exported graph's padding holds for sizes that are multiples of the network's deepest stride (export/convert.py,
     relax_spatial_dims), the input multiple; the cut is at most that less one pixel of the shrunk frame, and the
-    cells keep their places, so boxes need no correction.
+    cells keep their places, so boxes need no correction. A side shorter than one multiple (a thumbnail, a thin strip,
+    a narrow region of interest) is padded with black to it instead, which the network's convolutions need; boxes that
+    reach into the padding are clipped to the frame by `decode`.
     """
     small = ShrunkFrame.of(frame).by(geometry.downscale)
-    return cv2.cvtColor(small[: geometry.cut(small.shape[0]), : geometry.cut(small.shape[1])], cv2.COLOR_BGR2RGB)[np.newaxis]
+    height, width = small.shape[:2]
+    cut = small[: geometry.cut(height), : geometry.cut(width)]
+    if cut.shape[:2] != (geometry.cut(height), geometry.cut(width)):
+        cut = cv2.copyMakeBorder(cut, 0, geometry.cut(height) - cut.shape[0], 0, geometry.cut(width) - cut.shape[1],
+                                 cv2.BORDER_CONSTANT, value=0)
+    return cv2.cvtColor(cut, cv2.COLOR_BGR2RGB)[np.newaxis]
 
 
 class LearnedLocator:

@@ -269,6 +269,18 @@ def test_demo_locate_signs_on_an_image_folder_writes_every_box_with_the_image_pa
     assert sum(len(record["detections"]) for record in records) >= 1
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2000), (800, 5), (7, 7), (9, 13)])
+def test_the_locators_take_frames_smaller_than_the_networks_stride_and_box_only_inside_them(shape):
+    # A thumbnail or a thin strip in an image folder gave onnxruntime a network input narrower than its stride.
+    from edgesight.runtime.learned_locate import LearnedLocator
+
+    frame = np.zeros((*shape, 3), np.uint8)
+    cv2.circle(frame, (shape[1] // 2, shape[0] // 2), max(1, min(shape) // 3), (0, 0, 220), -1)
+    for locator in (open_locator(["colour", "diamonds", "sign-locator"]), LearnedLocator("sign-locator-fp32", min_score=0.01)):
+        for x1, y1, x2, y2 in locator.propose(frame):
+            assert 0 <= x1 <= x2 < shape[1] and 0 <= y1 <= y2 < shape[0]
+
+
 def test_demo_rejects_an_unknown_locate_mode():
     from edgesight.camera_demo.loop import DemoConfig, run_demo
 
