@@ -176,7 +176,8 @@ def _gtsrb_tree(data_dir: Path, archive: str, extracted_marker: str) -> FileTree
     if (data_dir / extracted_marker).exists():
         return FileTree(data_dir)
     raise DatasetError(
-        f"{data_dir}: expected the official GTSRB archive {archive} or its extracted folder {extracted_marker}."
+        f"{data_dir}: expected the official GTSRB archive {archive} or its extracted folder {extracted_marker} "
+        "(for an image-folder dataset of your own, name its task: --task NAME)."
     )
 
 

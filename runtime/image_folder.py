@@ -74,12 +74,46 @@ def held_out_for_test(inner: str) -> bool:
     return int(hashlib.sha256(inner.encode()).hexdigest(), 16) % TEST_ONE_IN == 0
 
 
+def _split_of(inner: str, has_split_folders: bool) -> str | None:
+    """The split an image belongs to: its split folder's name in a tree with train/ and test/ (None outside them), else
+    the fixed split by hash (`held_out_for_test`)."""
+    if has_split_folders:
+        return _class_and_split(inner)[0]
+    return "test" if held_out_for_test(inner) else "train"
+
+
+def _images_by_split(files: Iterator[tuple[str, bytes | None]]) -> Iterator[tuple[str, bytes | None, str | None, str]]:
+    """(inner path, bytes, split, class folder) of each image; whether the tree has split folders is decided by the
+    first image, so every image of one dataset is split the same way."""
+    has_split_folders = None
+    for inner, content in files:
+        if _is_image_name(inner):
+            found_split, class_name = _class_and_split(inner)
+            if has_split_folders is None:
+                has_split_folders = found_split is not None
+            yield inner, content, _split_of(inner, has_split_folders), class_name
+
+
 def discover_labels(data: str | Path) -> tuple[str, ...]:
-    """Class names of an image-folder dataset: its class folder names, sorted."""
-    names = sorted({_class_and_split(inner)[1] for inner, _ in _archive_files(Path(data), read=False)
-                    if _is_image_name(inner)} - {""})
+    """Class names of an image-folder dataset: its class folder names, sorted.
+
+    Raises:
+        DatasetError: fewer than two classes, or a class with test images and no training images, which no model
+            trained on this dataset could learn. A class with training images and no test images is reported.
+    """
+    classes = {split: set() for split in (*SPLITS, None)}
+    for _, _, split, class_name in _images_by_split(_archive_files(Path(data), read=False)):
+        if class_name:  # an image straight in the root has no class folder
+            classes[split].add(class_name)
+    names = sorted(set().union(*classes.values()))
     if len(names) < 2:
         raise DatasetError(f"{data}: an image-folder dataset needs at least two class folders. Received: {names}")
+    untrained, untested = sorted(classes["test"] - classes["train"]), sorted(classes["train"] - classes["test"])
+    if untrained:
+        raise DatasetError(f"{data}: class folder(s) {untrained} have test images but no training images, so no model "
+                           f"can learn them; add training images for them or remove them from the test split.")
+    if untested and classes["test"]:
+        report(f"{data}: class folder(s) {untested} have no test images; test accuracy will not cover them.")
     return tuple(names)
 
 
@@ -107,19 +141,17 @@ def load_image_folder(
     data = Path(data)
     index_of = {label: index for index, label in enumerate(labels)}
     paths, encoded, classes = [], [], []
-    has_split_folders = None
     not_images = []
-    for inner, content in _archive_files(data):
-        if not _is_image_name(inner):
-            not_images.append(inner)
-            continue
-        found_split, class_name = _class_and_split(inner)
-        if has_split_folders is None:
-            has_split_folders = found_split is not None
-        if has_split_folders:
-            if found_split != split:
-                continue
-        elif held_out_for_test(inner) != (split == "test"):
+
+    def noting_other_files(files):
+        for inner, content in files:
+            if _is_image_name(inner):
+                yield inner, content
+            else:
+                not_images.append(inner)
+
+    for inner, content, image_split, class_name in _images_by_split(noting_other_files(_archive_files(data))):
+        if image_split != split:
             continue
         if class_name not in index_of:
             raise DatasetError(f"{data}:{inner}: class folder {class_name!r} is not one of the task's classes {list(labels)}.")

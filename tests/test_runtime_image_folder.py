@@ -97,6 +97,22 @@ def test_tree_without_splits_holds_out_one_in_five_by_path(tmp_path):
     assert load_image_folder(tmp_path / "mine", "test", LABELS).names == test.names  # the same every time
 
 
+def test_a_class_with_test_images_and_no_training_images_is_refused_and_one_without_test_images_reported(tmp_path, capsys):
+    from edgesight.runtime.image_folder import discover_labels
+
+    tree = _write_tree(tmp_path / "tree")
+    (tree / "pets" / "test" / "bird").mkdir()
+    cv2.imwrite(str(tree / "pets" / "test" / "bird" / "0.png"), np.zeros((9, 9, 3), np.uint8))
+    with pytest.raises(DatasetError, match=r"class folder\(s\) \['bird'\] have test images but no training images"):
+        discover_labels(tree)
+    for path in (tree / "pets" / "test" / "bird").iterdir():
+        path.unlink()
+    (tree / "pets" / "train" / "eel").mkdir()
+    cv2.imwrite(str(tree / "pets" / "train" / "eel" / "0.png"), np.zeros((9, 9, 3), np.uint8))
+    assert discover_labels(tree) == ("cat", "dog", "eel")
+    assert "class folder(s) ['eel'] have no test images; test accuracy will not cover them" in capsys.readouterr().err
+
+
 def test_user_task_takes_its_classes_from_the_folders(tmp_path):
     tree = _write_tree(tmp_path / "tree")
     task = get_task("pets", str(tree))
