@@ -38,11 +38,25 @@ class ExportError(EdgesightError, RuntimeError):
 def _read_run(run_dir: Path) -> tuple[dict, dict]:
     for name in ("model.keras", "config.json"):
         if not (run_dir / name).is_file():
-            raise ExportError(f"{run_dir}: {name} missing; is this a finished `edgesight train` run folder?")
+            raise ExportError(f"{run_dir}: {name} missing; is this a finished `edgesight train` run folder?{_unfinished(run_dir)}")
     config = json.loads((run_dir / "config.json").read_text())
     train_report_path = run_dir / "report.json"
     train_report = json.loads(train_report_path.read_text()) if train_report_path.is_file() else {}
     return config, train_report
+
+
+def _unfinished(run_dir: Path) -> str:
+    """What to do about a run that stopped before its last epoch ("" for any other folder): its training's state
+    file (train/checkpoint.py) says how far it got."""
+    try:
+        state = json.loads((run_dir / "state.json").read_text())
+        config = json.loads((run_dir / "config.json").read_text())
+        done, total = int(state["epochs_done"]), int(state["total_epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    command = "train-locator" if config.get("kind") == "locator" else "train"
+    return (f" Its training stopped after epoch {done} of {total}; finish it with "
+            f"`edgesight {command} --resume --run-dir {run_dir}`, then export it.")
 
 
 def calibration_indices(labels: np.ndarray, allowed: np.ndarray, count: int, seed: int, balanced: bool = True) -> np.ndarray:

@@ -34,10 +34,10 @@ def predict(config: PredictConfig) -> list[dict]:
         raise ValueError(f"top_k must be >= 1. Received: top_k={config.top_k}")
     image_paths = [str(path) for name in config.images
                    for path in (list_images(Path(name)) if Path(name).is_dir() else [name])]
-    missing = [path for path in image_paths if not Path(path).is_file()]
-    if missing:  # before the model is loaded or any image classified
-        raise SourceError(f"no such image file: {', '.join(missing)}.")
     classifier = Classifier(config.model, threads=config.threads)
+    missing = [path for path in image_paths if not Path(path).is_file()]
+    if missing:  # before any image is classified
+        raise SourceError(f"no such image file: {', '.join(missing)}.")
     records = []
     started = time.monotonic()
     with JsonLinesWriter("-" if config.jsonl else None) as writer:

@@ -163,6 +163,20 @@ def test_bad_input_gets_one_line_errors_not_tracebacks(tmp_path):
     assert "model.keras missing" in result.stderr
 
 
+@pytest.mark.parametrize("kind, command", [(None, "train"), ("locator", "train-locator")])
+def test_exporting_a_run_whose_training_stopped_says_how_far_it_got_and_how_to_finish_it(tmp_path, kind, command):
+    from edgesight.export.config import ExportConfig
+    from edgesight.export.pipeline import ExportError, export_run
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"train": {}} | ({"kind": kind} if kind else {})))
+    (run_dir / "state.json").write_text(json.dumps({"epochs_done": 3, "total_epochs": 16, "checkpoint": "checkpoints/epoch-003.keras"}))
+    with pytest.raises(ExportError, match=rf"model.keras missing; .* Its training stopped after epoch 3 of 16; finish it with "
+                                          rf"`edgesight {command} --resume --run-dir {run_dir}`"):
+        export_run(ExportConfig(run_dir=str(run_dir)))
+
+
 def test_a_users_image_folder_dataset_trains_and_exports(tmp_path):
     import cv2
     from fakes import CLASS_STYLES, sign_image
