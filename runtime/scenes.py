@@ -128,8 +128,8 @@ def read_scenes(path: str | Path, only: Container[str] | None = None) -> Iterato
     (None: all of them).
 
     Raises:
-        DatasetError: no gt.txt, a malformed line, a sign in an image that is not there, or an image
-            that does not decode, each named.
+        DatasetError: no gt.txt, a malformed line, a sign in an image that is not there or outside its image, or
+            an image that does not decode, each named.
     """
     store, truth, names = _open_scenes(path)
     for name in names:
@@ -139,6 +139,11 @@ def read_scenes(path: str | Path, only: Container[str] | None = None) -> Iterato
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise DatasetError(f"{source}: not a decodable image.")
+        height, width = image.shape[:2]
+        for sign in truth.get(name, ()):
+            if sign.box[2] >= width or sign.box[3] >= height:  # gt.txt's corners are inclusive pixels of the image
+                raise DatasetError(f"{source}: ground-truth box {list(sign.box)} reaches outside the {width}x{height} image; "
+                                   f"expected inclusive corners with x2 <= {width - 1} and y2 <= {height - 1}.")
         yield Scene(name, source, image, tuple(truth.get(name, ())))
 
 

@@ -36,6 +36,10 @@ def test_bad_ground_truth_is_named_with_what_was_expected(tmp_path):
     (tmp_path / "gt.txt").write_text("00009.jpg;1;2;3;4;5\n")
     with pytest.raises(DatasetError, match="names images that are not there: 00009.jpg"):
         list(read_scenes(tmp_path))
+    (tmp_path / "gt.txt").write_text("00000.jpg;300;150;319;199;5\n00000.jpg;300;150;320;199;5\n")  # 320x200: x2 <= 319
+    with pytest.raises(DatasetError, match=r"00000.jpg: ground-truth box \[300, 150, 320, 199\] reaches outside the 320x200 "
+                                           r"image; expected inclusive corners with x2 <= 319 and y2 <= 199"):
+        list(read_scenes(tmp_path))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no gt.txt found"):
         list(read_scenes(tmp_path / "empty"))
