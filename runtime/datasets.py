@@ -17,7 +17,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .errors import DatasetError
+from .errors import DatasetError, DatasetNotFoundError
 from .preprocess import PreprocessSpec, crop_region
 
 # Class names in ClassId order, from the official GTSDB ReadMe.txt (shared by GTSRB).
@@ -175,9 +175,8 @@ def _gtsrb_tree(data_dir: Path, archive: str, extracted_marker: str) -> FileTree
         return FileTree(data_dir / archive)
     if (data_dir / extracted_marker).exists():
         return FileTree(data_dir)
-    raise DatasetError(
-        f"{data_dir}: expected the official GTSRB archive {archive} or its extracted folder {extracted_marker} "
-        "(for an image-folder dataset of your own, name its task: --task NAME)."
+    raise DatasetNotFoundError(
+        f"{data_dir}: expected the official GTSRB archive {archive} or its extracted folder {extracted_marker}."
     )
 
 

@@ -14,6 +14,10 @@ class DatasetError(EdgesightError, ValueError):
     """A dataset archive, folder, CSV row or image is missing or malformed."""
 
 
+class DatasetNotFoundError(DatasetError):
+    """No dataset in the layout a built-in task expects where one was named (a user's own data may be there instead)."""
+
+
 class SourceError(EdgesightError, RuntimeError):
     """A frame source (camera, file, stream, folder) cannot be opened or read."""
 

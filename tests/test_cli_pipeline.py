@@ -156,6 +156,7 @@ def test_int8_below_the_gate_is_not_installed(exported_run, tmp_path):
 def test_bad_input_gets_one_line_errors_not_tracebacks(tmp_path):
     result = run_command("train", "--data", tmp_path, "--run-dir", tmp_path / "run", expect=2)
     assert "expected the official GTSRB archive" in result.stderr and "Traceback" not in result.stderr
+    assert "An image-folder dataset of your own trains under a task name of your choice: --task NAME." in result.stderr
     (tmp_path / "bad.onnx").write_bytes(b"\x00garbage")
     result = run("predict", tmp_path / "bad.onnx", tmp_path / "x.png", expect=2)
     assert "bad.onnx: not a loadable ONNX model" in result.stderr and "Traceback" not in result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from edgesight.runtime.datasets import LabelledRegions, preprocess_regions
-from edgesight.runtime.errors import EdgesightError
+from edgesight.runtime.errors import DatasetNotFoundError, EdgesightError
 from edgesight.runtime.evaluate import confusion_matrix
 from edgesight.runtime.files import atomic_path, make_folder, write_json_atomic
 from edgesight.runtime.preprocess import RESIZE_MODES
@@ -217,7 +217,11 @@ def train(config: TrainConfig) -> dict:
     _check_mixup(config)
 
     print(f"reading {task.name} training data from {config.data}", file=sys.stderr, flush=True)
-    regions = task.load(config.data, "train", progress=_progress("decoded"), skip_bad_images=config.skip_bad_images)
+    try:
+        regions = task.load(config.data, "train", progress=_progress("decoded"), skip_bad_images=config.skip_bad_images)
+    except DatasetNotFoundError as error:
+        raise DatasetNotFoundError(f"{error} An image-folder dataset of your own trains under a task name of your "
+                                   f"choice: --task NAME.") from None
     if config.init_from and state is None and is_model_file(config.init_from):
         train_index, val_index = read_source_model(config.init_from).training_split(regions.groups, regions.labels)
     elif config.init_from:
