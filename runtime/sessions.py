@@ -19,10 +19,16 @@ def session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
+KERAS_SUFFIXES = (".keras", ".h5")
+
+
 def open_session(path: Path, threads: int | None, missing: str) -> ort.InferenceSession:
     """A CPU session for the file at `path`, or a ModelFileError naming it (`missing`: what to say when it does not exist)."""
     if not path.is_file():
         raise ModelFileError(f"{path}: {missing}")
+    if path.suffix.lower() in KERAS_SUFFIXES:  # onnxruntime would only say its protobuf does not parse
+        raise ModelFileError(f"{path}: a Keras file; the runtime reads the ONNX files export writes from a run "
+                             f"(`edgesight export {path.parent}`, then {path.parent / 'model.int8.onnx'}).")
     try:
         return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises several pybind classes for the same problem
