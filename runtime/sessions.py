@@ -27,8 +27,8 @@ def open_session(path: Path, threads: int | None, missing: str) -> ort.Inference
     if not path.is_file():
         raise ModelFileError(f"{path}: {missing}")
     if path.suffix.lower() in KERAS_SUFFIXES:  # onnxruntime would only say its protobuf does not parse
-        raise ModelFileError(f"{path}: a Keras file; the runtime reads the ONNX files export writes from a run "
-                             f"(`edgesight export {path.parent}`, then {path.parent / 'model.int8.onnx'}).")
+        raise ModelFileError(f"{path}: a Keras file; the runtime reads ONNX files, which `edgesight export {path.parent}` "
+                             "writes into that run folder.")
     try:
         return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises several pybind classes for the same problem

@@ -163,7 +163,7 @@ def test_bad_input_gets_one_line_errors_not_tracebacks(tmp_path):
     (tmp_path / "run").mkdir(exist_ok=True)
     (tmp_path / "run" / "model.keras").write_bytes(b"PK\x03\x04")
     result = run("predict", tmp_path / "run" / "model.keras", tmp_path / "x.png", expect=2)
-    assert f"model.keras: a Keras file; the runtime reads the ONNX files export writes from a run (`edgesight export {tmp_path / 'run'}`" in result.stderr
+    assert f"model.keras: a Keras file; the runtime reads ONNX files, which `edgesight export {tmp_path / 'run'}` writes" in result.stderr
     result = run("export", tmp_path / "nowhere", expect=2)
     assert "model.keras missing" in result.stderr
 
