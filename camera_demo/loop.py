@@ -32,7 +32,7 @@ from edgesight.runtime.stream import (
 from edgesight.runtime.tasks import NOT_A_SIGN, TASKS
 
 from .overlay import Speed, draw_overlay, draw_signs, draw_source_state
-from .video import VideoSink
+from .video import VIDEO_SUFFIXES, VideoSink, check_video_path
 
 WINDOW_TITLE = "edgesight"
 LOCATE_MODES = ("auto", "signs", "none")
@@ -57,7 +57,7 @@ class DemoConfig:
     box_fraction: float = field(default=0.4, metadata={"help": "side of the centre box as a fraction of the frame's shorter side"})
     top_k: int = field(default=3, metadata={"help": "labels drawn per frame"})
     no_window: bool = field(default=False, metadata={"help": "never open a window (the default when there is no display)"})
-    save_video: str | None = field(default=None, metadata={"help": "write the annotated frames to this MP4 file"})
+    save_video: str | None = field(default=None, metadata={"help": f"write the annotated frames to this video file ({', '.join(VIDEO_SUFFIXES)})"})
     jsonl: str | None = field(default=None, metadata={"help": "write one JSON line per frame to this file ('-' = stdout)"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})
     max_frames: int | None = field(default=None, metadata={"help": "stop after this many frames"})
@@ -136,6 +136,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         raise ValueError(f"lost_after must be > 0 seconds. Received: lost_after={config.lost_after}")
     if config.max_frames is not None and config.max_frames < 1:
         raise ValueError(f"max_frames must be >= 1 or left out. Received: max_frames={config.max_frames}")
+    if config.save_video is not None:
+        check_video_path(config.save_video)
     classifier = Classifier(config.model or ("gtsrb" if config.locate == "none" else "gtsrb-locate"), threads=config.threads)
     task = TASKS.get(classifier.metadata.task)
     if config.locate == "signs" and task is not None and task.augmentation != "signs":

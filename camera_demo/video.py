@@ -9,10 +9,23 @@ from edgesight.runtime.errors import SourceError
 from edgesight.runtime.files import AtomicFile
 
 
+# Containers OpenCV's FFmpeg backend writes mp4v video into; it picks the container by the file's suffix.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
+
+
+def check_video_path(path: str | Path) -> None:
+    """Refuse, before any work, a video path whose suffix names no container for mp4v (OpenCV would fail only at the
+    first frame)."""
+    if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"save_video must name a video file ending in {', '.join(VIDEO_SUFFIXES)}. Received: save_video={str(path)!r}")
+
+
 class VideoSink:
-    """Write BGR frames to an MP4 (mp4v) file; frames of another size are scaled to the first one's."""
+    """Write BGR frames to an MP4 (mp4v) file, or another container by its suffix; frames of another size are scaled to
+    the first one's."""
 
     def __init__(self, path: str | Path, fps: float):
+        check_video_path(path)
         self._file = AtomicFile(path)
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
@@ -22,9 +35,11 @@ class VideoSink:
     def write(self, frame_bgr: np.ndarray) -> None:
         if self._writer is None:
             self._size = (frame_bgr.shape[1], frame_bgr.shape[0])
-            self._writer = cv2.VideoWriter(str(self._file.temporary), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
-            if not self._writer.isOpened():
+            writer = cv2.VideoWriter(str(self._file.temporary), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
+            if not writer.isOpened():  # close() then leaves no file behind, not an empty one
+                writer.release()
                 raise SourceError(f"{self._file.path}: cannot write video (this OpenCV build has no mp4v encoder).")
+            self._writer = writer
         if (frame_bgr.shape[1], frame_bgr.shape[0]) != self._size:
             frame_bgr = cv2.resize(frame_bgr, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(frame_bgr)

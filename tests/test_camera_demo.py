@@ -69,6 +69,22 @@ def test_an_image_folder_with_unreadable_files_stops_at_the_first_unless_told_to
     assert f"edgesight: skipped {folder / '1b.png'}: not a readable image." in capsys.readouterr().err
 
 
+def test_a_video_path_without_a_container_suffix_is_refused_before_the_camera_is_opened(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match=r"save_video must name a video file ending in .mp4, .m4v, .mov, .mkv, .avi. "
+                                         r"Received: save_video='.*annotated'"):
+        run_demo(DemoConfig(model=str(tiny_model), source="97", no_window=True, save_video=str(tmp_path / "annotated")))
+
+
+def test_a_video_the_encoder_cannot_open_leaves_no_file_behind(tmp_path, monkeypatch):
+    from edgesight.camera_demo.video import VideoSink
+
+    monkeypatch.setattr(cv2, "VideoWriter_fourcc", lambda *code: cv2.VideoWriter.fourcc(*"ZZZZ"))  # no such encoder
+    with pytest.raises(SourceError, match="annotated.mp4: cannot write video"):
+        with VideoSink(tmp_path / "annotated.mp4", 15.0) as sink:
+            sink.write(np.zeros((48, 64, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unavailable_camera_is_a_clear_error(tiny_model):
     with pytest.raises(SourceError, match="camera 97: cannot be opened"):
         run_demo(DemoConfig(model=str(tiny_model), source="97", no_window=True))
