@@ -8,7 +8,6 @@ import numpy as np
 from edgesight.runtime.errors import SourceError
 from edgesight.runtime.files import AtomicFile
 
-
 # Containers OpenCV's FFmpeg backend writes mp4v video into; it picks the container by the file's suffix.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
 
