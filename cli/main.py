@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGPIPE_STATUS = 128 + 13  # what a shell reports for a process ended by SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     command: Subcommand = arguments.subcommand
@@ -81,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     function = _load(command.function)
     try:
         function(config)
+    except BrokenPipeError:
+        # Standard output's reader went away (`edgesight demo --jsonl - | head`): end quietly with SIGPIPE's status, as
+        # Unix tools do; the demo's camera and files were closed on the way out. Python's own flush of stdout at exit
+        # would fail again, so what is left of it goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_STATUS
     except (EdgesightError, ValueError, OSError) as error:  # OSError names the file it could not read or write
         print(f"edgesight {command.name}: error: {error}", file=sys.stderr)
         return 2
