@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from edgesight.runtime.camera import CAMERA_FPS_HELP, CAMERA_SIZE_HELP, CameraSettings
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
 from edgesight.runtime.roi import ROI_HELP, SEARCH_WIDTH_HELP, RegionOfInterest
@@ -44,6 +45,8 @@ class DemoConfig:
                                                               "default: gtsrb-locate "
                                                               "(which knows 'not a sign'), or gtsrb with --locate none"})
     source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file, image folder or glob (quote it)"})
+    camera_size: str | None = field(default=None, metadata={"help": CAMERA_SIZE_HELP})
+    camera_fps: float | None = field(default=None, metadata={"help": CAMERA_FPS_HELP})
     locate: str = field(default="auto", metadata={"help": "signs: find and classify every sign in the frame (in video a sign shows once "
                                                            "seen in 3 of the last 5 frames); none: classify one region (--region); "
                                                            "auto: signs for a model that knows 'not a sign', else none"})
@@ -138,6 +141,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         raise ValueError(f"max_frames must be >= 1 or left out. Received: max_frames={config.max_frames}")
     if config.save_video is not None:
         check_video_path(config.save_video)
+    camera = CameraSettings.parse(config.camera_size, config.camera_fps)
     classifier = Classifier(config.model or ("gtsrb" if config.locate == "none" else "gtsrb-locate"), threads=config.threads)
     task = TASKS.get(classifier.metadata.task)
     if config.locate == "signs" and task is not None and task.augmentation != "signs":
@@ -165,7 +169,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_ends_the_loop())
         source = stack.enter_context(open_source(config.source, lost_after_s=config.lost_after,
-                                                 skip_bad_images=config.skip_bad_images))
+                                                 skip_bad_images=config.skip_bad_images, camera=camera))
         recognize = Recognizer(classifier, options, config.threads, track=not isinstance(source, ImageFolderSource))
         writer = stack.enter_context(JsonLinesWriter(config.jsonl))
         sink = stack.enter_context(VideoSink(config.save_video, source.fps or 15.0)) if config.save_video else None

@@ -17,6 +17,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .camera import CameraSettings
 from .datasets import SKIP_OPTION, report
 from .errors import SourceError
 from .image_folder import IMAGE_SUFFIXES
@@ -186,17 +187,19 @@ class LiveSource(FrameSource):
     (0.25 s, doubling to 4 s) and `state` says "reconnecting"; a reader is never given a frame
     twice, so nothing stale reaches the model. After `lost_after_s` without a frame the state is
     "lost" and `read` raises. With `lost_after_s=None` the first failed read ends the source instead.
+    A camera's `camera` settings (frame size and rate) are asked for at every opening, reopenings included.
     """
 
     live = True
 
     def __init__(self, target: int | str, description: str, first_frame_timeout_s: float = 10.0,
-                 lost_after_s: float | None = 30.0):
+                 lost_after_s: float | None = 30.0, camera: CameraSettings | None = None):
         if lost_after_s is not None and lost_after_s <= 0:
             raise ValueError(f"lost_after_s must be > 0 or None. Received: lost_after_s={lost_after_s}")
         self.name = description
         self._target = target
-        self._capture = _open_capture(target, description)
+        self._camera = camera
+        self._capture = self._configured(_open_capture(target, description))
         reported = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = reported if reported and 0 < reported < 1000 else None
         self.state = CONNECTED
@@ -213,6 +216,13 @@ class LiveSource(FrameSource):
         self._first_frame_timeout_s = first_frame_timeout_s
         self._thread = threading.Thread(target=self._capture_loop, name=f"capture {description}", daemon=True)
         self._thread.start()
+
+    def _configured(self, capture: cv2.VideoCapture) -> cv2.VideoCapture:
+        if self._camera is not None and self._camera.asked:
+            note = self._camera.apply(capture, self.name)
+            if note:
+                report(note)
+        return capture
 
     def _set_state(self, state: str, ended: bool = False) -> None:
         with self._condition:
@@ -251,7 +261,7 @@ class LiveSource(FrameSource):
                 return False
             capture = _capture(self._target)
             if capture.isOpened():
-                self._capture = capture
+                self._capture = self._configured(capture)
                 self.reconnects += 1
                 return True  # "connected" again once a frame arrives
             capture.release()
@@ -301,30 +311,37 @@ class LiveSource(FrameSource):
         self._capture.release()
 
 
-def open_source(source: str | int | os.PathLike, lost_after_s: float = 30.0, skip_bad_images: bool = False) -> FrameSource:
+def open_source(source: str | int | os.PathLike, lost_after_s: float = 30.0, skip_bad_images: bool = False,
+                camera: CameraSettings | None = None) -> FrameSource:
     """Open a camera index ("0"), a /dev/video* device, a stream URL, a video file, an image folder or a glob ("shots/*.jpg").
 
     `skip_bad_images`: an image folder or glob skips (and reports) files that do not decode instead of stopping there.
+    `camera`: the frame size and rate a camera is asked for.
 
     Raises:
         SourceError: the source does not exist or cannot be opened.
-        ValueError: skip_bad_images for a source that is no image folder or glob.
+        ValueError: skip_bad_images for a source that is no image folder or glob, or camera settings for one that is no
+            camera.
     """
     text = str(source)
     path = Path(text)
-    live = text.isdigit() or "://" in text or text.startswith("/dev/video")
+    is_camera = text.isdigit() or text.startswith("/dev/video")
+    if camera is not None and camera.asked and not is_camera:
+        raise ValueError(f"camera_size and camera_fps are asked of a camera (an index or a /dev/video* device), and {text} "
+                         f"is none: streams and files come at the size and rate they were made. Received: source={text!r}")
+    live = is_camera or "://" in text
     image_set = not live and (path.is_dir() or glob.has_magic(text))
     if skip_bad_images and not image_set and (live or path.is_file()):  # before a camera is opened, which takes seconds
         raise ValueError(f"skip_bad_images skips unreadable files of an image folder or glob, and {text} is a "
                          f"{'camera or stream' if live else 'video file'}. Received: source={text!r}, skip_bad_images=True")
     if text.isdigit():
-        return LiveSource(int(text), f"camera {text}", lost_after_s=lost_after_s)
+        return LiveSource(int(text), f"camera {text}", lost_after_s=lost_after_s, camera=camera)
     if "://" in text:
         return LiveSource(text, text, lost_after_s=lost_after_s)
     if text.startswith("/dev/video"):
         if not path.exists():
             raise SourceError(f"camera device {text}: does not exist.")
-        return LiveSource(text, f"camera device {text}", lost_after_s=lost_after_s)
+        return LiveSource(text, f"camera device {text}", lost_after_s=lost_after_s, camera=camera)
     if image_set:
         return ImageFolderSource(path if path.is_dir() else text, skip_bad_images)
     if path.is_file():

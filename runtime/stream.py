@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+from .camera import CameraSettings
 from .classifier import Classifier, Prediction
 from .errors import SourceError
 from .learned_locate import COLOUR, COLOUR_GATE, DIAMONDS, check_colour_gate, open_locator
@@ -156,11 +157,13 @@ def classify_frames(source, recognize: Recognizer, max_fps: float | None = None)
 
 
 def stream(model: str | Classifier, source, options: StreamOptions | None = None, threads: int | None = None,
-           lost_after_s: float = 30.0, skip_bad_images: bool = False) -> Iterator[StreamResult]:
+           lost_after_s: float = 30.0, skip_bad_images: bool = False,
+           camera: CameraSettings | None = None) -> Iterator[StreamResult]:
     """Classify a camera, stream, video file, image folder or glob, result by result (see the module docstring).
 
     `skip_bad_images`: an image folder's files that do not decode are reported on stderr and passed over instead of
-    ending the stream with an error.
+    ending the stream with an error. `camera`: the frame size and rate a camera is asked for, such as
+    `CameraSettings(1280, 720, 30.0)` (what it gives instead is reported on stderr).
 
     Raises:
         ModelFileError, SourceError: the model or source cannot be used, or a live source is lost.
@@ -168,7 +171,7 @@ def stream(model: str | Classifier, source, options: StreamOptions | None = None
     options = options or StreamOptions()
     options.check()
     classifier = model if isinstance(model, Classifier) else Classifier(model, threads=threads)
-    with open_source(source, lost_after_s=lost_after_s, skip_bad_images=skip_bad_images) as opened:
+    with open_source(source, lost_after_s=lost_after_s, skip_bad_images=skip_bad_images, camera=camera) as opened:
         # Images of a folder are unrelated to each other: nothing to confirm over time there.
         recognize = Recognizer(classifier, options, threads, track=not isinstance(opened, ImageFolderSource))
         yield from classify_frames(opened, recognize, options.max_fps)

@@ -95,6 +95,10 @@ def test_bad_region_is_refused(tiny_model, tiny_video):
         run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), region="left"))
     with pytest.raises(ValueError, match="max_frames must be >= 1 or left out. Received: max_frames=0"):
         run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), max_frames=0))
+    with pytest.raises(ValueError, match="camera_size must be WIDTHxHEIGHT in pixels, such as 1280x720. Received: camera_size='720p'"):
+        run_demo(DemoConfig(model=str(tiny_model), source="97", camera_size="720p"))  # before the camera is opened
+    with pytest.raises(ValueError, match="camera_size and camera_fps are asked of a camera"):
+        run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), camera_fps=30.0, no_window=True))
 
 
 def test_locating_signs_for_an_object_model_is_refused(tiny_video):

@@ -175,3 +175,87 @@ def test_a_video_served_over_http_is_read_through_ffmpeg(tiny_video):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class FakeCamera:
+    """A camera as OpenCV's capture shows it: it takes the nearest size and rate it supports, and can drop out."""
+
+    SIZES, RATES = ((640, 480), (1280, 720)), (15.0, 30.0)
+
+    def __init__(self, frames_before_dropout: int | None = None):
+        self.size, self.fps = self.SIZES[0], 30.0
+        self.asked: list[tuple[int, float]] = []
+        self.frames_left = frames_before_dropout
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.asked.append((prop, value))
+        if prop == cv2.CAP_PROP_FRAME_WIDTH:
+            self.size = max((size for size in self.SIZES if size[0] <= value), default=self.SIZES[0])
+        elif prop == cv2.CAP_PROP_FPS:
+            self.fps = min(self.RATES, key=lambda rate: abs(rate - value))
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: self.size[0], cv2.CAP_PROP_FRAME_HEIGHT: self.size[1], cv2.CAP_PROP_FPS: self.fps}.get(prop, 0.0)
+
+    def read(self):
+        if self.frames_left == 0:
+            return False, None
+        if self.frames_left is not None:
+            self.frames_left -= 1
+        time.sleep(0.01)
+        return True, np.zeros((self.size[1], self.size[0], 3), np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_a_camera_is_asked_for_its_size_and_rate_and_what_it_gives_instead_is_reported(monkeypatch, capsys, tiny_video):
+    from edgesight.runtime import sources
+    from edgesight.runtime.camera import CameraSettings
+
+    cameras = []
+    monkeypatch.setattr(sources, "_capture", lambda target: cameras.append(FakeCamera()) or cameras[-1])
+    with open_source("0", camera=CameraSettings.parse("1280x720", 30)) as source:
+        assert source.read().image_bgr.shape == (720, 1280, 3)
+    assert (cv2.CAP_PROP_FRAME_WIDTH, 1280) in cameras[0].asked and (cv2.CAP_PROP_FPS, 30) in cameras[0].asked
+    assert capsys.readouterr().err == ""  # given as asked: nothing to say
+    with open_source(tiny_video, camera=CameraSettings()):  # nothing asked: any source takes it
+        pass
+    with open_source("0", camera=CameraSettings.parse("1920x1080", 60)) as source:
+        assert source.read().image_bgr.shape == (720, 1280, 3)
+    assert capsys.readouterr().err == "edgesight: camera 0 gives 1280x720 frames for the 1920x1080 asked and 30 frames/s for the 60 asked\n"
+
+
+def test_a_reopened_camera_is_asked_for_the_same_settings(monkeypatch):
+    from edgesight.runtime import sources
+    from edgesight.runtime.camera import CameraSettings
+
+    cameras = []
+    monkeypatch.setattr(sources, "_capture", lambda target: cameras.append(FakeCamera(frames_before_dropout=2)) or cameras[-1])
+    monkeypatch.setattr(sources, "RECONNECT_FIRST_DELAY_S", 0.01)
+    with open_source("0", camera=CameraSettings.parse("1280x720")) as source:
+        frames = [source.read() for _ in range(4)]
+    assert len(cameras) >= 2 and all((cv2.CAP_PROP_FRAME_WIDTH, 1280) in camera.asked for camera in cameras)
+    assert {frame.image_bgr.shape for frame in frames} == {(720, 1280, 3)}
+
+
+@pytest.mark.parametrize("size, fps, message", [("1280by720", None, "camera_size must be WIDTHxHEIGHT in pixels"),
+                                                 ("0x720", None, "camera_size must be WIDTHxHEIGHT"),
+                                                 (None, 0.0, r"camera_fps must be in \(0, 1000\]")])
+def test_bad_camera_settings_are_refused(size, fps, message):
+    from edgesight.runtime.camera import CameraSettings
+
+    with pytest.raises(ValueError, match=message):
+        CameraSettings.parse(size, fps)
+
+
+def test_camera_settings_are_refused_for_sources_that_are_not_cameras(tiny_video):
+    from edgesight.runtime.camera import CameraSettings
+
+    for source in (tiny_video, "rtsp://192.0.2.1/cam"):
+        with pytest.raises(ValueError, match="camera_size and camera_fps are asked of a camera .* is none"):
+            open_source(source, camera=CameraSettings.parse("1280x720"))

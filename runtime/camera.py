@@ -1,0 +1,58 @@
+"""What a camera is asked for when it opens: its frame size and rate.
+
+OpenCV opens a camera at its driver's default, often 640x480 whatever the sensor can do. A camera may give another
+size or rate than the one asked for (the nearest it supports); that is reported, never passed over in silence.
+Streams and files come as they are sent, so these settings apply to cameras only.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import cv2
+
+CAMERA_SIZE_HELP = ("with a camera as the source: the frame size to ask it for, WIDTHxHEIGHT such as 1280x720 (default: "
+                    "the driver's); the camera may give the nearest size it supports, which is reported")
+CAMERA_FPS_HELP = "with a camera as the source: the frame rate to ask it for (default: the driver's); reported if not given"
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+    @classmethod
+    def parse(cls, size: str | None = None, fps: float | None = None) -> CameraSettings:
+        """From --camera-size WIDTHxHEIGHT and --camera-fps, either left out."""
+        width = height = None
+        if size is not None:
+            match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", size)
+            if not match or not all(0 < int(side) <= 16384 for side in match.groups()):
+                raise ValueError(f"camera_size must be WIDTHxHEIGHT in pixels, such as 1280x720. Received: camera_size={size!r}")
+            width, height = (int(side) for side in match.groups())
+        if fps is not None and not 0 < fps <= 1000:
+            raise ValueError(f"camera_fps must be in (0, 1000] frames per second. Received: camera_fps={fps}")
+        return cls(width, height, fps)
+
+    @property
+    def asked(self) -> bool:
+        return self.width is not None or self.fps is not None
+
+    def apply(self, capture: cv2.VideoCapture, description: str) -> str | None:
+        """Ask an open capture for these settings; a note naming what the camera gives instead, if it does (else None)."""
+        if self.width is not None:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        if self.fps is not None:
+            capture.set(cv2.CAP_PROP_FPS, self.fps)
+        differences = []
+        if self.width is not None:
+            given = (round(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), round(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            if given != (self.width, self.height):
+                differences.append(f"{given[0]}x{given[1]} frames for the {self.width}x{self.height} asked")
+        if self.fps is not None:
+            given_fps = capture.get(cv2.CAP_PROP_FPS)
+            if abs(given_fps - self.fps) > 0.5:
+                differences.append(f"{given_fps:g} frames/s for the {self.fps:g} asked")
+        return f"{description} gives {' and '.join(differences)}" if differences else None
