@@ -13,14 +13,23 @@ import cv2
 
 CAMERA_SIZE_HELP = ("with a camera as the source: the frame size to ask it for, WIDTHxHEIGHT such as 1280x720 (default: "
                     "the driver's); the camera may give the nearest size it supports, which is reported")
+MAX_SIDE = 16384  # pixels: far beyond any camera's, yet refuses a typo's extra digits
 CAMERA_FPS_HELP = "with a camera as the source: the frame rate to ask it for (default: the driver's); reported if not given"
 
 
 @dataclass(frozen=True)
 class CameraSettings:
-    width: int | None = None
+    width: int | None = None  # with height, or neither
     height: int | None = None
     fps: float | None = None
+
+    def __post_init__(self):
+        sides = (self.width, self.height)
+        if sides != (None, None) and not all(isinstance(side, int) and 0 < side <= MAX_SIDE for side in sides):
+            raise ValueError(f"camera width and height must both be given, in pixels (1 to {MAX_SIDE}), or neither. "
+                             f"Received: width={self.width}, height={self.height}")
+        if self.fps is not None and not 0 < self.fps <= 1000:
+            raise ValueError(f"camera_fps must be in (0, 1000] frames per second. Received: camera_fps={self.fps}")
 
     @classmethod
     def parse(cls, size: str | None = None, fps: float | None = None) -> CameraSettings:
@@ -28,11 +37,9 @@ class CameraSettings:
         width = height = None
         if size is not None:
             match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", size)
-            if not match or not all(0 < int(side) <= 16384 for side in match.groups()):
+            if not match or not all(0 < int(side) <= MAX_SIDE for side in match.groups()):
                 raise ValueError(f"camera_size must be WIDTHxHEIGHT in pixels, such as 1280x720. Received: camera_size={size!r}")
             width, height = (int(side) for side in match.groups())
-        if fps is not None and not 0 < fps <= 1000:
-            raise ValueError(f"camera_fps must be in (0, 1000] frames per second. Received: camera_fps={fps}")
         return cls(width, height, fps)
 
     @property

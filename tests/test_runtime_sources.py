@@ -251,6 +251,8 @@ def test_bad_camera_settings_are_refused(size, fps, message):
 
     with pytest.raises(ValueError, match=message):
         CameraSettings.parse(size, fps)
+    with pytest.raises(ValueError, match="camera width and height must both be given, in pixels .* or neither. Received: width=1280, height=None"):
+        CameraSettings(1280)
 
 
 def test_camera_settings_are_refused_for_sources_that_are_not_cameras(tiny_video):
