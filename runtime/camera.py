@@ -11,14 +11,16 @@ from dataclasses import dataclass
 
 import cv2
 
+MAX_SIDE = 16384  # pixels: far beyond any camera's, yet refuses a typo's extra digits
 CAMERA_SIZE_HELP = ("with a camera as the source: the frame size to ask it for, WIDTHxHEIGHT such as 1280x720 (default: "
                     "the driver's); the camera may give the nearest size it supports, which is reported")
-MAX_SIDE = 16384  # pixels: far beyond any camera's, yet refuses a typo's extra digits
 CAMERA_FPS_HELP = "with a camera as the source: the frame rate to ask it for (default: the driver's); reported if not given"
 
 
 @dataclass(frozen=True)
 class CameraSettings:
+    """A frame size and rate to ask a camera for; None leaves the driver's."""
+
     width: int | None = None  # with height, or neither
     height: int | None = None
     fps: float | None = None
