@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from edgesight.runtime.camera import CAMERA_FPS_HELP, CAMERA_SIZE_HELP, CameraSettings
+from edgesight.runtime.camera import CAMERA_FORMAT_HELP, CAMERA_FPS_HELP, CAMERA_SIZE_HELP, CameraSettings
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
 from edgesight.runtime.roi import ROI_HELP, SEARCH_WIDTH_HELP, RegionOfInterest
@@ -47,6 +47,7 @@ class DemoConfig:
     source: str = field(default="0", metadata={"help": "camera index, /dev/video* path, stream URL, video file, image folder or glob (quote it)"})
     camera_size: str | None = field(default=None, metadata={"help": CAMERA_SIZE_HELP})
     camera_fps: float | None = field(default=None, metadata={"help": CAMERA_FPS_HELP})
+    camera_format: str | None = field(default=None, metadata={"help": CAMERA_FORMAT_HELP})
     locate: str = field(default="auto", metadata={"help": "signs: find and classify every sign in the frame (in video a sign shows once "
                                                            "seen in 3 of the last 5 frames); none: classify one region (--region); "
                                                            "auto: signs for a model that knows 'not a sign', else none"})
@@ -141,7 +142,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         raise ValueError(f"max_frames must be >= 1 or left out. Received: max_frames={config.max_frames}")
     if config.save_video is not None:
         check_video_path(config.save_video)
-    camera = CameraSettings.parse(config.camera_size, config.camera_fps)
+    camera = CameraSettings.parse(config.camera_size, config.camera_fps, config.camera_format)
     classifier = Classifier(config.model or ("gtsrb" if config.locate == "none" else "gtsrb-locate"), threads=config.threads)
     task = TASKS.get(classifier.metadata.task)
     if config.locate == "signs" and task is not None and task.augmentation != "signs":

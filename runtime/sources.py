@@ -187,7 +187,7 @@ class LiveSource(FrameSource):
     (0.25 s, doubling to 4 s) and `state` says "reconnecting"; a reader is never given a frame
     twice, so nothing stale reaches the model. After `lost_after_s` without a frame the state is
     "lost" and `read` raises. With `lost_after_s=None` the first failed read ends the source instead.
-    A camera's `camera` settings (frame size and rate) are asked for at every opening, reopenings included.
+    A camera's `camera` settings (pixel format, frame size and rate) are asked for at every opening, reopenings included.
     """
 
     live = True
@@ -316,7 +316,7 @@ def open_source(source: str | int | os.PathLike, lost_after_s: float = 30.0, ski
     """Open a camera index ("0"), a /dev/video* device, a stream URL, a video file, an image folder or a glob ("shots/*.jpg").
 
     `skip_bad_images`: an image folder or glob skips (and reports) files that do not decode instead of stopping there.
-    `camera`: the frame size and rate a camera is asked for.
+    `camera`: the pixel format, frame size and rate a camera is asked for.
 
     Raises:
         SourceError: the source does not exist or cannot be opened.
@@ -327,8 +327,8 @@ def open_source(source: str | int | os.PathLike, lost_after_s: float = 30.0, ski
     path = Path(text)
     is_camera = text.isdigit() or text.startswith("/dev/video")
     if camera is not None and camera.asked and not is_camera:
-        raise ValueError(f"camera_size and camera_fps are asked of a camera (an index or a /dev/video* device), and {text} "
-                         f"is none: streams and files come at the size and rate they were made. Received: source={text!r}")
+        raise ValueError(f"camera_size, camera_fps and camera_format are asked of a camera (an index or a /dev/video* "
+                         f"device), and {text} is none: streams and files come as they were made. Received: source={text!r}")
     live = is_camera or "://" in text
     image_set = not live and (path.is_dir() or glob.has_magic(text))
     if skip_bad_images and not image_set and (live or path.is_file()):  # before a camera is opened, which takes seconds

@@ -97,7 +97,7 @@ def test_bad_region_is_refused(tiny_model, tiny_video):
         run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), max_frames=0))
     with pytest.raises(ValueError, match="camera_size must be WIDTHxHEIGHT in pixels, such as 1280x720. Received: camera_size='720p'"):
         run_demo(DemoConfig(model=str(tiny_model), source="97", camera_size="720p"))  # before the camera is opened
-    with pytest.raises(ValueError, match="camera_size and camera_fps are asked of a camera"):
+    with pytest.raises(ValueError, match="camera_size, camera_fps and camera_format are asked of a camera"):
         run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), camera_fps=30.0, no_window=True))
 
 

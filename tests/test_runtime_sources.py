@@ -180,10 +180,10 @@ def test_a_video_served_over_http_is_read_through_ffmpeg(tiny_video):
 class FakeCamera:
     """A camera as OpenCV's capture shows it: it takes the nearest size and rate it supports, and can drop out."""
 
-    SIZES, RATES = ((640, 480), (1280, 720)), (15.0, 30.0)
+    SIZES, RATES, FORMATS = ((640, 480), (1280, 720)), (15.0, 30.0), ("YUYV", "MJPG")
 
     def __init__(self, frames_before_dropout: int | None = None):
-        self.size, self.fps = self.SIZES[0], 30.0
+        self.size, self.fps, self.format = self.SIZES[0], 30.0, "YUYV"
         self.asked: list[tuple[int, float]] = []
         self.frames_left = frames_before_dropout
 
@@ -196,10 +196,14 @@ class FakeCamera:
             self.size = max((size for size in self.SIZES if size[0] <= value), default=self.SIZES[0])
         elif prop == cv2.CAP_PROP_FPS:
             self.fps = min(self.RATES, key=lambda rate: abs(rate - value))
+        elif prop == cv2.CAP_PROP_FOURCC:
+            code = "".join(chr((int(value) >> shift) & 0xFF) for shift in (0, 8, 16, 24))
+            self.format = code if code in self.FORMATS else self.format
         return True
 
     def get(self, prop):
-        return {cv2.CAP_PROP_FRAME_WIDTH: self.size[0], cv2.CAP_PROP_FRAME_HEIGHT: self.size[1], cv2.CAP_PROP_FPS: self.fps}.get(prop, 0.0)
+        return {cv2.CAP_PROP_FRAME_WIDTH: self.size[0], cv2.CAP_PROP_FRAME_HEIGHT: self.size[1], cv2.CAP_PROP_FPS: self.fps,
+                cv2.CAP_PROP_FOURCC: float(cv2.VideoWriter.fourcc(*self.format))}.get(prop, 0.0)
 
     def read(self):
         if self.frames_left == 0:
@@ -219,15 +223,17 @@ def test_a_camera_is_asked_for_its_size_and_rate_and_what_it_gives_instead_is_re
 
     cameras = []
     monkeypatch.setattr(sources, "_capture", lambda target: cameras.append(FakeCamera()) or cameras[-1])
-    with open_source("0", camera=CameraSettings.parse("1280x720", 30)) as source:
+    with open_source("0", camera=CameraSettings.parse("1280x720", 30, "MJPG")) as source:
         assert source.read().image_bgr.shape == (720, 1280, 3)
     assert (cv2.CAP_PROP_FRAME_WIDTH, 1280) in cameras[0].asked and (cv2.CAP_PROP_FPS, 30) in cameras[0].asked
+    assert cameras[0].asked[0][0] == cv2.CAP_PROP_FOURCC and cameras[0].format == "MJPG"  # the format first
     assert capsys.readouterr().err == ""  # given as asked: nothing to say
     with open_source(tiny_video, camera=CameraSettings()):  # nothing asked: any source takes it
         pass
-    with open_source("0", camera=CameraSettings.parse("1920x1080", 60)) as source:
+    with open_source("0", camera=CameraSettings.parse("1920x1080", 60, "H264")) as source:
         assert source.read().image_bgr.shape == (720, 1280, 3)
-    assert capsys.readouterr().err == "edgesight: camera 0 gives 1280x720 frames for the 1920x1080 asked and 30 frames/s for the 60 asked\n"
+    assert capsys.readouterr().err == ("edgesight: camera 0 gives 'YUYV' pixels for the 'H264' asked and 1280x720 frames for the "
+                                       "1920x1080 asked and 30 frames/s for the 60 asked\n")
 
 
 def test_a_reopened_camera_is_asked_for_the_same_settings(monkeypatch):
@@ -251,6 +257,8 @@ def test_bad_camera_settings_are_refused(size, fps, message):
 
     with pytest.raises(ValueError, match=message):
         CameraSettings.parse(size, fps)
+    with pytest.raises(ValueError, match="camera_format must be a four-character code such as MJPG or YUYV. Received: camera_format='MJPEG'"):
+        CameraSettings.parse(pixel_format="MJPEG")
     with pytest.raises(ValueError, match="camera width and height must both be given, in pixels .* or neither. Received: width=1280, height=None"):
         CameraSettings(1280)
 
@@ -259,5 +267,5 @@ def test_camera_settings_are_refused_for_sources_that_are_not_cameras(tiny_video
     from edgesight.runtime.camera import CameraSettings
 
     for source in (tiny_video, "rtsp://192.0.2.1/cam"):
-        with pytest.raises(ValueError, match="camera_size and camera_fps are asked of a camera .* is none"):
+        with pytest.raises(ValueError, match="camera_size, camera_fps and camera_format are asked of a camera .* is none"):
             open_source(source, camera=CameraSettings.parse("1280x720"))
