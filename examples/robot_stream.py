@@ -1,6 +1,7 @@
 """A robot's view of edgesight: react to the signs a camera sees, in your own Python loop.
 
     python examples/robot_stream.py                                  # camera 0, the shipped GTSRB int8 model
+    python examples/robot_stream.py 0 --camera-size 1280x720         # camera 0 asked for 1280x720 frames
     python examples/robot_stream.py samples/gtsdb_drive.mp4 --locate # every sign in each frame of the sample clip
 
 Each result is one classified frame, or a change of the camera's state while no frame comes
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgesight.runtime import SourceError
+from edgesight.runtime import CameraSettings, SourceError
 from edgesight.runtime.stream import StreamOptions, stream
 
 
@@ -21,11 +22,12 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="model file or shipped name (default: gtsrb, or gtsrb-locate with --locate)")
     parser.add_argument("--locate", action="store_true", help="find every sign in the frame instead of reading the centre box")
     parser.add_argument("--lost-after", type=float, default=30.0, help="seconds without a frame before giving up")
+    parser.add_argument("--camera-size", help="WIDTHxHEIGHT to ask a camera for (default: its driver's)")
     arguments = parser.parse_args()
     model = arguments.model or ("gtsrb-locate" if arguments.locate else "gtsrb")
     try:
         for result in stream(model, arguments.source, StreamOptions(locate=arguments.locate), threads=1,
-                             lost_after_s=arguments.lost_after):
+                             lost_after_s=arguments.lost_after, camera=CameraSettings.parse(arguments.camera_size)):
             if result.frame is None:
                 print(f"camera {result.source_state}")  # e.g. slow down the robot while blind
                 continue
