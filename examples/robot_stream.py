@@ -26,8 +26,12 @@ def main() -> int:
     arguments = parser.parse_args()
     model = arguments.model or ("gtsrb-locate" if arguments.locate else "gtsrb")
     try:
+        camera = CameraSettings.parse(arguments.camera_size)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
         for result in stream(model, arguments.source, StreamOptions(locate=arguments.locate), threads=1,
-                             lost_after_s=arguments.lost_after, camera=CameraSettings.parse(arguments.camera_size)):
+                             lost_after_s=arguments.lost_after, camera=camera):
             if result.frame is None:
                 print(f"camera {result.source_state}")  # e.g. slow down the robot while blind
                 continue
