@@ -22,7 +22,7 @@ CAMERA_FORMAT_HELP = ("with a camera as the source: the pixel format to ask it f
 
 @dataclass(frozen=True)
 class CameraSettings:
-    """A frame size and rate to ask a camera for; None leaves the driver's."""
+    """A pixel format, frame size and rate to ask a camera for; None leaves the driver's."""
 
     width: int | None = None  # with height, or neither
     height: int | None = None

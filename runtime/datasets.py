@@ -138,6 +138,7 @@ def _int_field(row: dict[str, str], key: str, where: str) -> int:
 
 
 SKIP_OPTION = "--skip-bad-images"
+SKIP_HINT = f"Pass {SKIP_OPTION} to skip such files (each is reported)."  # after an error naming an image that does not decode
 
 
 def report(message: str) -> None:
@@ -157,7 +158,7 @@ def decode_images(encoded: list[bytes], names: list[str], progress: Callable[[in
             return decode_image(data, name)
         except DatasetError as error:
             if not skip_bad:
-                raise DatasetError(f"{error} Pass {SKIP_OPTION} to skip such files (each is reported).") from None
+                raise DatasetError(f"{error} {SKIP_HINT}") from None
             report(f"skipped {error}")
             return None
 

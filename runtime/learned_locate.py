@@ -164,11 +164,10 @@ def network_input(frame: np.ndarray | ShrunkFrame, geometry: LocatorGeometry) ->
     reach into the padding are clipped to the frame by `decode`.
     """
     small = ShrunkFrame.of(frame).by(geometry.downscale)
-    height, width = small.shape[:2]
-    cut = small[: geometry.cut(height), : geometry.cut(width)]
-    if cut.shape[:2] != (geometry.cut(height), geometry.cut(width)):
-        cut = cv2.copyMakeBorder(cut, 0, geometry.cut(height) - cut.shape[0], 0, geometry.cut(width) - cut.shape[1],
-                                 cv2.BORDER_CONSTANT, value=0)
+    rows, columns = geometry.cut(small.shape[0]), geometry.cut(small.shape[1])
+    cut = small[:rows, :columns]
+    if cut.shape[:2] != (rows, columns):
+        cut = cv2.copyMakeBorder(cut, 0, rows - cut.shape[0], 0, columns - cut.shape[1], cv2.BORDER_CONSTANT, value=0)
     return cv2.cvtColor(cut, cv2.COLOR_BGR2RGB)[np.newaxis]
 
 

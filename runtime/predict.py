@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 
 from .classifier import Classifier
-from .datasets import SKIP_OPTION, report
+from .datasets import SKIP_HINT, report
 from .errors import SourceError
 from .preprocess import region_box
 from .results import JsonLinesWriter, detection, frame_record
@@ -45,7 +45,7 @@ def predict(config: PredictConfig) -> list[dict]:
             image_bgr = cv2.imread(image_path, cv2.IMREAD_COLOR)
             if image_bgr is None:
                 if not config.skip_bad_images:
-                    raise SourceError(f"{image_path}: not a readable image. Pass {SKIP_OPTION} to skip such files (each is reported).")
+                    raise SourceError(f"{image_path}: not a readable image. {SKIP_HINT}")
                 report(f"skipped {image_path}: not a readable image.")
                 continue
             box = region_box(image_bgr.shape, classifier.spec, None)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .camera import CameraSettings
-from .datasets import SKIP_OPTION, report
+from .datasets import SKIP_HINT, report
 from .errors import SourceError
 from .image_folder import IMAGE_SUFFIXES
 
@@ -170,7 +170,7 @@ class ImageFolderSource(FrameSource):
                 self._index += 1
                 return frame
             if not self._skip_bad:
-                raise SourceError(f"{path}: not a readable image. Pass {SKIP_OPTION} to skip such files (each is reported).")
+                raise SourceError(f"{path}: not a readable image. {SKIP_HINT}")
             report(f"skipped {path}: not a readable image.")
             self.skipped += 1
         return None
