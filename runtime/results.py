@@ -31,6 +31,7 @@ class JsonLinesWriter:
     def __init__(self, target: str | Path | None):
         self._stream: IO[str] | None = None
         self._owned = False
+        self._path: Path | None = None
         if target is None:
             return
         if str(target) == "-":
@@ -43,11 +44,27 @@ class JsonLinesWriter:
             except OSError as error:
                 raise OutputError(f"{path}: cannot write it ({error.strerror or error}).") from error
             self._owned = True
+            self._path = path
 
     def write(self, record: dict) -> None:
-        if self._stream is not None:
+        if self._stream is None:
+            return
+        try:
             self._stream.write(json.dumps(record) + "\n")
             self._stream.flush()
+        except OSError as error:
+            if not self._owned:
+                raise  # standard output: a reader that went away is the command line's to handle (cli/main.py)
+            self._close_failed_file()
+            raise OutputError(f"{self._path}: cannot write it ({error.strerror or error}).") from error
+
+    def _close_failed_file(self) -> None:
+        """Close a file a write failed on: its buffer still holds the line, whose flush would fail again on close."""
+        try:
+            self._stream.close()
+        except OSError:
+            pass  # the same failure, reported by write
+        self._stream = None
 
     def close(self) -> None:
         if self._owned and self._stream is not None:

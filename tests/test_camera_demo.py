@@ -1,6 +1,7 @@
 import json
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -113,6 +114,12 @@ def test_an_output_that_cannot_be_written_is_named(tiny_model, tiny_video, tmp_p
     with pytest.raises(OutputError, match=f"{target}: cannot create the folder .*taken: .*taken is a file, not a folder"):
         run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), no_window=True, max_frames=2,
                             **{option: str(target)}))
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full, a device every write to fails as a full disk, is Linux's")
+def test_a_disk_that_fills_up_under_the_json_lines_is_named(tiny_model, tiny_video):
+    with pytest.raises(OutputError, match="/dev/full: cannot write it .No space left on device"):
+        run_demo(DemoConfig(model=str(tiny_model), source=str(tiny_video), no_window=True, jsonl="/dev/full"))
 
 
 def test_ctrl_c_ends_the_loop_cleanly_and_keeps_the_outputs(tiny_model, tiny_video, tmp_path, monkeypatch):
