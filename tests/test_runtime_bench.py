@@ -207,3 +207,23 @@ def test_camera_conditions_move_the_true_boxes_with_the_pixels_and_score_each_co
     colour_only = json.loads((tmp_path / "colour" / "conditions.json").read_text())
     assert colour_only["locators"] == ["colour"] and "`colour`" in (tmp_path / "colour" / "conditions.md").read_text()
     assert json.loads((tmp_path / "colour" / "blur" / "eval_frames.json").read_text())["config"]["locator"] == ["colour"]
+
+
+def test_speed_goals_measure_both_settings_each_round_and_judge_every_goal(tmp_path):
+    """benchmarks/speed_goals.py: eval-frames on the whole frame and the region each round, goals judged as stated."""
+    from fakes import write_road_scenes
+
+    goals = _benchmark_script("speed_goals")
+    scenes = write_road_scenes(tmp_path / "scenes.zip")
+    assert goals.main(["--scenes", str(scenes), "--rounds", "2", "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "speed_goals.json").read_text())
+    assert sorted(path.name for path in (tmp_path / "out").glob("eval-frames-*")) == [
+        "eval-frames-region-1", "eval-frames-region-2", "eval-frames-whole-1", "eval-frames-whole-2"]
+    assert len(report["goals"]) == 6 and all(len(row["measured"]) == 2 for row in report["goals"] if "ms per frame" in row["goal"])
+    frames = {"whole frame": [{"ms_per_frame": {"median": ms}, "recall_24px_and_more": 0.92, "signs_24px_and_more": 126,
+                               "false_detections_per_frame": 0.05} for ms in (9.9, 10.1)]}
+    bench = {"rows": [{"engine": "onnxruntime int8", "latency": {"1": {"median_us": 49.0, "round_medians_us": [48.0, 49.0, 51.0]}}}],
+             "against_litert": [{"threads": 1, "ratio": 1.55, "engine_us": 49.0, "reference_us": 76.0, "round_ratios": [1.49, 1.55, 1.6]}]}
+    rows, table = goals.goals_table(frames, bench)
+    assert [row["met"] for row in rows] == [False, True, True, False, False]  # met only if every round meets it
+    assert "| ≤ 10 ms per frame, one core (whole frame) | 9.90 and 10.10 ms | not met |" in table
