@@ -20,7 +20,7 @@ from .sources import list_images
 @dataclass(frozen=True)
 class PredictConfig:
     model: str = field(metadata={"help": f"edgesight ONNX model file, or a shipped model's name ({SHIPPED_MODEL_NAMES})"})
-    images: list[str] = field(metadata={"help": "image files to classify, or folders of them (each folder's images in name order)"})
+    images: list[str] = field(metadata={"help": "image files to classify, or folders of them (each folder's images in name order, numbers as numbers: frame2 before frame10)"})
     top_k: int = field(default=3, metadata={"help": "classes printed per image"})
     jsonl: bool = field(default=False, metadata={"help": "print JSON lines (the predictions contract) instead of text"})
     threads: int | None = field(default=None, metadata={"help": "onnxruntime threads (default: all cores)"})

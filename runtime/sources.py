@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -129,8 +130,14 @@ class VideoFileSource(FrameSource):
         self._capture.release()
 
 
+def name_order(path: Path) -> list:
+    """Sort key: names in order with their numbers as numbers, as a person reads them (frame2.jpg before frame10.jpg).
+    Splitting on digit runs alternates text and number at the same places in every key, so keys always compare."""
+    return [int(part) if index % 2 else part for index, part in enumerate(re.split(r"(\d+)", str(path)))]
+
+
 def list_images(folder_or_pattern: Path | str) -> list[Path]:
-    """The image files of a folder (a Path) or matching a glob pattern (a str), in name order.
+    """The image files of a folder (a Path) or matching a glob pattern (a str), in name order (`name_order`).
 
     Raises:
         SourceError: none there, naming the folder or pattern and the image suffixes looked for.
@@ -139,7 +146,7 @@ def list_images(folder_or_pattern: Path | str) -> list[Path]:
         candidates, described = folder_or_pattern.iterdir(), f"image folder {folder_or_pattern}"
     else:
         candidates, described = (Path(name) for name in glob.glob(folder_or_pattern)), f"pattern {folder_or_pattern}"
-    paths = sorted(p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = sorted((p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=name_order)
     if not paths:
         raise SourceError(f"{described}: matches no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
     return paths

@@ -1,5 +1,6 @@
 import importlib.util
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -40,6 +41,14 @@ def test_image_folder_gives_paths_as_origin(tmp_path):
     with open_source(tmp_path) as source:
         origins = [f.origin for f in source]
     assert origins == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]
+
+
+def test_a_folder_of_numbered_frames_is_read_with_its_numbers_in_order(tmp_path):
+    names = ["frame10.png", "frame9.png", "frame1.png", "frame2b.png", "frame2.png", "clip.png"]
+    for name in names:
+        cv2.imwrite(str(tmp_path / name), np.zeros((10, 12, 3), np.uint8))
+    with open_source(tmp_path) as source:
+        assert [Path(f.origin).name for f in source] == ["clip.png", "frame1.png", "frame2.png", "frame2b.png", "frame9.png", "frame10.png"]
 
 
 def test_a_glob_pattern_gives_its_images_in_name_order(tmp_path):
