@@ -20,11 +20,10 @@ def check_video_path(path: str | Path) -> None:
 
 
 class VideoSink:
-    """Write BGR frames to an MP4 (mp4v) file, or another container by its suffix; frames of another size are scaled to
-    the first one's."""
+    """Write BGR frames to an MP4 (mp4v) file, or another container by its suffix (one of VIDEO_SUFFIXES, which the demo
+    checks with `check_video_path` before any work); frames of another size are scaled to the first one's."""
 
     def __init__(self, path: str | Path, fps: float):
-        check_video_path(path)
         self._file = AtomicFile(path)
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None

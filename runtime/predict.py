@@ -6,15 +6,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-
 from .classifier import Classifier
-from .datasets import SKIP_HINT, report
 from .errors import SourceError
 from .preprocess import region_box
 from .results import JsonLinesWriter, detection, frame_record
 from .shipped import SHIPPED_MODEL_NAMES
-from .sources import list_images
+from .sources import list_images, read_image
 
 
 @dataclass(frozen=True)
@@ -42,11 +39,8 @@ def predict(config: PredictConfig) -> list[dict]:
     started = time.monotonic()
     with JsonLinesWriter("-" if config.jsonl else None) as writer:
         for image_path in image_paths:
-            image_bgr = cv2.imread(image_path, cv2.IMREAD_COLOR)
+            image_bgr = read_image(image_path, config.skip_bad_images)
             if image_bgr is None:
-                if not config.skip_bad_images:
-                    raise SourceError(f"{image_path}: not a readable image. {SKIP_HINT}")
-                report(f"skipped {image_path}: not a readable image.")
                 continue
             box = region_box(image_bgr.shape, classifier.spec, None)
             tic = time.perf_counter()

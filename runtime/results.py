@@ -1,6 +1,7 @@
 """Predictions as JSON lines (ARCHITECTURE.md, "Contract: predictions as JSON lines")."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -55,16 +56,10 @@ class JsonLinesWriter:
         except OSError as error:
             if not self._owned:
                 raise  # standard output: a reader that went away is the command line's to handle (cli/main.py)
-            self._close_failed_file()
+            with contextlib.suppress(OSError):  # its buffer still holds the line: closing fails the same way again
+                self._stream.close()
+            self._stream = None
             raise OutputError(f"{self._path}: cannot write it ({error.strerror or error}).") from error
-
-    def _close_failed_file(self) -> None:
-        """Close a file a write failed on: its buffer still holds the line, whose flush would fail again on close."""
-        try:
-            self._stream.close()
-        except OSError:
-            pass  # the same failure, reported by write
-        self._stream = None
 
     def close(self) -> None:
         if self._owned and self._stream is not None:

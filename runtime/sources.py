@@ -152,6 +152,17 @@ def list_images(folder_or_pattern: Path | str) -> list[Path]:
     return paths
 
 
+def read_image(path: Path | str, skip_bad: bool) -> np.ndarray | None:
+    """A BGR image file; one that does not decode is an error naming it, or with `skip_bad` is reported by name on
+    stderr and gives None."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        if not skip_bad:
+            raise SourceError(f"{path}: not a readable image. {SKIP_HINT}")
+        report(f"skipped {path}: not a readable image.")
+    return image
+
+
 class ImageFolderSource(FrameSource):
     """The images of a folder, or matching a glob pattern, in name order.
 
@@ -171,14 +182,11 @@ class ImageFolderSource(FrameSource):
         while self._next_path < len(self._paths):
             path = self._paths[self._next_path]
             self._next_path += 1
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image = read_image(path, self._skip_bad)
             if image is not None:
                 frame = Frame(image, self._index, time.monotonic(), str(path))
                 self._index += 1
                 return frame
-            if not self._skip_bad:
-                raise SourceError(f"{path}: not a readable image. {SKIP_HINT}")
-            report(f"skipped {path}: not a readable image.")
             self.skipped += 1
         return None
 
