@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .datasets import LabelledRegions
-from .errors import DatasetError
+from .errors import DatasetError, NoImagesError
 from .image_folder import load_image_folder
 
 CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -144,4 +144,10 @@ def load_cifar10(data: str | Path, split: str, progress: Callable[[int, int], No
         return _load_python(path, split)
     if path.name == BINARY_ARCHIVE:
         return _load_binary(path, split)
-    return load_image_folder(path, split, CIFAR10_CLASS_NAMES, progress, skip_bad_images)
+    try:
+        return load_image_folder(path, split, CIFAR10_CLASS_NAMES, progress, skip_bad_images)
+    except NoImagesError as error:
+        if not path.is_dir():
+            raise
+        raise NoImagesError(f"{error} Nor does it hold a CIFAR-10 archive ({PYTHON_ARCHIVE}, {BINARY_ARCHIVE} or "
+                            f"{IMAGE_FOLDER_ARCHIVE}).") from None

@@ -18,6 +18,10 @@ class DatasetNotFoundError(DatasetError):
     """No dataset in the layout a built-in task expects where one was named (a user's own data may be there instead)."""
 
 
+class NoImagesError(DatasetError):
+    """An image-folder dataset holds no image of the split asked for."""
+
+
 class SourceError(EdgesightError, RuntimeError):
     """A frame source (camera, file, stream, folder) cannot be opened or read."""
 

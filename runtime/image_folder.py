@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .datasets import LabelledRegions, decode_images, report
-from .errors import DatasetError
+from .errors import DatasetError, NoImagesError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 SPLITS = ("train", "test")
@@ -162,7 +162,7 @@ def load_image_folder(
         shown = ", ".join(not_images[:5]) + (f" and {len(not_images) - 5} more" if len(not_images) > 5 else "")
         report(f"{data}: ignored {len(not_images)} file(s) that are not images by their extension: {shown}")
     if not paths:
-        raise DatasetError(f"{data}: no images under a {split}/<class name>/ folder.")
+        raise NoImagesError(f"{data}: no images under a {split}/<class name>/ folder.")
     images = decode_images(encoded, [f"{data}:{p}" for p in paths], progress, skip_bad_images)
     kept = [index for index, image in enumerate(images) if image is not None]
     images, paths, classes = [images[i] for i in kept], [paths[i] for i in kept], [classes[i] for i in kept]

@@ -354,6 +354,18 @@ def test_jittered_scenes_keep_each_box_on_its_sign():
         assert 100 / 1.5 - 1 <= image.shape[0] <= 100 * 1.5 + 1
 
 
+def test_scenes_too_few_to_hold_one_out_for_validation_are_said_to_train_without_it(capsys):
+    pytest.importorskip("tensorflow", reason="the split lives in the [train] extra")
+    from edgesight.train.locator import split_scenes
+
+    training, validation = split_scenes(["a", "b"], 0.2, seed=0)
+    assert (sorted(training), validation) == (["a", "b"], [])
+    assert "--val-fraction 0.2 of 2 scene(s) holds out none; training without validation" in capsys.readouterr().err
+    split_scenes(["a", "b"], 0.0, seed=0)  # asked for none: nothing to say
+    split_scenes(["a", "b", "c"], 0.34, seed=0)
+    assert capsys.readouterr().err == ""
+
+
 def _locator_config(data, signs, run_dir, **changes):
     from edgesight.train.config import LocatorTrainConfig
 

@@ -75,3 +75,10 @@ def test_truncated_binary_batch_and_missing_batches_are_named(tmp_path):
         load_cifar10(path, "test")
     with pytest.raises(DatasetError, match="lacks the CIFAR-10 batches data_batch_1"):
         load_cifar10(path, "train")
+
+
+def test_a_folder_with_neither_images_nor_a_cifar_archive_says_which_archives_it_looked_for(tmp_path):
+    (tmp_path / "GTSRB_Final_Test_Images.zip").write_bytes(b"another task's archive")
+    with pytest.raises(DatasetError, match=r"no images under a test/<class name>/ folder\. Nor does it hold a CIFAR-10 "
+                                           r"archive \(cifar-10-python\.tar\.gz, cifar-10-binary\.tar\.gz or cifar10_jpg\.tgz\)"):
+        load_cifar10(tmp_path, "test")

@@ -190,6 +190,9 @@ def split_scenes(scenes: list[Scene], val_fraction: float, seed: int) -> tuple[l
         raise TrainError(f"val_fraction must be in [0, 1). Received: val_fraction={val_fraction}")
     order = np.random.default_rng(seed).permutation(len(scenes))
     held = int(round(val_fraction * len(scenes)))
+    if val_fraction > 0 and held == 0:
+        print(f"--val-fraction {val_fraction} of {len(scenes)} scene(s) holds out none; training without validation "
+              "(no validation loss or proposal recall)", file=sys.stderr)
     validation = {int(index) for index in order[:held]}
     return ([scene for index, scene in enumerate(scenes) if index not in validation],
             [scene for index, scene in enumerate(scenes) if index in validation])
@@ -343,5 +346,5 @@ def train_locator(config: LocatorTrainConfig) -> dict:
     best = max(sweep, key=lambda row: row["recall_24px_and_more"] or 0.0, default=None)
     print(f"locator: {report['parameters']:,} parameters, {report['macs_per_frame'] / 1e6:.0f} M MACs per "
           f"{frame_width}x{frame_height} frame; validation proposal recall "
-          f"{best['recall_24px_and_more'] if best else 'n/a'} (signs >= {GOAL_MIN_SIZE} px); run folder {run_dir}")
+          f"{best['recall_24px_and_more'] if best else 'n/a (no validation scenes)'} (signs >= {GOAL_MIN_SIZE} px); run folder {run_dir}")
     return report
