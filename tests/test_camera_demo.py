@@ -86,6 +86,33 @@ def test_a_video_the_encoder_cannot_open_leaves_no_file_behind(tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_video_cut_short_by_a_full_disk_is_an_error_naming_it_and_leaves_no_broken_file(tmp_path):
+    # A file-size limit fails the writes as a full disk does; OpenCV's writer reports neither, only playback shows it.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import resource, signal
+        import numpy as np
+        from edgesight.camera_demo.video import VideoSink
+        from edgesight.runtime.errors import OutputError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        frames = np.random.default_rng(0).integers(0, 256, (30, 200, 320, 3), dtype=np.uint8)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))
+        try:
+            with VideoSink({str(tmp_path / "annotated.mp4")!r}, 15.0) as sink:
+                for frame in frames:
+                    sink.write(frame)
+        except OutputError as error:
+            print(error)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "annotated.mp4: the video was not written whole: the finished file played back none of the 30 frames " \
+           "written, so none is left" in run.stdout, run.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unavailable_camera_is_a_clear_error(tiny_model):
     with pytest.raises(SourceError, match="camera 97: cannot be opened"):
         run_demo(DemoConfig(model=str(tiny_model), source="97", no_window=True))
