@@ -157,10 +157,24 @@ def read_image(path: Path | str, skip_bad: bool) -> np.ndarray | None:
     stderr and gives None."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
+        if Path(path).suffix.lower() not in IMAGE_SUFFIXES and _plays_as_video(path):
+            reason = f"a video, not an image (`edgesight demo --source {path} --jsonl FILE` classifies each of its frames)"
+        else:
+            reason = "not a readable image"
         if not skip_bad:
-            raise SourceError(f"{path}: not a readable image. {SKIP_HINT}")
-        report(f"skipped {path}: not a readable image.")
+            raise SourceError(f"{path}: {reason}. {SKIP_HINT}")
+        report(f"skipped {path}: {reason}.")
     return image
+
+
+def _plays_as_video(path: Path | str) -> bool:
+    """Whether OpenCV decodes a frame of the file as a video: asked only of files that do not decode as images and are
+    not named as one (FFmpeg's decoders would print their complaint about a broken PNG or JPEG)."""
+    capture = _capture(str(path))
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
 
 
 class ImageFolderSource(FrameSource):

@@ -149,3 +149,16 @@ def test_predict_refuses_missing_files_up_front_and_skips_unreadable_ones_only_w
     records = predict(PredictConfig(model=str(tiny_model), images=[str(broken), str(good)], jsonl=True, skip_bad_images=True))
     assert [(record["frame"], record["source"]) for record in records] == [(0, str(good))]
     assert f"edgesight: skipped {broken}: not a readable image." in capsys.readouterr().err
+
+
+def test_predict_given_a_video_says_that_demo_classifies_its_frames(tmp_path, tiny_model, tiny_video):
+    from edgesight.runtime.errors import SourceError
+    from edgesight.runtime.predict import PredictConfig, predict
+
+    with pytest.raises(SourceError, match=rf"clip\.mp4: a video, not an image \(`edgesight demo --source {tiny_video} "
+                                          r"--jsonl FILE` classifies each of its frames\)"):
+        predict(PredictConfig(model=str(tiny_model), images=[str(tiny_video)]))
+    renamed = tmp_path / "clip.png"  # named as an image: a broken image, as FFmpeg is not asked
+    renamed.write_bytes(tiny_video.read_bytes())
+    with pytest.raises(SourceError, match="clip.png: not a readable image"):
+        predict(PredictConfig(model=str(tiny_model), images=[str(renamed)]))
