@@ -139,14 +139,20 @@ def test_a_paste_boost_for_an_unknown_class_is_refused_before_any_work(tmp_path)
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize(("paste_max_side", "expected"), [(5, "paste_max_side=5"), (600, "at most the crop in frame pixels \\(512\\)")])
-def test_a_paste_size_outside_the_crop_is_refused_before_any_work(tmp_path, paste_max_side, expected):
+@pytest.mark.parametrize(("paste_max_side", "crop_size", "expected"), [
+    (5, 256, "paste_max_side=5"),
+    (600, 256, r"at most the crop in frame pixels \(crop_size 256 x downscale 2 = 512\)"),
+    # A crop the network cannot take is named first, not the default paste size it is too small for.
+    (128, 30, "crop_size must be >= 32 and a multiple of 4"),
+])
+def test_a_paste_size_outside_the_crop_is_refused_before_any_work(tmp_path, paste_max_side, crop_size, expected):
     pytest.importorskip("tensorflow", reason="training lives in the [train] extra")
     from edgesight.train.config import LocatorTrainConfig
     from edgesight.train.locator import train_locator
     from edgesight.train.trainer import TrainError
 
-    config = LocatorTrainConfig(data=str(tmp_path / "missing.zip"), run_dir=str(tmp_path / "run"), paste_max_side=paste_max_side)
+    config = LocatorTrainConfig(data=str(tmp_path / "missing.zip"), run_dir=str(tmp_path / "run"), paste_max_side=paste_max_side,
+                                crop_size=crop_size)
     with pytest.raises(TrainError, match=expected):
         train_locator(config)
     assert not (tmp_path / "run").exists()
@@ -256,7 +262,7 @@ def test_a_locator_trained_at_downscale_3_declares_it_and_its_boxes_land_in_fram
     with pytest.raises(TrainError, match="downscale must be 1, 2, 3 or 4. Received: downscale=5"):
         train_locator(_locator_config(scenes, signs, tmp_path / "bad", downscale=5))
     # The largest pasted sign must fit the crop in frame pixels, which the downscale sets: 64 x 3.
-    with pytest.raises(TrainError, match=r"at most the crop in frame pixels \(192\)"):
+    with pytest.raises(TrainError, match=r"at most the crop in frame pixels \(crop_size 64 x downscale 3 = 192\)"):
         train_locator(_locator_config(scenes, signs, tmp_path / "bad", downscale=3, paste_max_side=200))
     run_dir = tmp_path / "third"
     report = train_locator(_locator_config(scenes, signs, run_dir, downscale=3, epochs=1))

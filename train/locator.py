@@ -227,10 +227,6 @@ def _check(config: LocatorTrainConfig) -> None:
         raise TrainError(f"distill_weight must be in (0, 1]. Received: distill_weight={config.distill_weight}")
     if not 1 <= config.downscale <= 4:
         raise TrainError(f"downscale must be 1, 2, 3 or 4. Received: downscale={config.downscale}")
-    crop_in_frame_pixels = config.crop_size * config.downscale
-    if not MIN_PASTED_SIDE < config.paste_max_side <= crop_in_frame_pixels:
-        raise TrainError(f"paste_max_side must be above {MIN_PASTED_SIDE} and at most the crop in frame pixels "
-                         f"({crop_in_frame_pixels}). Received: paste_max_side={config.paste_max_side}")
     _check_architecture(config.stride, config.context_stride, config.fine_width)  # before the scenes are read and the crops built
     if config.init_from and not config.resume:
         check_init_from(config)
@@ -238,6 +234,11 @@ def _check(config: LocatorTrainConfig) -> None:
     if config.crop_size < 32 or config.crop_size % multiple:
         raise TrainError(f"crop_size must be >= 32 and a multiple of {multiple} (the network's deepest stride). "
                          f"Received: crop_size={config.crop_size}")
+    crop_in_frame_pixels = config.crop_size * config.downscale
+    if not MIN_PASTED_SIDE < config.paste_max_side <= crop_in_frame_pixels:
+        raise TrainError(f"paste_max_side must be above {MIN_PASTED_SIDE} and at most the crop in frame pixels "
+                         f"(crop_size {config.crop_size} x downscale {config.downscale} = {crop_in_frame_pixels}). "
+                         f"Received: paste_max_side={config.paste_max_side}")
 
 
 def train_locator(config: LocatorTrainConfig) -> dict:
