@@ -139,6 +139,11 @@ def _file_target(model: str, config: BenchConfig) -> Target:
     engines = [EngineSpec(model, "onnxruntime", f"onnxruntime {'int8' if int8 else 'fp32'}", path, spec)]
     if not config.no_peers:
         engines.append(EngineSpec(model, "opencv-dnn", f"opencv-dnn {'int8' if int8 else 'fp32'}", path, spec))
+        # Said, not silently left out: a user comparing against LiteRT would otherwise look for its row.
+        print(f"{model}: an ONNX file is timed in onnxruntime and OpenCV DNN only; Keras and LiteRT rows need a training "
+              f"run folder (LiteRT's converter reads its model.keras). A model file gets one with `edgesight train "
+              f"--init-from FP32_FILE --epochs 0 --task TASK --data DATA --run-dir RUN`, then `edgesight export RUN` "
+              f"(README, \"Go on training from a model file\").", file=sys.stderr)
     target = Target(model, engines, classifier.metadata.provenance.get("source_sha256", path))
     if config.data is None:
         return target
