@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 Box = tuple[int, int, int, int]  # inclusive x1, y1, x2, y2 in the original frame
+HsvRanges = list[tuple[tuple[int, int, int], tuple[int, int, int]]]  # inclusive (low, high) OpenCV HSV bounds
 
 
 def box_size(box) -> int:
@@ -35,7 +36,7 @@ def iou(a, b) -> float:
 
 
 class ShrunkFrame:
-    """A BGR frame and its downscaled copies (INTER_AREA, and in HSV), each made once however many locators ask for it.
+    """A BGR frame and its downscaled copies (INTER_AREA, and their HSV tests), each made once however many locators ask.
 
     Locators take either a plain frame or one of these; the combined locator hands them one, which
     saves a resize of the full frame per extra locator (0.5 ms at 1360x800).
@@ -44,7 +45,8 @@ class ShrunkFrame:
     def __init__(self, frame_bgr: np.ndarray):
         self.full = frame_bgr
         self._copies: dict[int, np.ndarray] = {}
-        self._hsv_copies: dict[int, np.ndarray] = {}
+        self._hsv_planes: dict[int, tuple[np.ndarray, ...]] = {}
+        self._plane_tests: dict[tuple[int, int, int, int], np.ndarray] = {}
 
     @classmethod
     def of(cls, frame) -> ShrunkFrame:
@@ -55,11 +57,32 @@ class ShrunkFrame:
             self._copies[factor] = self._shrink(factor)
         return self._copies[factor]
 
-    def hsv(self, factor: int) -> np.ndarray:
-        """The downscaled copy in OpenCV's HSV, made once for the colour locators that share the frame."""
-        if factor not in self._hsv_copies:
-            self._hsv_copies[factor] = cv2.cvtColor(self.by(factor), cv2.COLOR_BGR2HSV)
-        return self._hsv_copies[factor]
+    def in_hsv_ranges(self, factor: int, ranges: HsvRanges) -> np.ndarray:
+        """255 where the downscaled copy's OpenCV HSV lies in any of the inclusive `ranges`, else 0.
+
+        The mask cv2.inRange gives on the HSV image, OR-ed over the ranges, but tested plane by plane: a test of one
+        plane is made once per frame for every locator and range that asks for it (all three colours ask for value
+        >= 41), and tests of one channel run several times faster than of three. The red, blue and yellow masks of a
+        680x400 half frame, the same bit for bit: 0.40-0.57 against 1.3 ms (AMD EPYC, AVX2, 2026-12-07).
+        """
+        mask = None
+        for low, high in ranges:
+            in_range = cv2.bitwise_and(cv2.bitwise_and(self._plane_test(factor, 0, low[0], high[0]),
+                                                       self._plane_test(factor, 1, low[1], high[1])),
+                                       self._plane_test(factor, 2, low[2], high[2]))
+            mask = in_range if mask is None else cv2.bitwise_or(mask, in_range)
+        return mask
+
+    def _planes(self, factor: int) -> tuple[np.ndarray, ...]:
+        if factor not in self._hsv_planes:
+            self._hsv_planes[factor] = tuple(cv2.split(cv2.cvtColor(self.by(factor), cv2.COLOR_BGR2HSV)))
+        return self._hsv_planes[factor]
+
+    def _plane_test(self, factor: int, channel: int, low: int, high: int) -> np.ndarray:
+        key = (factor, channel, low, high)
+        if key not in self._plane_tests:
+            self._plane_tests[key] = cv2.inRange(self._planes(factor)[channel], low, high)
+        return self._plane_tests[key]
 
     def _shrink(self, factor: int) -> np.ndarray:
         height, width = self.full.shape[:2]
@@ -76,8 +99,8 @@ class ShrunkFrame:
 
 
 # Inclusive OpenCV HSV ranges (hue 0-179) of the colours German signs are painted in. Red wraps
-# around hue 0. cv2.inRange makes each mask in one pass, several times faster than numpy comparisons.
-SIGN_COLOURS = {
+# around hue 0. OpenCV's tests make each mask several times faster than numpy comparisons (ShrunkFrame.in_hsv_ranges).
+SIGN_COLOURS: dict[str, HsvRanges] = {
     "red": [((0, 61, 41), (9, 255, 255)), ((166, 61, 41), (179, 255, 255))],
     "blue": [((96, 91, 41), (129, 255, 255))],
 }
@@ -86,7 +109,7 @@ SIGN_COLOURS = {
 # boxes a frame and found none of the 147 signs. Yellow blobs shaped like a diamond are boxed as the whole sign instead.
 # Hue from GTSRB training images of priority road; saturation 90 chosen on scenes 00000-00099, where it kept 10 of
 # their 19 priority-road signs at 1.9 proposals a frame (60: 9 at 3.0).
-YELLOW_DIAMOND = ((8, 90, 41), (35, 255, 255))
+YELLOW_DIAMOND: HsvRanges = [((8, 90, 41), (35, 255, 255))]
 DIAMOND_TO_SIGN = 2.1  # sign side over its yellow diamond's side: median over GTSRB training images of priority road
 
 
@@ -160,13 +183,11 @@ class ColourLocator(_SignSizes):
         """Candidate sign boxes in a BGR frame, in no particular order; overlapping ones are left to the detector's suppression."""
         frame = ShrunkFrame.of(frame)
         height, width = frame.full.shape[:2]
-        hsv = frame.hsv(self.scale)
         closing = np.ones((3, 3), np.uint8)  # joins a ring broken by a pixel or two
         max_side = self.max_side_fraction * min(height, width)
         boxes = []
         for ranges in SIGN_COLOURS.values():
-            mask = functools.reduce(cv2.bitwise_or, [cv2.inRange(hsv, low, high) for low, high in ranges])
-            closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, closing)
+            closed = cv2.morphologyEx(frame.in_hsv_ranges(self.scale, ranges), cv2.MORPH_CLOSE, closing)
             for blob in blobs_of(closed, math.floor(self.min_side / self.scale)):
                 bx, by, bw, bh = blob.x, blob.y, blob.width, blob.height
                 short, long = min(bw, bh), max(bw, bh)
@@ -191,7 +212,7 @@ class DiamondLocator(_SignSizes):
         height, width = frame.full.shape[:2]
         max_side = self.max_side_fraction * min(height, width)
         # No closing: it would join the diamond to yellow around it across the thin white rim.
-        mask = cv2.inRange(frame.hsv(self.scale), *YELLOW_DIAMOND)
+        mask = frame.in_hsv_ranges(self.scale, YELLOW_DIAMOND)
         count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_BBDT)
         x, y, w, h, area = stats[1:count].T
         short, long = np.minimum(w, h), np.maximum(w, h)

@@ -107,10 +107,18 @@ def test_the_default_locators_box_a_priority_road_sign_that_red_and_blue_masks_m
     assert max((iou(sign, box) for box in ColourLocator().propose(image)), default=0.0) < 0.5
 
 
-def test_locators_sharing_a_frame_convert_it_to_hsv_once():
-    frame = ShrunkFrame(road_scene(4, [(80, 60, 20)]))
-    assert frame.hsv(2) is frame.hsv(2)
-    assert np.array_equal(frame.hsv(2), cv2.cvtColor(frame.by(2), cv2.COLOR_BGR2HSV))
+def test_locators_sharing_a_frame_test_its_hsv_planes_once_and_get_the_masks_of_whole_pixel_tests():
+    from edgesight.runtime.locate import SIGN_COLOURS, YELLOW_DIAMOND
+
+    rng = np.random.default_rng(4)
+    frame = ShrunkFrame(rng.integers(0, 256, (200, 320, 3), np.uint8))  # every colour, every edge of every range
+    hsv = cv2.cvtColor(frame.by(2), cv2.COLOR_BGR2HSV)
+    for ranges in [*SIGN_COLOURS.values(), YELLOW_DIAMOND]:
+        expected = np.max([cv2.inRange(hsv, np.array(low), np.array(high)) for low, high in ranges], axis=0)
+        assert np.array_equal(frame.in_hsv_ranges(2, ranges), expected)
+        assert 0 < np.count_nonzero(expected) < expected.size
+    assert frame._planes(2) is frame._planes(2)
+    assert frame._plane_test(2, 2, 41, 255) is frame._plane_test(2, 2, 41, 255)  # value >= 41, which every colour asks
     combined = open_locator(["colour", "diamonds"])
     assert [type(locator) for locator in combined.locators] == [ColourLocator, DiamondLocator]
     assert combined.propose(frame) == ColourLocator().propose(frame) + DiamondLocator().propose(frame)
