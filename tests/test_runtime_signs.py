@@ -156,6 +156,28 @@ def test_the_colour_gate_keeps_the_colour_boxes_the_learned_locator_scores_and_n
         open_locator(["colour", "sign-locator"], colour_gate=1.5)
 
 
+def test_with_several_threads_the_other_locators_run_beside_the_network_and_propose_the_same_boxes(monkeypatch):
+    import threading
+
+    image = road_scene(6, [(80, 60, 22), (250, 140, 16)])
+    _priority_road(image, (200, 50), 26)
+    threads_seen = []
+    propose = ColourLocator.propose
+    monkeypatch.setattr(ColourLocator, "propose", lambda self, frame: threads_seen.append(threading.current_thread().name)
+                        or propose(self, frame))
+    names = ["colour", "diamonds", "sign-locator"]
+    assert open_locator(names, threads=1).worker is None and open_locator(names, threads=2, overlap=False).worker is None
+    for gate in (None, 0.05):
+        sequential = open_locator(names, threads=2, colour_gate=gate, overlap=False)
+        overlapped = open_locator(names, threads=2, colour_gate=gate, overlap=True)
+        boxes = overlapped.propose(ShrunkFrame(image))
+        assert boxes and boxes == sequential.propose(ShrunkFrame(image))
+    assert threads_seen[-2].startswith("edgesight-locators") and threads_seen[-1] == threading.current_thread().name
+    monkeypatch.setattr(DiamondLocator, "propose", lambda self, frame: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # a locator's error reaches the caller, not a lost thread
+        overlapped.propose(image)
+
+
 def _found(box, class_id, score):
     return FoundSign(box, Prediction(str(class_id), class_id, score))
 
