@@ -228,3 +228,19 @@ def test_speed_goals_measure_both_settings_each_round_and_judge_every_goal(tmp_p
     rows, table = goals.goals_table(frames, bench)
     assert [row["met"] for row in rows] == [False, True, True, False, False]  # met only if every round meets it
     assert "| ≤ 10 ms per frame, one core (whole frame) | 9.90 and 10.10 ms | not met |" in table
+
+
+def test_live_stream_runs_the_demo_on_a_served_scene_stream_at_each_thread_setting(tmp_path, monkeypatch):
+    """benchmarks/live_stream.py: scenes served as MJPEG by a process of their own, the demo timed per thread setting."""
+    from pathlib import Path
+
+    from fakes import write_road_scenes
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the camera process imports it
+    live = _benchmark_script("live_stream")
+    scenes = write_road_scenes(tmp_path / "scenes.zip")
+    assert live.main(["--scenes", str(scenes), "--fps", "50", "--frames", "5", "--threads", "1", "2", "--rounds", "1",
+                      "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "live_stream.json").read_text())
+    assert [run["threads"] for run in report["runs"]] == [1, 2] and all(run["fps"] > 0 for run in report["runs"])
+    assert "| 2 | " in (tmp_path / "out" / "live_stream.md").read_text()
