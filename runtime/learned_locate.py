@@ -305,8 +305,8 @@ def open_locator(names: list[str], threads: int | None = 1, min_score: float | N
     `min_score` replaces the centre score stamped in learned locator files (their operating point). `colour_gate`: see
     CombinedLocator (None or 0: every colour box is kept). `overlap` (default: when `threads` is not 1 on a machine
     with several cores) runs the other locators in a thread of their own while the first learned locator's network
-    runs, with the same boxes: the sign finder at two threads on two cores took 9.9-10.3 against 11.1-11.8 ms a
-    held-out road scene (AMD EPYC, AVX2, 2026-12-07; 14-15 ms at one thread).
+    runs, with the same boxes: the sign finder at two threads on two cores took 0.82-0.94x the time of running them
+    in turn, a held-out road scene 9.9-10.8 ms on good stretches (AMD EPYC, AVX2, 2026-12-07; 14-16 ms at one thread).
     """
     if not names:
         raise ValueError(f"locator needs {COLOUR!r}, a locator file, or both.")

@@ -19,10 +19,11 @@ def session_options(threads: int | None) -> ort.SessionOptions:
     if threads != 1:
         # After each run onnxruntime's worker threads spin, waiting for the next, on cores the caller needs for the
         # OpenCV work between runs and for the next session's run: the sign finder (locator, screen, reader) at two
-        # threads on two cores took 28-32 ms a held-out road scene spinning, 11.4-13.6 ms not, against 14.8-15.0 ms at
-        # one thread; the demo on the sample clip 121-129 against 146-180 frames/s (AMD EPYC, AVX2, 2026-12-07).
-        # Only back-to-back runs of one small model gain from spinning (gtsrb-tiny per region 118 against 170 us), and
-        # one thread serves those as well (126 us).
+        # threads on two cores took 28-32 ms a held-out road scene spinning, 11.4-13.9 ms not, against 14.8-15.0 ms at
+        # one thread; the demo on the sample clip 121-129 against 134-180 frames/s (AMD EPYC, AVX2, 2026-12-07).
+        # Only back-to-back runs of one small model gain from spinning (gtsrb-tiny per region 118 against 157-171 us),
+        # and one thread serves those better still (124-126 us). Spinning only while a run lasts
+        # (session.force_spinning_stop) left the finder at 12.4-15.2 against 10.3-10.6 ms (README, "Threads").
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
