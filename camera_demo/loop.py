@@ -15,7 +15,7 @@ import numpy as np
 from edgesight.runtime.camera import CAMERA_FORMAT_HELP, CAMERA_FPS_HELP, CAMERA_SIZE_HELP, CameraSettings
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.results import JsonLinesWriter, detection, frame_record
-from edgesight.runtime.roi import ROI_HELP, SEARCH_WIDTH_HELP, RegionOfInterest
+from edgesight.runtime.roi import ROI_HELP, SEARCH_WIDTH_HELP, RegionOfInterest, search_width_hint
 from edgesight.runtime.shipped import SHIPPED_MODEL_NAMES
 from edgesight.runtime.signs import SCREEN_THRESHOLD
 from edgesight.runtime.sources import ImageFolderSource, open_source
@@ -190,6 +190,10 @@ def run_demo(config: DemoConfig) -> DemoSummary:
                 frame = result.frame
                 for name, value in (("latency", result.latency_ms), ("age", result.frame_age_ms), ("end_to_end", result.end_to_end_ms)):
                     timings[name].append(value)
+                if options.locate and len(timings["latency"]) == 2:  # the second frame's time: the first warms up
+                    hint = search_width_hint(frame.image_bgr.shape, options.search_width, result.latency_ms)
+                    if hint:
+                        print(f"{source.name}: {hint}", file=sys.stderr)
                 label_counts.update(predictions[0].label for _, predictions in result.detections if predictions[0].score >= 0.5)
                 now = time.monotonic()
                 # Smoothed so the number on screen is readable, yet follows changes within a second.

@@ -151,3 +151,16 @@ def test_demo_with_a_search_width_writes_the_signs_in_frame_pixels(tmp_path):
     run_demo(DemoConfig(model="gtsrb-tiny", source=str(folder), locate="signs", no_window=True, jsonl=str(jsonl), search_width=320))
     boxes = [found["box"] for found in json.loads(jsonl.read_text().splitlines()[0])["detections"]]
     assert any(iou((356, 176, 444, 264), box) >= 0.5 for box in boxes)  # the ring's outer edges, twice (178, 88, 222, 132)
+
+
+def test_frames_over_twice_the_learnt_width_searched_whole_get_the_search_width_named_once(tmp_path, tiny_model, capsys):
+    from edgesight.camera_demo.loop import DemoConfig, run_demo
+    from edgesight.runtime.roi import search_width_hint
+
+    assert search_width_hint((2160, 3840, 3), None, 96.0).startswith("3840x2160 frames are searched for signs whole (96 ms")
+    assert "--search-width 1360" in search_width_hint((2160, 3840, 3), None, 96.0)
+    assert search_width_hint((2160, 3840, 3), 1360, 96.0) is None and search_width_hint((1080, 1920, 3), None, 40.0) is None
+    for name in ("a.png", "b.png", "c.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((64, 2760, 3), np.uint8))
+    run_demo(DemoConfig(model=str(tiny_model), source=str(tmp_path), no_window=True, locate="signs", locator=["colour"]))
+    assert capsys.readouterr().err.count("2760x64 frames are searched for signs whole") == 1
