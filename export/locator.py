@@ -32,7 +32,7 @@ from edgesight.runtime.scenes import read_scenes, scene_names
 from .convert import keras_to_onnx, relax_spatial_dims, save_model
 from .locator_int8 import calibration_picks, int8_card_section, write_int8_twin
 from .peak_boxes import box_head_at_peaks
-from .simplify import fold_input_scaling, nearest_upsampling_as_resize
+from .simplify import fold_input_scaling, nearest_upsampling_as_resize, stem_on_interleaved_columns
 
 # Logits of Keras and onnxruntime may differ by float rounding, not more.
 MAX_GRID_DIFFERENCE = 1e-3
@@ -55,12 +55,15 @@ def locator_graph(model, opset: int, traced_size: tuple[int, int]) -> tuple[onnx
     """The locator's ONNX graph for any frame size, and whether its input scaling was folded into the first convolution.
 
     Traced at one size (dilated convolutions then get explicit pads), its upsampling made one Resize while the traced
-    dims are still known (an hourglass locator's graph then takes any size), then its dims opened.
+    dims are still known (an hourglass locator's graph then takes any size), then its dims opened; its stem then reads
+    the uint8 image as it comes, its scaling in its weights and no transpose before it.
     """
     proto = keras_to_onnx(model, opset, traced_size=traced_size)
     nearest_upsampling_as_resize(proto)
     proto = relax_spatial_dims(proto)
-    return proto, fold_input_scaling(proto)
+    scaling_folded = fold_input_scaling(proto)
+    stem_on_interleaved_columns(proto)
+    return proto, scaling_folded
 
 
 def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: str | None, opset: int, provenance: dict,

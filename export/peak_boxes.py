@@ -31,8 +31,9 @@ alone and its centre logits were no longer rounded with the box channels, and it
 after (export/locator_int8.py).
 
 Float locator files exported before the rewrite joined export get it in place with
-`python -m edgesight.export.peak_boxes locators/NAME/locator.onnx`; their int8 twins are then made again from them.
-`--dense FILE OUT` writes a float file's dense form, for a distillation teacher, which needs every cell's box.
+`python -m edgesight.export.locator_upgrade locators/NAME/locator.onnx`; their int8 twins are then made again from them.
+`python -m edgesight.export.peak_boxes --dense FILE OUT` writes a float file's dense form, for a distillation teacher,
+which needs every cell's box.
 """
 from __future__ import annotations
 
@@ -44,14 +45,12 @@ from pathlib import Path
 import google.protobuf.message
 import numpy as np
 import onnx
-import onnxruntime as ort
 from edgesight.runtime.learned_locate import (
     LOCATOR_KEY,
     LOCATOR_OUTPUTS,
     MAX_BOXES,
     NOT_A_PEAK,
     PEAK_OUTPUTS,
-    difference_from_grid,
 )
 from onnx import TensorProto, helper, numpy_helper
 
@@ -330,36 +329,6 @@ def _stamp_max_peaks(model: onnx.ModelProto, max_peaks: int) -> None:
             entry.value = json.dumps(json.loads(entry.value) | {"max_peaks": max_peaks})
 
 
-CHECKED_FRAMES = 8  # random frames an upgraded file must match its original on
-CHECKED_SIZE = (400, 680)  # a 1360x800 frame as the shipped locator takes it
-
-
-def upgrade_locator_file(path: Path) -> None:
-    """Rewrite a float locator file exported before the rewrite joined export (2026-12-07), in place, after checking on
-    random frames that it gives the same centre logits and, at its peaks, the same box channels as before."""
-    try:
-        model = onnx.load(path)
-    except google.protobuf.message.DecodeError as error:
-        raise PeakBoxesError(f"{path}: not a readable ONNX file ({error})") from None
-    props = {entry.key: json.loads(entry.value) for entry in model.metadata_props}
-    if LOCATOR_KEY not in props:
-        raise PeakBoxesError(f"{path}: not a sign-locator file (its metadata lacks {LOCATOR_KEY})")
-    if "quantization" in props.get("edgesight.provenance", {}):
-        raise PeakBoxesError(f"{path}: an int8 file; rewrite its float original, then make the twin again from it with "
-                             "`edgesight export FLOAT_FILE --data SCENES`")
-    if "max_peaks" in props[LOCATOR_KEY]:
-        raise PeakBoxesError(f"{path}: its box head runs at the peaks already")
-    original = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    box_head_at_peaks(model)
-    rewritten = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    frames = np.random.default_rng(0).integers(0, 256, (CHECKED_FRAMES, 1, *CHECKED_SIZE, 3), np.uint8)
-    difference = max(difference_from_grid(rewritten.run(None, {"image": frame}), original.run(None, {"image": frame})[0])
-                     for frame in frames)
-    if difference > 1e-5:
-        raise PeakBoxesError(f"{path}: the rewritten graph differs from the original by {difference:.1e}; left as it was")
-    save_model(model, path)
-
-
 def write_dense_copy(path: Path, out: Path) -> None:
     """Write the dense form of a float locator file (every cell's box channels, as files exported before the rewrite),
     for what needs the whole grid: a teacher for `train-locator --teacher`."""
@@ -373,26 +342,17 @@ def write_dense_copy(path: Path, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Rewrite float sign-locator files exported before edgesight did it at "
-                                                 "export: the box head at the peaks only (same boxes, less time), in place; "
-                                                 "or, with --dense, write the dense form of one.")
-    parser.add_argument("files", nargs="+", type=Path, help="locator.onnx files (float); with --dense, FILE OUT")
-    parser.add_argument("--dense", action="store_true", help="write the dense form of FILE to OUT instead (a teacher "
-                                                             "for train-locator --teacher needs it)")
+    parser = argparse.ArgumentParser(description="Write the dense form of a float sign-locator file (every cell's box "
+                                                 "channels): a teacher for train-locator --teacher needs it.")
+    parser.add_argument("--dense", nargs=2, type=Path, required=True, metavar=("FILE", "OUT"),
+                        help="the float locator file and where to write its dense form")
     arguments = parser.parse_args(argv)
-    if arguments.dense and len(arguments.files) != 2:
-        parser.error(f"--dense takes a float locator file and where to write its dense form. Received: {len(arguments.files)} paths")
     try:
-        if arguments.dense:
-            write_dense_copy(*arguments.files)
-            print(f"{arguments.files[1]}: the dense form of {arguments.files[0]}")
-            return 0
-        for path in arguments.files:
-            upgrade_locator_file(path)
-            print(f"{path}: box head now at the peaks, same outputs on {CHECKED_FRAMES} random frames")
+        write_dense_copy(*arguments.dense)
     except (OSError, PeakBoxesError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    print(f"{arguments.dense[1]}: the dense form of {arguments.dense[0]}")
     return 0
 
 

@@ -407,3 +407,21 @@ class RtspServer:
                 time.sleep(1.0 / self.fps)
         except OSError:
             pass
+
+
+def image_stem_graph(opset: int = 17, dilations=(1, 1), pads=(0, 0, 1, 1)):
+    """An ONNX graph: a uint8 NHWC image -> Transpose -> Cast -> 3x3 stride-2 Conv (16 channels) -> Relu, as
+    export/simplify.fold_input_scaling leaves a locator's stem (pads: top, left, bottom, right)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("Cast", ["nchw"], ["float"], to=TensorProto.FLOAT),
+             helper.make_node("Conv", ["float", "kernel", "bias"], ["convolved"], kernel_shape=[3, 3], strides=[2, 2], pads=list(pads),
+                              dilations=list(dilations)),
+             helper.make_node("Relu", ["convolved"], ["stem"])]
+    graph = helper.make_graph(nodes, "stem", [helper.make_tensor_value_info("image", TensorProto.UINT8, ["n", "h", "w", 3])],
+                              [helper.make_tensor_value_info("stem", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(rng.normal(size=(16, 3, 3, 3)).astype(np.float32), "kernel"),
+                               numpy_helper.from_array(rng.normal(size=16).astype(np.float32), "bias")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])

@@ -22,7 +22,7 @@ def test_the_twin_keeps_everything_before_the_first_pointwise_convolution_float(
     fp32 = onnx.load(resolve_model("sign-locator-fp32"))
     prefix = float_prefix(fp32)
     assert [node.op_type for node in fp32.graph.node if node.name in prefix] == [
-        "Transpose", "Cast", "Conv", "Relu", "Conv", "Mul", "Add", "Relu"]  # the stem, then the stride-2 depthwise one
+        "Reshape", "Unsqueeze", "Cast", "Conv", "Relu", "Conv", "Mul", "Add", "Relu"]  # the stem, then the stride-2 depthwise one
     image = np.random.default_rng(0).integers(0, 256, (1, 96, 160, 3), np.uint8)
     twin, description = quantize_locator(fp32, [image])
     assert set(description["keep_float_nodes"]) == set(prefix) and not description["stem_on_column_blocks"]

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 from edgesight.runtime.errors import ModelFileError
-from edgesight.runtime.learned_locate import PEAK_OUTPUTS, LearnedLocator, LocatorOutput
+from edgesight.runtime.learned_locate import PEAK_OUTPUTS, LearnedLocator, LocatorOutput, difference_from_grid
 from edgesight.runtime.shipped import resolve_model
 
 onnx = pytest.importorskip("onnx", reason="export needs the [export] extra")
@@ -35,7 +35,7 @@ def _dense_shipped():
 
 
 def test_the_rewrite_and_its_undoing_keep_every_value_of_the_float_locator():
-    from edgesight.export.peak_boxes import box_head_at_peaks, box_head_everywhere, difference_from_grid
+    from edgesight.export.peak_boxes import box_head_at_peaks, box_head_everywhere
 
     shipped = onnx.load(resolve_model("sign-locator-fp32"))
     dense = _dense_shipped()
@@ -55,7 +55,7 @@ def test_the_rewrite_and_its_undoing_keep_every_value_of_the_float_locator():
 
 def test_the_int8_rewrite_gives_the_dense_int8_graphs_values_exactly():
     from edgesight.export.locator_int8 import LOCATOR_QUANTIZATION
-    from edgesight.export.peak_boxes import PeakBoxesError, box_head_at_peaks, box_head_everywhere, difference_from_grid
+    from edgesight.export.peak_boxes import PeakBoxesError, box_head_at_peaks, box_head_everywhere
     from edgesight.export.quantize import quantize_int8
 
     calibration = np.random.default_rng(2).integers(0, 256, (4, 120, 200, 3), np.uint8)
@@ -112,22 +112,10 @@ def test_the_runtime_reads_a_file_with_peak_outputs_as_it_reads_a_dense_one(tmp_
         LearnedLocator(tmp_path / "claims.onnx")
 
 
-def test_files_exported_before_the_rewrite_get_it_in_place_and_int8_files_are_refused(tmp_path, capsys):
-    from edgesight.export.convert import save_model
+def test_the_dense_form_of_a_float_file_is_written_for_a_teacher_and_other_files_are_refused(tmp_path, capsys):
     from edgesight.export.peak_boxes import main
 
-    save_model(_dense_shipped(), tmp_path / "locator.onnx")
-    assert main([str(tmp_path / "locator.onnx")]) == 0
-    assert LearnedLocator(tmp_path / "locator.onnx").max_peaks == 40
-    assert main([str(tmp_path / "locator.onnx")]) == 2
-    assert "its box head runs at the peaks already" in capsys.readouterr().err
-    shutil.copy(resolve_model("sign-locator"), tmp_path / "locator.int8.onnx")
-    assert main([str(tmp_path / "locator.int8.onnx")]) == 2
-    assert "locator.int8.onnx: an int8 file; rewrite its float original" in capsys.readouterr().err
-    (tmp_path / "broken.onnx").write_bytes(b"not a model")
-    assert main([str(tmp_path / "broken.onnx")]) == 2
-    assert "broken.onnx: not a readable ONNX file" in capsys.readouterr().err
-    # The dense form, for a distillation teacher: the file before the upgrade, value for value.
+    shutil.copy(resolve_model("sign-locator-fp32"), tmp_path / "locator.onnx")
     assert main(["--dense", str(tmp_path / "locator.onnx"), str(tmp_path / "dense.onnx")]) == 0
     assert LearnedLocator(tmp_path / "dense.onnx").max_peaks is None
     image = _frames()[0]
@@ -136,6 +124,9 @@ def test_files_exported_before_the_rewrite_get_it_in_place_and_int8_files_are_re
     assert "dense.onnx: its box head runs at every cell already" in capsys.readouterr().err
     assert main(["--dense", str(resolve_model("sign-locator")), str(tmp_path / "int8.onnx")]) == 2
     assert "an int8 graph" in capsys.readouterr().err
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    assert main(["--dense", str(tmp_path / "broken.onnx"), str(tmp_path / "out.onnx")]) == 2
+    assert "broken.onnx: not a readable ONNX file" in capsys.readouterr().err
 
 
 def test_heads_of_a_pointwise_convolution_and_an_hourglass_are_rewritten_too():
@@ -143,7 +134,7 @@ def test_heads_of_a_pointwise_convolution_and_an_hourglass_are_rewritten_too():
     pytest.importorskip("tf2onnx", reason="export needs the [export] extra")
     from edgesight.export.locator import locator_graph
     from edgesight.export.locator_int8 import LOCATOR_QUANTIZATION
-    from edgesight.export.peak_boxes import box_head_at_peaks, box_head_everywhere, difference_from_grid
+    from edgesight.export.peak_boxes import box_head_at_peaks, box_head_everywhere
     from edgesight.export.quantize import quantize_int8
     from edgesight.train.locator import build_locator
 

@@ -5,6 +5,7 @@ import shutil
 import numpy as np
 import pytest
 from edgesight.runtime.shipped import resolve_model
+from fakes import image_stem_graph
 
 onnx = pytest.importorskip("onnx", reason="export needs the [export] extra")
 ort = pytest.importorskip("onnxruntime")
@@ -20,10 +21,9 @@ def test_the_stem_on_column_blocks_gives_the_same_values_and_is_left_alone_where
     from edgesight.export.stem_blocks import stem_on_column_blocks
 
     rng = np.random.default_rng(0)
-    # A quantized 3x3 stride-2 stem padded at the bottom and right: the sign locator's, all of it int8, not rewritten.
+    # A quantized 3x3 stride-2 stem padded at the bottom and right, as the sign locator's was before it kept its stem float.
     settings = QuantizationSettings(calibration_method="MinMax", keep_float_ops=(), keep_float_layers=(), symbolic_shapes=False)
-    locator = onnx.load(resolve_model("sign-locator-fp32"))
-    original, _ = quantize_int8(locator, rng.integers(0, 256, (2, 96, 160, 3), np.uint8), settings, width_multiple=1)
+    original, _ = quantize_int8(image_stem_graph(), rng.integers(0, 256, (2, 96, 160, 3), np.uint8), settings, width_multiple=1)
     blocked = onnx.ModelProto()
     blocked.CopyFrom(original)
     assert stem_on_column_blocks(blocked, width_multiple=4)

@@ -139,6 +139,7 @@ def copy_weights(model, proto, path: Path, architecture: str, sample_images: np.
                 layer.set_weights([weights[node.input[1]].transpose(2, 3, 1, 0), weights[node.input[2]].reshape(-1)])
                 continue
             kernel, bias, output = _fold_scale_and_shift(node, graph, weights)  # OIHW; depthwise: (channels, 1, h, w)
+            kernel = _kernel_over_channels(kernel, layer)
             kernel = kernel / folded_scale.get(layer.input.name, 1.0)  # the Keras layer's input is still scaled
             if isinstance(layer, layers.DepthwiseConv2D):
                 kernel = kernel.reshape(layer.kernel.shape[2], -1, *kernel.shape[2:]).transpose(2, 3, 0, 1)
@@ -154,6 +155,20 @@ def copy_weights(model, proto, path: Path, architecture: str, sample_images: np.
             kernel = weights[node.input[1]]
             layer.set_weights([kernel, bias if bias is not None else np.zeros(kernel.shape[1], np.float32)])
     _set_normalized_weights(folded, proto, sample_images)
+
+
+def _kernel_over_channels(kernel: np.ndarray, layer) -> np.ndarray:
+    """A stem's OIHW kernel as Keras's layer reads its channels. Export lets a locator's stem read the NHWC image as one
+    plane of interleaved columns (export/simplify.py, stem_on_interleaved_columns), its kernel laid out as
+    [O, 1, kh, kw * C] with entry (row, C * dx + c) the original (c, row, dx); other kernels are returned as they are."""
+    from keras import layers
+
+    if not isinstance(layer, layers.Conv2D):  # a depthwise kernel is (channels, 1, h, w) either way
+        return kernel
+    kernel_height, kernel_width, channels, _ = layer.kernel.shape
+    if channels == 1 or kernel.shape[1:] != (1, kernel_height, kernel_width * channels):
+        return kernel
+    return kernel.reshape(len(kernel), kernel_height, kernel_width, channels).transpose(0, 3, 1, 2)
 
 
 def _fold_scale_and_shift(conv, graph, weights: dict) -> tuple[np.ndarray, np.ndarray, str]:
