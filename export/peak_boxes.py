@@ -344,9 +344,13 @@ def write_dense_copy(path: Path, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the dense form of a float sign-locator file (every cell's box "
                                                  "channels): a teacher for train-locator --teacher needs it.")
-    parser.add_argument("--dense", nargs=2, type=Path, required=True, metavar=("FILE", "OUT"),
+    parser.add_argument("--dense", nargs=2, type=Path, metavar=("FILE", "OUT"),
                         help="the float locator file and where to write its dense form")
+    parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)  # the in-place rewrite this command did until 2026-12-07
     arguments = parser.parse_args(argv)
+    if arguments.files or not arguments.dense:
+        parser.error("--dense FILE OUT writes a float locator file's dense form; an older float file gets the box head "
+                     "at the peaks in place with `python -m edgesight.export.locator_upgrade FILE` (since 2026-12-07)")
     try:
         write_dense_copy(*arguments.dense)
     except (OSError, PeakBoxesError) as error:

@@ -127,6 +127,9 @@ def test_the_dense_form_of_a_float_file_is_written_for_a_teacher_and_other_files
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     assert main(["--dense", str(tmp_path / "broken.onnx"), str(tmp_path / "out.onnx")]) == 2
     assert "broken.onnx: not a readable ONNX file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the in-place rewrite it did before has a command of its own now
+        main([str(tmp_path / "locator.onnx")])
+    assert "python -m edgesight.export.locator_upgrade FILE" in capsys.readouterr().err
 
 
 def test_heads_of_a_pointwise_convolution_and_an_hourglass_are_rewritten_too():
