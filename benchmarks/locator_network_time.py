@@ -2,9 +2,9 @@
 
 An architecture's speed does not depend on its weights, so a candidate can be timed before it is trained. Each
 architecture is built as `edgesight train-locator` builds it and converted as `edgesight export` converts it (traced
-at the frame's size, dims opened, input scaling folded, upsampling as one Resize, box head at the peaks); its
-onnxruntime output is checked against Keras. Every network then runs on the same shrunk frame, one thread,
-interleaved, and the medians are printed.
+at the frame's size, dims opened, input scaling folded, stem without a transpose, upsampling as one Resize, box head
+at the peaks); its onnxruntime output is checked against Keras. Every network then runs on the same shrunk frame, one
+thread, interleaved, and the medians are printed.
 
     python benchmarks/locator_network_time.py plain:48 hourglass:64 hourglass:64:48 --int8 --file sign-locator sign-locator-fp32
 """
