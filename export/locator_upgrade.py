@@ -7,8 +7,8 @@ since the evening of 2026-12-07). A file exported before gets whichever it lacks
     python -m edgesight.export.locator_upgrade locators/NAME/locator.onnx
 
 once random frames show it gives the centre logits and the peaks' boxes it gave before, within float rounding. An int8
-twin is refused: make it again from the upgraded float file (`edgesight export FILE --data SCENES`), which calibrates it
-on the new graph.
+twin is refused: make it again from the upgraded float file (`edgesight export FILE --data SCENES`), which gives it both
+rewrites after calibration (export/locator_int8.py).
 """
 from __future__ import annotations
 

@@ -164,6 +164,48 @@ def fold_input_scaling(model_proto: onnx.ModelProto) -> bool:
     return True
 
 
+def _image_stem(graph: onnx.GraphProto, layout_ops: tuple[str, ...]):
+    """The nodes from the graph's input through `layout_ops`, a Cast and a Conv, each the only reader of the one before,
+    and the Conv's constant kernel if no other node reads it and the Conv has no groups, dilations or auto_pad; None if
+    the graph does not start so."""
+    nodes, tensor = [], graph.input[0].name
+    for op_type in (*layout_ops, "Cast", "Conv"):
+        readers = consumers(graph, tensor)
+        if len(readers) != 1 or readers[0].op_type != op_type:
+            return None
+        nodes.append(readers[0])
+        tensor = readers[0].output[0]
+    conv_attributes = attributes(nodes[-1])
+    weights = next((tensor for tensor in graph.initializer if tensor.name == nodes[-1].input[1]), None)
+    if (weights is None or len(weights.dims) != 4 or len(consumers(graph, weights.name)) != 1
+            or conv_attributes.get("group", 1) != 1 or conv_attributes.get("dilations", [1, 1]) != [1, 1]
+            or conv_attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
+        return None
+    return nodes, weights
+
+
+def _restem(graph: onnx.GraphProto, stem: list[onnx.NodeProto], new_layout: list[onnx.NodeProto], weights: onnx.TensorProto,
+            kernel: np.ndarray, strides: list[int], pads: list[int]) -> None:
+    """Put `new_layout` in place of the layout nodes of `stem` (as `_image_stem` gives it) before its Cast, and give its
+    Conv `kernel` (under its weights' name), `strides` and `pads`."""
+    *layout_nodes, cast, conv = stem
+    position = list(graph.node).index(layout_nodes[0])
+    for node in layout_nodes:
+        graph.node.remove(node)
+    for offset, node in enumerate(new_layout):
+        graph.node.insert(position + offset, node)
+    cast.input[0] = new_layout[-1].output[0]
+    weights.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(kernel), weights.name))
+    del conv.attribute[:]
+    conv.attribute.extend([helper.make_attribute("kernel_shape", list(kernel.shape[2:])),
+                           helper.make_attribute("strides", strides), helper.make_attribute("pads", pads)])
+    stale = {layout_nodes[-1].output[0], cast.output[0]}  # their shapes changed
+    kept_info = [info for info in graph.value_info if info.name not in stale]
+    del graph.value_info[:]
+    graph.value_info.extend(kept_info)
+    drop_unused_initializers(graph)
+
+
 def stem_on_interleaved_columns(model_proto: onnx.ModelProto) -> bool:
     """Let the first convolution read the NHWC uint8 image as it comes, without its Transpose to NCHW, in place.
 
@@ -180,50 +222,55 @@ def stem_on_interleaved_columns(model_proto: onnx.ModelProto) -> bool:
     groups or dilations, in opset 13 or later (Unsqueeze takes its axes as an input), as `fold_input_scaling` leaves a
     locator. The weights keep their name, so that what rebuilds a model from the file finds them (train/from_onnx.py
     lays them out as [O, C, kh, kw] again). Returns whether the graph changed; it is left alone otherwise.
+    `stem_on_channels` undoes it.
     """
     graph = model_proto.graph
     opset = next((entry.version for entry in model_proto.opset_import if entry.domain in ("", "ai.onnx")), 0)
-
-    def only_user(name: str, op_type: str):
-        found = consumers(graph, name)
-        return found[0] if len(found) == 1 and found[0].op_type == op_type else None
-
-    image = graph.input[0].name
-    transpose = only_user(image, "Transpose")
-    cast = transpose and only_user(transpose.output[0], "Cast")
-    conv = cast and only_user(cast.output[0], "Conv")
-    weights = conv and next((tensor for tensor in graph.initializer if tensor.name == conv.input[1]), None)
-    if weights is None or opset < 13 or len(consumers(graph, weights.name)) != 1:
+    found = _image_stem(graph, ("Transpose",))
+    if found is None or opset < 13 or attributes(found[0][0]).get("perm") != [0, 3, 1, 2]:
         return False
-    transpose_attributes, conv_attributes = attributes(transpose), attributes(conv)
+    stem, weights = found
+    conv = stem[-1]
     kernel = numpy_helper.to_array(weights)
-    if (transpose_attributes.get("perm") != [0, 3, 1, 2] or kernel.ndim != 4 or conv_attributes.get("group", 1) != 1
-            or conv_attributes.get("dilations", [1, 1]) != [1, 1]
-            or conv_attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
-        return False
     out_channels, channels, kernel_height, kernel_width = kernel.shape
-    row_stride, column_stride = conv_attributes.get("strides", [1, 1])
-    top, left, bottom, right = conv_attributes.get("pads", [0, 0, 0, 0])
-    weights.CopyFrom(numpy_helper.from_array(
-        np.ascontiguousarray(kernel.transpose(0, 2, 3, 1).reshape(out_channels, 1, kernel_height, kernel_width * channels)),
-        weights.name))
+    row_stride, column_stride = attributes(conv).get("strides", [1, 1])
+    top, left, bottom, right = attributes(conv).get("pads", [0, 0, 0, 0])
     prefix = f"{conv.name or conv.output[0]}_interleaved"
     graph.initializer.extend([numpy_helper.from_array(np.array([0, 0, -1], np.int64), f"{prefix}_rows_shape"),
                               numpy_helper.from_array(np.array([1], np.int64), f"{prefix}_plane_axis")])
-    position = list(graph.node).index(transpose)
-    graph.node.remove(transpose)
-    graph.node.insert(position, helper.make_node("Reshape", [image, f"{prefix}_rows_shape"], [f"{prefix}_rows"], name=f"{prefix}_rows"))
-    graph.node.insert(position + 1, helper.make_node("Unsqueeze", [f"{prefix}_rows", f"{prefix}_plane_axis"], [f"{prefix}_plane"],
-                                                     name=f"{prefix}_plane"))
-    cast.input[0] = f"{prefix}_plane"
-    del conv.attribute[:]
-    conv.attribute.extend([helper.make_attribute("kernel_shape", [kernel_height, kernel_width * channels]),
-                           helper.make_attribute("strides", [row_stride, column_stride * channels]),
-                           helper.make_attribute("pads", [top, left * channels, bottom, right * channels])])
-    stale = {transpose.output[0], cast.output[0]}  # their shapes changed
-    kept_info = [info for info in graph.value_info if info.name not in stale]
-    del graph.value_info[:]
-    graph.value_info.extend(kept_info)
+    layout = [helper.make_node("Reshape", [graph.input[0].name, f"{prefix}_rows_shape"], [f"{prefix}_rows"], name=f"{prefix}_rows"),
+              helper.make_node("Unsqueeze", [f"{prefix}_rows", f"{prefix}_plane_axis"], [f"{prefix}_plane"], name=f"{prefix}_plane")]
+    _restem(graph, stem, layout, weights,
+            kernel.transpose(0, 2, 3, 1).reshape(out_channels, 1, kernel_height, kernel_width * channels),
+            [row_stride, column_stride * channels], [top, left * channels, bottom, right * channels])
+    return True
+
+
+def stem_on_channels(model_proto: onnx.ModelProto) -> bool:
+    """Undo `stem_on_interleaved_columns` in place: the image's Transpose to NCHW before the stem again, its kernel over
+    the image's C channels. For what should see the graph as tf2onnx wrote it: the locator's int8 twin is calibrated so
+    (export/locator_int8.py). False (graph untouched) unless the graph starts as that rewrite leaves it, with a fixed
+    channel count in its input."""
+    graph = model_proto.graph
+    found = _image_stem(graph, ("Reshape", "Unsqueeze"))
+    dims = graph.input[0].type.tensor_type.shape.dim
+    if found is None or len(dims) != 4 or dims[3].dim_value < 1:
+        return False
+    stem, weights = found
+    reshape, unsqueeze, _, conv = stem
+    arrays = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    channels, kernel = dims[3].dim_value, numpy_helper.to_array(weights)
+    row_stride, column_stride = attributes(conv).get("strides", [1, 1])
+    top, left, bottom, right = attributes(conv).get("pads", [0, 0, 0, 0])
+    if (arrays.get(reshape.input[1], np.array([])).tolist() != [0, 0, -1] or arrays.get(unsqueeze.input[1], np.array([])).tolist() != [1]
+            or kernel.shape[1] != 1 or any(value % channels for value in (kernel.shape[3], column_stride, left, right))):
+        return False
+    out_channels, _, kernel_height, columns = kernel.shape
+    transpose = helper.make_node("Transpose", [graph.input[0].name], [f"{conv.name or conv.output[0]}_nchw"],
+                                 name=f"{conv.name or conv.output[0]}_nchw", perm=[0, 3, 1, 2])
+    _restem(graph, stem, [transpose], weights,
+            kernel.reshape(out_channels, kernel_height, columns // channels, channels).transpose(0, 3, 1, 2),
+            [row_stride, column_stride // channels], [top, left // channels, bottom, right // channels])
     return True
 
 

@@ -31,11 +31,11 @@ def test_simplified_graph_computes_what_keras_computes_at_any_batch(architecture
         np.testing.assert_allclose(session.run(None, {"image": batch})[0], model.predict(batch, verbose=0), atol=1e-5)
 
 
-def test_a_stem_reads_the_nhwc_image_as_interleaved_columns_with_the_same_outputs():
+def test_a_stem_reads_the_nhwc_image_as_interleaved_columns_with_the_same_outputs_and_back():
     import copy
 
     import onnxruntime as ort
-    from edgesight.export.simplify import stem_on_interleaved_columns
+    from edgesight.export.simplify import stem_on_channels, stem_on_interleaved_columns
 
     def run(model, image):
         return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"image": image})[0]
@@ -49,6 +49,10 @@ def test_a_stem_reads_the_nhwc_image_as_interleaved_columns_with_the_same_output
     for image in (rng.integers(0, 256, (1, 40, 64, 3), np.uint8), rng.integers(0, 256, (2, 30, 50, 3), np.uint8)):
         expected = run(original, image)
         np.testing.assert_allclose(run(rewritten, image), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    # Undone, the graph is the original again, value for value: the kernel is only laid out anew.
+    assert stem_on_channels(rewritten) and [node.op_type for node in rewritten.graph.node] == ["Transpose", "Cast", "Conv", "Relu"]
+    np.testing.assert_array_equal(run(rewritten, image), expected)
+    assert not stem_on_channels(rewritten)
     # Patterns it does not take are left as they were: a dilated stem, and Unsqueeze's axes as an attribute (opset 12).
     for untouched in (image_stem_graph(dilations=(2, 2), pads=(2, 2, 2, 2)), image_stem_graph(opset=12)):
         before = untouched.SerializeToString()
