@@ -4,7 +4,9 @@ The per-region path is crop and resize into the bound input, one onnxruntime run
 each preprocessing step alone, and the graph node by node without onnxruntime's profiler (whose own
 cost per node is as large as the small nodes): the graph as onnxruntime optimizes it is cut after
 each node, and every prefix is timed as a model of its own. A prefix's time less the one before it
-is that node's cost. All timers run interleaved, batch 1, one thread.
+is that node's cost. All timers run interleaved, batch 1, one thread. With `--litert FILE` (the run folder's
+`litert/model.int8.tflite`, which `edgesight bench` converts) it also times LiteRT's whole path and its set, invoke and
+get alone, beside onnxruntime's run: the whole-path ratio cannot exceed the ratio of those two.
 
     python benchmarks/int8_path_parts.py gtsrb-tiny --out benchmarks/results/DATE-int8-path
 """
@@ -19,7 +21,7 @@ import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
-from edgesight.runtime.bench import bench_frame, interleaved_latency, machine_description
+from edgesight.runtime.bench import bench_frame, interleaved_latency, machine_description, region_timer
 from edgesight.runtime.classifier import Classifier
 from edgesight.runtime.files import write_json_atomic, write_text_atomic
 from edgesight.runtime.preprocess import RESIZE_MODES, crop_region, expand_box, region_box
@@ -42,6 +44,22 @@ def preprocessing_timers(classifier: Classifier, frame_bgr: np.ndarray, box) -> 
         "onnxruntime run": lambda: classifier.session.run_with_iobinding(classifier._single_binding),
         "top-1": lambda: classifier.top_k(classifier._single_output, 1),
     }
+
+
+def litert_timers(litert_path: Path, classifier: Classifier, frame_bgr: np.ndarray, box) -> dict:
+    """LiteRT on the same region: the path `edgesight bench` times, and its inference alone (set, invoke, get)."""
+    from edgesight.export.peers import LiteRtEngine
+
+    engine = LiteRtEngine(litert_path, classifier.spec, 1, "litert int8")
+    interpreter, input_index, output_index = engine._interpreter(1)
+    image = crop_region(frame_bgr, classifier.spec, box)[None]
+
+    def inference():
+        interpreter.set_tensor(input_index, image)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index)
+
+    return {"LiteRT whole path (as bench times it)": region_timer(engine, frame_bgr, box), "LiteRT set, invoke, get": inference}
 
 
 def graph_prefix_timers(model_path: Path, image: np.ndarray, workdir: Path) -> dict:
@@ -86,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", help="an int8 model file, or a shipped model's name (its int8 file)")
     parser.add_argument("--repeats", type=int, default=3000, help="timed calls per part")
     parser.add_argument("--out", type=Path, help="folder for parts.md and parts.json")
+    parser.add_argument("--litert", type=Path, help="the same model's LiteRT int8 file, timed beside it")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)  # as eval-frames and the live loop hold OpenCV
     classifier = Classifier(args.model, threads=1)
@@ -93,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as workdir:
         image = crop_region(frame_bgr, classifier.spec, box)[None]
         timers = preprocessing_timers(classifier, frame_bgr, box)
+        if args.litert:
+            timers |= litert_timers(args.litert, classifier, frame_bgr, box)
         node_timers = graph_prefix_timers(classifier.path, image, Path(workdir))
         results = interleaved_latency({**timers, **node_timers}, args.repeats, warmup=300)
     lines = [f"# int8 path parts: {args.model}", "", f"Machine: {machine_description()}. Batch 1, one thread, "

@@ -106,6 +106,20 @@ def test_int8_path_parts_times_every_node_of_the_optimized_graph(tmp_path):
     assert all(figures["runs"] == 50 and figures["median_us"] > 0 for figures in parts.values())
 
 
+def test_int8_path_parts_times_litert_beside_it_when_given_its_file(tmp_path):
+    """--litert: LiteRT's whole path and its set, invoke and get join the same interleaved table."""
+    pytest.importorskip("ai_edge_litert", reason="LiteRT lives in the [bench] extra")
+    import tensorflow as tf
+
+    litert_path = tmp_path / "model.tflite"  # any LiteRT file taking the model's uint8 32x32 input will do for timing
+    litert_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(_benchmark_script("engine_call_cost").cast_and_mean_model()).convert())
+    parts_script = _benchmark_script("int8_path_parts")
+    assert parts_script.main(["gtsrb-tiny", "--repeats", "50", "--litert", str(litert_path), "--out", str(tmp_path)]) == 0
+    parts = json.loads((tmp_path / "parts.json").read_text())["parts"]
+    assert {"LiteRT whole path (as bench times it)", "LiteRT set, invoke, get", "onnxruntime run"} <= set(parts)
+    assert all(figures["runs"] == 50 for figures in parts.values())
+
+
 def test_engine_call_cost_times_one_model_in_both_engines(tmp_path):
     """benchmarks/engine_call_cost.py: the same two-operation model, converted both ways, timed in each engine."""
     pytest.importorskip("ai_edge_litert", reason="LiteRT lives in the [bench] extra")
