@@ -153,6 +153,8 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
     parity = export_report["parity"]
     int8_difference = parity["output_difference"]["onnx_fp32_int8"]
     ort_files = ", ".join(f"`{name}`" for name in export_report["ort_format"]["files"])
+    ort_difference = max(entry["max_abs_difference_from_onnx"] for entry in export_report["ort_format"]["files"].values())
+    on_exporting_machine = f"within {ort_difference:.1e} of them on the exporting machine" if ort_difference else "the same on the exporting machine"
     thread_counts = sorted({threads for _, threads in latency})
     latency_rows = [
         f"| {name} | {threads} | {latency[(name, threads)]['median_us']:.0f} | {latency[(name, threads)]['p99_us']:.0f} |"
@@ -193,7 +195,8 @@ def write_model_card(run_dir: Path, run_config: dict, train_report: dict, export
         f"weights {weights_text(export_report['quantization'])}, per-channel, {export_report['quantization']['calibration_method']} "
         f"calibration on {export_report['quantization']['calibration_images']} training-split images; "
         f"kept in float: {', '.join(export_report['quantization']['excluded_nodes']) or 'nothing'}, and the logits the softmax reads.", "",
-        f"For onnxruntime minimal and mobile builds: {ort_files} (ORT format, same outputs), and "
+        f"For onnxruntime minimal and mobile builds: {ort_files} (ORT format: the ONNX files' outputs exactly as onnxruntime "
+        f"computes them without the NCHWc layout it uses on x86; {on_exporting_machine}), and "
         f"`{export_report['ort_format']['operators_config']}` for a build reduced to the operators these models use.", "",
         "## Data", "",
         CITATIONS.get(options["task"], options["task"]), "",

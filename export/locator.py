@@ -30,7 +30,8 @@ from edgesight.runtime.learned_locate import (
 from edgesight.runtime.scenes import read_scenes, scene_names
 
 from .convert import keras_to_onnx, relax_spatial_dims, save_model
-from .locator_int8 import calibration_picks, int8_card_section, write_int8_twin
+from .locator_int8 import calibration_picks, int8_card_section, int8_path, write_int8_twin
+from .ort_format import locator_check_inputs, write_ort_files
 from .peak_boxes import box_head_at_peaks
 from .simplify import fold_input_scaling, nearest_upsampling_as_resize, stem_on_interleaved_columns
 
@@ -124,6 +125,7 @@ def export_locator(run_dir: Path, run_config: dict, train_report: dict, data: st
         report["int8"] = write_int8_twin(path, data, calibration_names, measured_names, " (the run's validation scenes)")
     else:
         print(f"no int8 twin: every scene of {data} went to validation, none is left to calibrate on", file=sys.stderr)
+    report["ort_format"] = write_locator_ort_files(path)
     write_json_atomic(run_dir / "export_report.json", report)
     write_text_atomic(run_dir / "MODEL_CARD.md", _card(report, run_config, train_report))
     print(f"wrote {path} ({report['bytes'] / 1024:.0f} KiB); ONNX matches Keras within {difference:.1e}; "
@@ -151,13 +153,42 @@ def export_locator_file(path: Path, data: str | None) -> dict:
     note = " (the locator learnt from some of them, so recall here flatters both files)" if data == trained_on else ""
     report = write_int8_twin(path, data, [name for index, name in enumerate(names) if index in picks],
                              [name for index, name in enumerate(names) if index not in picks], note)
+    report["ort_format"] = write_locator_ort_files(path)
     card = path.with_name("MODEL_CARD.md")
     if card.is_file():
-        write_text_atomic(card, _with_section(card.read_text(encoding="utf-8"), int8_card_section(report)))
+        text = card_with_section(card.read_text(encoding="utf-8"), int8_card_section(report))
+        write_text_atomic(card, card_with_section(text, ort_card_section(report["ort_format"], path.name)))
     return report
 
 
-def _with_section(card: str, section: str) -> str:
+def write_locator_ort_files(fp32_path: Path) -> dict:
+    """ORT-format copies of a float locator file and of its int8 twin if there is one, with their operators config."""
+    files = [fp32_path] + ([int8_path(fp32_path)] if int8_path(fp32_path).is_file() else [])
+    print(f"writing ORT-format copies of {', '.join(file.name for file in files)} for onnxruntime minimal builds", file=sys.stderr)
+    return write_ort_files(files, locator_check_inputs(fp32_path))
+
+
+def ort_card_section(ort_report: dict, fp32_name: str) -> str:
+    """The model card's section on the ORT-format copies."""
+    files = ", ".join(f"`{name}` ({entry['bytes'] / 1024:.0f} KiB)" for name, entry in ort_report["files"].items())
+    differences = "; ".join(f"`{name.replace('.ort', '.onnx')}` centre logits within {entry['max_abs_difference_from_onnx']:.1e}, "
+                            f"other peak cells on {entry['runs_with_other_integer_outputs_than_onnx']} of {ort_report['checked_runs']} frames"
+                            for name, entry in ort_report["files"].items())
+    onnx_names = " ".join(name.replace(".ort", ".onnx") for name in ort_report["files"])
+    return f"""## ORT format
+
+For onnxruntime minimal and mobile builds: {files}, and `{ort_report['operators_config']}` for a build reduced to the
+operators these files use; `--locator` takes an `.ort` file as it takes an `.onnx` one. Each gives exactly the outputs of
+its ONNX file as onnxruntime computes them without the NCHWc layout it uses on x86 (checked on the network inputs
+of {ort_report['checked_runs']} random frames of 1360×800 at export). On the exporting machine, with that layout: {differences}.
+The float sums add up in another order there; the int8 twin's float stem can round across a step of its first
+QuantizeLinear, which moves a centre logit by a step and at times a peak (other boxes on 3 of the 400 frames of the
+GTSDB scenes, whole and in the road region, on an AVX2-only x86 host; docs/EXPERIMENTS.md). Made by
+`python -m edgesight.export.ort_format {onnx_names}` (export of `{fp32_name}` makes them too).
+"""
+
+
+def card_with_section(card: str, section: str) -> str:
     """The card with `section` in place of its section of the same heading, or else before "## Reproduce" (or at the end)."""
     heading = section.split("\n", 1)[0]
     start = card.find(heading + "\n")
@@ -223,6 +254,7 @@ proposal at IoU ≥ 0.5). {operating_point}:
 {sweep}
 
 {int8_card_section(report["int8"]) if "int8" in report else ""}
+{ort_card_section(report["ort_format"], "locator.onnx")}
 ## Reproduce
 
 ```

@@ -6,9 +6,9 @@ since the evening of 2026-12-07). A file exported before gets whichever it lacks
 
     python -m edgesight.export.locator_upgrade locators/NAME/locator.onnx
 
-once random frames show it gives the centre logits and the peaks' boxes it gave before, within float rounding. An int8
-twin is refused: make it again from the upgraded float file (`edgesight export FILE --data SCENES`), which gives it both
-rewrites after calibration (export/locator_int8.py).
+once random frames show it gives the centre logits and the peaks' boxes it gave before, within float rounding; ORT-format
+copies beside it are made again (export/ort_format.py). An int8 twin is refused: make it again from the upgraded float
+file (`edgesight export FILE --data SCENES`), which gives it both rewrites after calibration (export/locator_int8.py).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.learned_locate import LOCATOR_KEY, difference_from_grid
 
 from .convert import save_model
+from .ort_format import locator_check_inputs, write_ort_files
 from .peak_boxes import PeakBoxesError, box_head_at_peaks, box_head_everywhere
 from .simplify import stem_on_interleaved_columns
 
@@ -70,6 +71,11 @@ def upgrade_locator_file(path: Path) -> list[str]:
         raise LocatorUpgradeError(f"{path}: the rewritten graph differs from the original by {difference:.1e} "
                                   f"(> {MAX_DIFFERENCE:.0e}); left as it was")
     save_model(model, path)
+    # ORT-format copies beside it would hold the old graph: made again, with the operators config for all of them.
+    with_copies = [file for file in (path, path.with_name(f"{path.stem}.int8.onnx")) if file.with_suffix(".ort").is_file()]
+    if with_copies:
+        write_ort_files(with_copies, locator_check_inputs(path))
+        done.append("ORT-format copies made again")
     return done
 
 

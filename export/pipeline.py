@@ -284,7 +284,7 @@ def _markdown(report: dict) -> str:
         f"- Graph simplifications: {'; '.join(report['graph_simplifications']) or 'none'}",
         "- ORT format (onnxruntime minimal and mobile builds): " + (
             ", ".join(f"`{name}` ({entry['bytes'] / 1024:.0f} KiB, outputs within {entry['max_abs_difference_from_onnx']:.1e} "
-                      f"of its ONNX file)" for name, entry in report["ort_format"]["files"].items())
+                      f"of its ONNX file here, equal to it without onnxruntime's NCHWc layout)" for name, entry in report["ort_format"]["files"].items())
             + f"; operators for a reduced build: `{report['ort_format']['operators_config']}`"
             if "ort_format" in report else "not written (int8 failed the gate)"),
         f"- Export took {report['export_seconds']} s.", "",

@@ -412,7 +412,8 @@ def test_locator_training_resumes_then_exports_a_file_the_runtime_and_eval_frame
     # Its int8 twin: calibrated on a training scene, compared on the validation scene.
     assert exported["int8"]["calibration_scenes"] == 1 and exported["int8"]["measured_scenes"] == 1
     assert LearnedLocator(run_dir / "locator.int8.onnx").min_score == LearnedLocator(run_dir / "locator.onnx").min_score
-    assert "## int8 twin" in (run_dir / "MODEL_CARD.md").read_text()
+    assert "## int8 twin" in (run_dir / "MODEL_CARD.md").read_text() and "## ORT format" in (run_dir / "MODEL_CARD.md").read_text()
+    assert set(exported["ort_format"]["files"]) == {"locator.ort", "locator.int8.ort"} and (run_dir / "locator.int8.ort").is_file()
     locator = LearnedLocator(run_dir / "locator.onnx", min_score=0.01)
     scene = next(read_scenes(scenes))
     for box in locator.propose(scene.image_bgr):

@@ -68,6 +68,7 @@ def test_a_locator_file_gets_its_int8_twin_compared_and_described_and_bad_input_
     export_run(ExportConfig(run_dir=str(folder / "locator.onnx"), data=str(scenes)))  # made again: one section, replaced
     card = (folder / "MODEL_CARD.md").read_text()
     assert card.count("## int8 twin") == 1 and card.index("## int8 twin") < card.index("## Reproduce")
+    assert card.count("## ORT format") == 1 and {"locator.ort", "locator.int8.ort"} == {path.name for path in folder.glob("*.ort")}
     assert f"edgesight export locator.onnx --data {scenes}" in card
 
     with pytest.raises(LocatorExportError, match=r"locator\.int8\.onnx: already an int8 locator"):

@@ -34,12 +34,16 @@ def _exported_before_the_rewrites(path):
 
 def test_an_older_file_gets_the_rewrites_it_lacks_with_the_same_outputs_and_other_files_are_refused(tmp_path, capsys):
     from edgesight.export.locator_upgrade import main
+    from edgesight.export.ort_format import locator_check_inputs, write_ort_files
 
     path = tmp_path / "locator.onnx"
     network = _exported_before_the_rewrites(path)
     assert [node.op_type for node in onnx.load(path).graph.node[:2]] == ["Transpose", "Cast"]
+    write_ort_files([path], locator_check_inputs(path))  # a copy of the old graph, which must not outlive it
+    old_copy = (tmp_path / "locator.ort").read_bytes()
     assert main([str(path)]) == 0
-    assert "box head at the peaks, stem on interleaved columns; same outputs" in capsys.readouterr().out
+    assert "box head at the peaks, stem on interleaved columns, ORT-format copies made again; same outputs" in capsys.readouterr().out
+    assert (tmp_path / "locator.ort").read_bytes() != old_copy
     upgraded = onnx.load(path)
     assert [node.op_type for node in upgraded.graph.node[:4]] == ["Reshape", "Unsqueeze", "Cast", "Conv"]
     assert LearnedLocator(path).max_peaks == 40

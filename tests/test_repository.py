@@ -17,6 +17,7 @@ def test_shipped_model_folders_hold_only_what_export_writes():
         assert {"MODEL_CARD.md", "model.onnx", "model.int8.onnx"} <= names <= shipped, folder
 
 
-def test_shipped_locator_folders_hold_a_locator_file_its_int8_twin_and_their_card():
+def test_shipped_locator_folders_hold_a_locator_file_its_int8_twin_their_ort_copies_and_their_card():
     for folder in (path for path in (REPOSITORY / "locators").iterdir() if path.is_dir() and path.name != "__pycache__"):
-        assert {path.name for path in folder.iterdir()} == {"MODEL_CARD.md", "locator.onnx", "locator.int8.onnx"}, folder
+        assert {path.name for path in folder.iterdir()} == {"MODEL_CARD.md", "locator.onnx", "locator.int8.onnx", "locator.ort",
+                                                             "locator.int8.ort", "required_operators.config"}, folder

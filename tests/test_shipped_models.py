@@ -38,7 +38,7 @@ def test_shipped_model_follows_the_contract(folder, name):
     assert name in card and f"{metadata.metrics['test_accuracy'] * 100:.2f}%" in card and "training wall time" in card
 
 
-SHIPPED_FILES = sorted(path.relative_to(REPOSITORY).as_posix() for pattern in ("models/*/*.onnx", "models/*/*.ort", "locators/*/*.onnx")
+SHIPPED_FILES = sorted(path.relative_to(REPOSITORY).as_posix() for pattern in ("models/*/*.onnx", "models/*/*.ort", "locators/*/*.onnx", "locators/*/*.ort")
                        for path in REPOSITORY.glob(pattern))
 
 
