@@ -182,8 +182,7 @@ operators these files use; `--locator` takes an `.ort` file as it takes an `.onn
 its ONNX file as onnxruntime computes them without the NCHWc layout it uses on x86 (checked on the network inputs
 of {ort_report['checked_runs']} random frames of 1360×800 at export). On the exporting machine, with that layout: {differences}.
 The float sums add up in another order there; the int8 twin's float stem can round across a step of its first
-QuantizeLinear, which moves a centre logit by a step and at times a peak (other boxes on 3 of the 400 frames of the
-GTSDB scenes, whole and in the road region, on an AVX2-only x86 host; docs/EXPERIMENTS.md). Made by
+QuantizeLinear, which moves a centre logit by a step and at times a peak. Made by
 `python -m edgesight.export.ort_format {onnx_names}` (export of `{fp32_name}` makes them too).
 """
 

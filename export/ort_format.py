@@ -74,12 +74,12 @@ def write_ort_files(onnx_paths: list[Path], check_inputs: list[np.ndarray]) -> d
             convert_onnx_models_to_ort(sources, output_dir=converted, optimization_styles=[OptimizationStyle.Fixed])
         for path in onnx_paths:
             ort_file = converted / Path(path.name).with_suffix(".ort")
-            as_run_here = open_session(path, 1, "not found.")  # first: names the file if onnxruntime cannot load it
+            onnx_session = open_session(path, 1, "not found.")  # first: names the file if onnxruntime cannot load it
             without_layout = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"],
                                                   disabled_optimizers=[X86_LAYOUT_OPTIMIZER])
             outputs = without_layout.get_outputs()
             copy, reference, as_run_here = (_outputs(session, check_inputs) for session in (
-                open_session(ort_file, 1, "not written by the converter."), without_layout, as_run_here))
+                open_session(ort_file, 1, "not written by the converter."), without_layout, onnx_session))
             against_reference = _comparison(copy, reference, outputs)
             if against_reference["runs_differing"]:
                 raise OrtFormatError(f"{ort_file.name}: gives other outputs than {path} opened without onnxruntime's "
