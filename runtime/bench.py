@@ -104,13 +104,16 @@ def interleaved_latency(timers: dict, repeats: int, warmup: int, block: int = 50
 
 
 def machine_description(cpuinfo_text: str | None = None) -> str:
-    """The CPU's name, cores and OS, and its strongest int8 instructions: hosts sold under one name ("AMD EPYC") differ
-    in them, and int8 timings with them (on 2026-12-06 such a host had AVX-512 VNNI, where earlier ones had AVX2 only).
-    Reads /proc/cpuinfo unless given its text."""
+    """The CPU's name (with its x86 family and model: a hypervisor may show only "AMD EPYC"), cores and OS, and its
+    strongest int8 instructions: hosts sold under one name differ in them, and int8 timings with them (on 2026-12-06
+    such a host had AVX-512 VNNI, where earlier ones had AVX2 only). Reads /proc/cpuinfo unless given its text."""
     if cpuinfo_text is None:
         cpuinfo_text = read_cpuinfo()
-    names = (line.split(":", 1)[1].strip() for line in cpuinfo_text.splitlines() if line.startswith("model name"))
-    cpu = next(names, None) or platform.processor() or platform.machine()
+    first_processor = cpuinfo_text.split("\n\n", 1)[0]
+    fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in first_processor.splitlines() if ":" in line)}
+    cpu = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:  # x86: one name ("AMD EPYC") covers several generations
+        cpu += f" (family {fields['cpu family']}, model {fields['model']})"
     outlook = int8_outlook(cpuinfo_text)
     instructions = ""
     if outlook.int8_features:

@@ -38,3 +38,5 @@ def test_the_machine_description_names_the_int8_instructions_that_timings_depend
     assert machine_description(XEON_FLAGS).startswith("Intel Xeon, ") and machine_description(XEON_FLAGS).endswith(", AMX int8 tiles")
     assert machine_description(HASWELL_FLAGS).endswith(", AVX2 (no int8 dot product)")
     assert "logical cores" in machine_description("")  # an OS that lists nothing: name and cores only
+    amd = "processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: avx2 avx512_vnni\n"
+    assert machine_description(amd).startswith("AMD EPYC (family 26, model 2), ")  # hosts named alike told apart
