@@ -27,6 +27,8 @@ from edgesight.runtime.bench import (
     OnnxRuntimeEngine,
     OpenCvDnnEngine,
     bench_frame,
+    cache_flush_bytes,
+    cold_latency,
     interleaved_latency,
     machine_description,
     region_timer,
@@ -54,6 +56,8 @@ class BenchConfig:
                                                      "interleaved; figures are medians over the rounds"})
     warmup: int = field(default=200, metadata={"help": "untimed runs per engine first"})
     batch: int = field(default=256, metadata={"help": "batch size for the throughput figure"})
+    cold_calls: int = field(default=50, metadata={"help": "timed batch-1 runs per engine, thread setting and round with "
+                                                          "the CPU caches flushed before each (0: none)"})
     out: str | None = field(default=None, metadata={"help": "write bench.md, bench.json and bench.png to this folder"})
     skip_bad_images: bool = field(default=False, metadata={"help": "drop test images that do not decode, naming each (a run's own setting wins)"})
     no_peers: bool = field(default=False, metadata={"help": "only the edgesight files (no Keras, LiteRT, OpenCV DNN)"})
@@ -200,9 +204,12 @@ def measure_round(engines: list[EngineSpec], threads: int, config: BenchConfig, 
     frame_bgr, box = bench_frame()
     timers = {key: region_timer(engine, frame_bgr, box) for key, engine in built.items()}
     latency = interleaved_latency(timers, config.repeats, config.warmup)
+    cold = cold_latency(timers, config.cold_calls) if config.cold_calls else {}
     throughput = _throughput(built, config.batch)
     for key in built:
         results[key].update(latency=latency[key], throughput_ips=throughput[key])
+        if key in cold:
+            results[key]["cold_latency"] = cold[key]
     return results
 
 
@@ -263,6 +270,9 @@ def _time_in_rounds(engines: list[EngineSpec], rows: dict, test_sets: dict, conf
     for key, settings in by_round.items():
         if "error" not in rows[key]:
             rows[key]["latency"] = {threads: over_rounds([r["latency"] for r in results]) for threads, results in settings.items()}
+            if config.cold_calls:
+                rows[key]["cold_latency"] = {threads: over_rounds([r["cold_latency"] for r in results], tail="p90_us")
+                                             for threads, results in settings.items()}
             rows[key]["throughput_ips"] = {threads: float(np.median([r["throughput_ips"] for r in results]))
                                            for threads, results in settings.items()}
 
@@ -272,8 +282,9 @@ def bench(config: BenchConfig) -> list[dict]:
     for name in ("repeats", "rounds", "batch", "limit"):
         if getattr(config, name) is not None and getattr(config, name) < 1:
             raise ValueError(f"{name} must be at least 1. Received: {name}={getattr(config, name)}")
-    if config.warmup < 0:
-        raise ValueError(f"warmup must be at least 0. Received: warmup={config.warmup}")
+    for name in ("warmup", "cold_calls"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be at least 0. Received: {name}={getattr(config, name)}")
     targets = [_run_target(Path(model), config) if Path(model).is_dir() else _file_target(model, config)
                for model in config.models]
     engines = [engine for target in targets for engine in target.engines]
@@ -292,7 +303,9 @@ def bench(config: BenchConfig) -> list[dict]:
     report = {"machine": machine_description(), "int8_outlook": int8_outlook().to_json(), "threads": list(thread_settings),
               "batch": config.batch, "repeats": config.repeats, "warmup": config.warmup, "rounds": config.rounds,
               "rows": results,
+              "cold_calls": config.cold_calls, "flush_bytes": cache_flush_bytes(),
               "against_litert": latency_ratios(results, "onnxruntime int8", "litert int8"),
+              "against_litert_cold": latency_ratios(results, "onnxruntime int8", "litert int8", "cold_latency"),
               "int8_against_fp32": latency_ratios(results, "onnxruntime int8", "onnxruntime fp32")}
     table = format_table(report)
     print(table)
@@ -305,27 +318,28 @@ def bench(config: BenchConfig) -> list[dict]:
     return results
 
 
-def over_rounds(rounds: list[dict]) -> dict:
-    """One engine's latency at one thread setting from its rounds: the median of their medians and of their p99s,
-    each round's median kept for the paired ratios."""
+def over_rounds(rounds: list[dict], tail: str = "p99_us") -> dict:
+    """One engine's latency at one thread setting from its rounds: the median of their medians and of their `tail`
+    percentiles, each round's median kept for the paired ratios."""
     return {"runs": sum(stats["runs"] for stats in rounds),
             "median_us": float(np.median([stats["median_us"] for stats in rounds])),
-            "p99_us": float(np.median([stats["p99_us"] for stats in rounds])),
+            tail: float(np.median([stats[tail] for stats in rounds])),
             "round_medians_us": [stats["median_us"] for stats in rounds]}
 
 
-def latency_ratios(rows: list[dict], engine: str, reference: str) -> list[dict]:
+def latency_ratios(rows: list[dict], engine: str, reference: str, figure: str = "latency") -> list[dict]:
     """How many times as fast `engine` is as `reference` on the same trained weights, at each thread setting: the
-    median over rounds of the ratio of their median per-region latencies within a round, with the rounds' range.
-    Within a round the two ran interleaved in one process, so a round the host slowed compares them fairly still."""
-    by_key = {(row["weights"], row["engine"]): row for row in rows if "latency" in row}
+    median over rounds of the ratio of their median per-region latencies (`figure`: warm, or "cold_latency") within a
+    round, with the rounds' range. Within a round the two ran interleaved in one process, so a round the host slowed
+    compares them fairly still."""
+    by_key = {(row["weights"], row["engine"]): row for row in rows if figure in row}
     found = []
     for (weights, label), ours in by_key.items():
         other = by_key.get((weights, reference))
         if label != engine or other is None:
             continue
-        for threads, stats in ours["latency"].items():
-            theirs = other["latency"][threads]
+        for threads, stats in ours[figure].items():
+            theirs = other[figure][threads]
             paired = [reference_us / engine_us
                       for engine_us, reference_us in zip(stats["round_medians_us"], theirs["round_medians_us"], strict=True)]
             found.append({"model": ours["model"], "threads": int(threads), "engine": engine, "reference": reference,
@@ -360,21 +374,25 @@ def format_table(report: dict) -> str:
         f"Latency: one region (96×96 px) of a 640×480 frame (crop, resize, inference, top-1), batch 1, "
         f"median and p99 of {report['repeats']} interleaved runs after {report['warmup']} warm-up runs, "
         f"each the median over {report['rounds']} round(s) in fresh processes. "
-        f"Throughput: batch {report['batch']}, {many} threads.", "",
+        + (f"Cold: the median of {report['cold_calls']} such runs, each right after a {report['flush_bytes'] >> 20} MiB copy that "
+           "flushes the CPU caches, as other work between a camera loop's classifications can at worst. "
+           if report.get("cold_calls") else "")
+        + f"Throughput: batch {report['batch']}, {many} threads.", "",
         f"| model | engine | top-1 | size KiB | load ms | peak RSS MiB (model) | µs p50 / p99, {one} thread "
-        f"| µs p50 / p99, {many} threads | images/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| µs cold, {one} thread | µs p50 / p99, {many} threads | images/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         head = f"| {display_name(row['model'])} | {row['engine']} |"
         if "error" in row:
-            lines.append(f"{head} cannot run: {row['error']} | {row['bytes'] / 1024:.0f} | | | | | |")
+            lines.append(f"{head} cannot run: {row['error']} | {row['bytes'] / 1024:.0f} | | | | | | |")
             continue
         latency = row["latency"]
         memory = "—" if "peak_rss_mib" not in row else f"{row['peak_rss_mib']:.0f} ({row['model_rss_mib']:.1f})"
         lines.append(
             f"{head} {_figure(row.get('accuracy'), '{:.2%}')} | {row['bytes'] / 1024:.0f} | {row['load_ms']:.1f} | {memory} | "
             f"{latency[one]['median_us']:.1f} / {latency[one]['p99_us']:.1f} | "
+            f"{_figure(row.get('cold_latency', {}).get(one, {}).get('median_us'), '{:.1f}')} | "
             f"{latency[many]['median_us']:.1f} / {latency[many]['p99_us']:.1f} | {row['throughput_ips'][many]:,.0f} |")
     datasets = sorted({row["dataset"] for row in report["rows"] if row.get("dataset")})
     if datasets:
@@ -383,6 +401,10 @@ def format_table(report: dict) -> str:
         lines.append(f"- {display_name(item['model'])}, {item['threads']} thread(s): onnxruntime int8 {item['engine_us']:.1f} µs, "
                      f"LiteRT int8 {item['reference_us']:.1f} µs per region: onnxruntime is {item['ratio']:.2f}× as fast"
                      f"{_round_range(item)}.")
+    for item in report.get("against_litert_cold", []):
+        lines.append(f"- {display_name(item['model'])}, {item['threads']} thread(s), cold: onnxruntime int8 "
+                     f"{item['engine_us']:.1f} µs, LiteRT int8 {item['reference_us']:.1f} µs: onnxruntime is "
+                     f"{item['ratio']:.2f}× as fast{_round_range(item)}.")
     outlook = report["int8_outlook"]
     lines += ["", f"int8 on this CPU ({outlook['machine']}): {outlook['expectation']}."]
     for item in report["int8_against_fp32"]:

@@ -16,7 +16,7 @@ def test_latency_rows_cover_every_model_and_thread_setting(tiny_model):
 
 
 def test_bench_of_an_onnx_file_times_onnxruntime_and_opencv_and_writes_the_table(tiny_model, tmp_path, capsys):
-    rows = bench(BenchConfig(models=[str(tiny_model)], repeats=50, warmup=5, batch=4, rounds=2, out=str(tmp_path)))
+    rows = bench(BenchConfig(models=[str(tiny_model)], repeats=50, warmup=5, batch=4, rounds=2, cold_calls=3, out=str(tmp_path)))
     assert {row["engine"] for row in rows} == {"onnxruntime fp32", "opencv-dnn fp32"}
     assert "Keras and LiteRT rows need a training run folder" in capsys.readouterr().err  # why they are not in the table
     text = (tmp_path / "bench.md").read_text()
@@ -26,12 +26,15 @@ def test_bench_of_an_onnx_file_times_onnxruntime_and_opencv_and_writes_the_table
     for row in report["rows"]:
         for stats in row["latency"].values():
             assert stats["runs"] == 100 and len(stats["round_medians_us"]) == 2  # two rounds of 50
+        for stats in row["cold_latency"].values():  # three calls a round, each after the caches were flushed
+            assert stats["runs"] == 6 and stats["median_us"] <= stats["p90_us"]
+    assert "µs cold, 1 thread" in text and f"{report['flush_bytes'] >> 20} MiB copy" in text
 
 
 def test_bench_options_are_checked_before_any_work(tiny_model):
     import pytest
 
-    for option, value in (("repeats", 0), ("rounds", 0), ("batch", 0), ("limit", 0), ("warmup", -1)):
+    for option, value in (("repeats", 0), ("rounds", 0), ("batch", 0), ("limit", 0), ("warmup", -1), ("cold_calls", -1)):
         with pytest.raises(ValueError, match=f"{option} must be at least"):
             bench(BenchConfig(models=[str(tiny_model)], **{option: value}))
 
@@ -82,6 +85,13 @@ def test_ratios_pair_the_engines_within_each_round():
               "against_litert": latency_ratios(rows, "onnxruntime int8", "litert int8"),
               "int8_outlook": {"machine": "x86_64", "expectation": "e"}, "int8_against_fp32": []}
     assert f"onnxruntime is 1.50× as fast ({210 / 170:.2f}–1.67× in 3 rounds)" in format_table(report)
+    for item, cold_medians in zip(rows, ([300.0, 320.0, 310.0], [270.0, 300.0, 280.0])):  # cold, onnxruntime can trail
+        rounds = [{"runs": 5, "median_us": median, "p90_us": median + 10} for median in cold_medians]
+        item["cold_latency"] = {"1": over_rounds(rounds, tail="p90_us"), "2": over_rounds(rounds, tail="p90_us")}
+    report |= {"cold_calls": 5, "flush_bytes": 64 << 20,
+               "against_litert_cold": latency_ratios(rows, "onnxruntime int8", "litert int8", "cold_latency")}
+    table = format_table(report)
+    assert "| 310.0 |" in table and "1 thread(s), cold: onnxruntime int8 310.0 µs, LiteRT int8 280.0 µs: onnxruntime is 0.90× as fast" in table
 
 
 def _benchmark_script(name: str):
