@@ -26,6 +26,7 @@ from edgesight.runtime.errors import EdgesightError
 from edgesight.runtime.learned_locate import LOCATOR_KEY, difference_from_grid
 
 from .convert import save_model
+from .locator_int8 import int8_path
 from .ort_format import locator_check_inputs, write_ort_files
 from .peak_boxes import PeakBoxesError, box_head_at_peaks, box_head_everywhere
 from .simplify import stem_on_interleaved_columns
@@ -72,7 +73,7 @@ def upgrade_locator_file(path: Path) -> list[str]:
                                   f"(> {MAX_DIFFERENCE:.0e}); left as it was")
     save_model(model, path)
     # ORT-format copies beside it would hold the old graph: made again, with the operators config for all of them.
-    with_copies = [file for file in (path, path.with_name(f"{path.stem}.int8.onnx")) if file.with_suffix(".ort").is_file()]
+    with_copies = [file for file in (path, int8_path(path)) if file.with_suffix(".ort").is_file()]
     if with_copies:
         write_ort_files(with_copies, locator_check_inputs(path))
         done.append("ORT-format copies made again")

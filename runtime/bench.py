@@ -8,6 +8,7 @@ resize with `crop_region`, inference at batch 1, top-1 — so rows differ only i
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import time
@@ -105,9 +106,9 @@ def interleaved_latency(timers: dict, repeats: int, warmup: int, block: int = 50
 
 
 FALLBACK_FLUSH_BYTES = 64 << 20  # where the OS lists no cache sizes: twice a large server L3 slice
-_flush_buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
+@functools.cache  # read once: flush_caches runs before every cold call
 def cache_flush_bytes() -> int:
     """Twice the largest CPU cache the OS lists for CPU 0: a copy that large leaves none of a model's code or data cached."""
     sizes = []
@@ -121,11 +122,13 @@ def cache_flush_bytes() -> int:
 def flush_caches() -> None:
     """Evict the CPU caches by copying a buffer of `cache_flush_bytes`: the worst a camera loop's other work between two
     classifications (decoding a frame, a locator, OpenCV) can leave them in."""
-    size = cache_flush_bytes()
-    if size not in _flush_buffers:
-        _flush_buffers[size] = (np.ones(size, np.uint8), np.empty(size, np.uint8))
-    source, target = _flush_buffers[size]
+    source, target = _flush_buffers()
     np.copyto(target, source)
+
+
+@functools.cache  # allocated on the first cold call, kept for the process
+def _flush_buffers() -> tuple[np.ndarray, np.ndarray]:
+    return np.ones(cache_flush_bytes(), np.uint8), np.empty(cache_flush_bytes(), np.uint8)
 
 
 def cold_latency(timers: dict, calls: int) -> dict:
