@@ -16,12 +16,6 @@ def test_expand_box_adds_margin_of_box_size_and_clips_to_frame():
     assert expand_box((10, 10, 19, 19), 0.5, (20, 20, 3)) == (5, 5, 19, 19)
 
 
-def test_expand_box_without_margin_only_clips_and_gives_plain_ints():
-    box = expand_box((np.int64(-3), 5, 25, np.int32(30)), 0.0, (20, 20, 3))
-    assert box == (0, 5, 19, 19) and all(type(value) is int for value in box)
-    assert expand_box((2, 3, 7, 9), 0.0, (20, 20, 3)) == expand_box((2, 3, 7, 9), 1e-9, (20, 20, 3))
-
-
 def test_center_and_full_boxes_are_inclusive():
     assert full_box((480, 640, 3)) == (0, 0, 639, 479)
     assert center_box((480, 640, 3), 0.5) == (200, 120, 439, 359)
