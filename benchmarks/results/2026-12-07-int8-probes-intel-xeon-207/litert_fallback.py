@@ -1,8 +1,14 @@
-"""Probe: LiteRT int8 converted with float fallback (the converter's default) against integer-only, same weights."""
+"""Probe: LiteRT int8 converted with float fallback (the converter's default) against integer-only, same weights.
+
+    python litert_fallback.py RUN_OF_gtsrb-tiny OUT_FOLDER OUT_OF_no_standardization/calibration.npy
+"""
 import sys
 from pathlib import Path
+
+import keras
 import numpy as np
-import keras, tensorflow as tf
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 from edgesight.export.peers import LiteRtEngine
 from edgesight.runtime.bench import OnnxRuntimeEngine, bench_frame, interleaved_latency, region_timer
 
@@ -22,10 +28,10 @@ for name, ops, input_type in [("fallback, uint8 input", [tf.lite.OpsSet.TFLITE_B
     path = OUT / (name.replace(", ", "-").replace(" ", "_") + ".tflite")
     path.write_bytes(converter.convert())
     variants[name] = path
-from ai_edge_litert.interpreter import Interpreter
 for name, path in variants.items():
-    i = Interpreter(model_path=str(path)); i.allocate_tensors()
-    print(name, i.get_input_details()[0]["dtype"], [o["op_name"] for o in i._get_ops_details()])
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    print(name, interpreter.get_input_details()[0]["dtype"], [op["op_name"] for op in interpreter._get_ops_details()])
 frame, box = bench_frame()
 ort_engine = OnnxRuntimeEngine(RUN / "model.int8.onnx", 1)
 spec = ort_engine.spec

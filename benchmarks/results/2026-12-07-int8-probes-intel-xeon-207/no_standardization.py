@@ -13,20 +13,23 @@ import json
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import onnx
+from edgesight.export import quantize as q
+from edgesight.export.convert import keras_to_onnx
+from edgesight.export.graph_edit import drop_unused_initializers
+from edgesight.export.peers import LiteRtEngine, convert_to_litert
+from edgesight.export.pipeline import calibration_images
+from edgesight.export.simplify import simplify
+from edgesight.export.stem_blocks import stem_on_column_blocks
+from edgesight.runtime.bench import OnnxRuntimeEngine, bench_frame, interleaved_latency, machine_description, region_timer
+from edgesight.runtime.classifier import Classifier
+from edgesight.runtime.tasks import task_of_run
 from onnx import helper, numpy_helper
 
 RUN, OUT = Path(sys.argv[1]), Path(sys.argv[2])
 OUT.mkdir(parents=True, exist_ok=True)
-
-import keras  # noqa: E402
-from edgesight.export import quantize as q  # noqa: E402
-from edgesight.export.convert import keras_to_onnx  # noqa: E402
-from edgesight.export.peers import LiteRtEngine, convert_to_litert  # noqa: E402
-from edgesight.export.simplify import simplify  # noqa: E402
-from edgesight.export.stem_blocks import stem_on_column_blocks  # noqa: E402
-from edgesight.runtime.bench import OnnxRuntimeEngine, bench_frame, interleaved_latency, machine_description, region_timer  # noqa: E402
 
 shipped = keras.models.load_model(RUN / "model.keras")
 image = keras.Input((32, 32, 3), dtype="uint8", name="image")
@@ -39,9 +42,7 @@ variant.save(OUT / "variant.keras")
 
 calibration = np.load(OUT / "calibration.npy") if (OUT / "calibration.npy").exists() else None
 if calibration is None:
-    from edgesight.export.pipeline import calibration_images
     run_config = json.loads((RUN / "config.json").read_text())
-    from edgesight.runtime.tasks import task_of_run
     task = task_of_run(run_config["train"], run_config["train"]["data"])
     calibration = calibration_images(run_config, task, run_config["train"]["data"], 512, 0)
     np.save(OUT / "calibration.npy", calibration)
@@ -73,7 +74,6 @@ for n in chain:
     graph.node.remove(n)
 graph.node.insert(0, new_transpose)
 assert stem_on_column_blocks(int8, 32)
-from edgesight.export.graph_edit import drop_unused_initializers
 drop_unused_initializers(graph)
 del int8.metadata_props[:]
 int8.metadata_props.extend(onnx.load(RUN / "model.int8.onnx").metadata_props)  # the Classifier's contract
@@ -84,7 +84,6 @@ print([n.op_type for n in int8.graph.node][:12])
 litert = convert_to_litert(OUT / "variant.keras", calibration[:256], OUT)
 
 # Same outputs in Keras and the int8 ONNX file (up to int8 rounding) for a few images: the file computes the variant.
-from edgesight.runtime.classifier import Classifier
 classifier = Classifier(OUT / "variant.int8.onnx", threads=1)
 agree = float(np.mean(classifier.probabilities(calibration[:256]).argmax(1) == variant.predict(calibration[:256], verbose=0).argmax(1)))
 print(f"variant int8 ONNX agrees with variant Keras on {agree:.3f} of 256 calibration images' top-1")

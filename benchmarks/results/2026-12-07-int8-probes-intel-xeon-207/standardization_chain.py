@@ -1,8 +1,10 @@
 """Probe: cheaper ways to standardize a uint8 image and quantize it, same outputs?"""
-import numpy as np, onnx, onnxruntime as ort
-from onnx import helper, numpy_helper, TensorProto as T
+import numpy as np
+import onnxruntime as ort
 from edgesight.runtime.bench import interleaved_latency
 from edgesight.runtime.sessions import session_options
+from onnx import TensorProto as T
+from onnx import helper, numpy_helper
 
 EPS = 65.0250015258789
 S, Z = np.float32(0.04527342), np.uint8(83)
@@ -37,7 +39,9 @@ timers, outs = {}, {}
 for name, m in {"A cast+LN+Q": A, "B instnorm": B, "C LN row": C, "cast+Q only": CAST, "identity": IDENT}.items():
     s = ort.InferenceSession(m.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
     outs[name] = [s.run(None, {"x": im})[0].reshape(-1) for im in images]
-    b = s.io_binding(); b.bind_cpu_input("x", images[0]); b.bind_output("q")
+    b = s.io_binding()
+    b.bind_cpu_input("x", images[0])
+    b.bind_output("q")
     timers[name] = lambda s=s, b=b: s.run_with_iobinding(b)
 for name in outs:
     diffs = [int(np.abs(o.astype(int) - a.astype(int)).max()) for o, a in zip(outs[name], outs["A cast+LN+Q"])]

@@ -1,6 +1,10 @@
 """Probe: the int8 stem on column blocks of 2/4/8/16/32 against the plain stem, on this host (timing only:
 random calibration, the kernels' time does not depend on the values)."""
-import copy, numpy as np, onnx, onnxruntime as ort
+import copy
+
+import numpy as np
+import onnx
+import onnxruntime as ort
 from edgesight.export import quantize as q
 from edgesight.export.stem_blocks import stem_on_column_blocks
 from edgesight.runtime.bench import interleaved_latency
@@ -20,7 +24,9 @@ timers, outs = {}, {}
 for name, m in variants.items():
     s = ort.InferenceSession(m.SerializeToString(), session_options(1), providers=["CPUExecutionProvider"])
     outs[name] = s.run(None, {s.get_inputs()[0].name: calibration[:8]})[0]
-    b = s.io_binding(); b.bind_cpu_input(s.get_inputs()[0].name, image); b.bind_output(s.get_outputs()[0].name)
+    b = s.io_binding()
+    b.bind_cpu_input(s.get_inputs()[0].name, image)
+    b.bind_output(s.get_outputs()[0].name)
     timers[name] = lambda s=s, b=b: s.run_with_iobinding(b)
 for name in outs:
     print(name, "same outputs as plain:", np.array_equal(outs[name], outs["plain"]))
