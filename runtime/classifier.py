@@ -78,6 +78,7 @@ class Classifier:
         self._single_binding.bind_cpu_input(self._input_name, self._single_input)
         self._single_binding.bind_output(self._output_name, "cpu", 0, np.float32, list(self._single_output.shape),
                                          self._single_output.ctypes.data)
+        self._single_image, self._single_scores = self._single_input[0], self._single_output[0]  # views, made once
         self._single_lock = threading.Lock()  # the bound buffers are shared: one single-region call at a time
 
     def probabilities(self, batch_nhwc: np.ndarray) -> np.ndarray:
@@ -104,9 +105,8 @@ class Classifier:
     def top_k(self, probabilities: np.ndarray, k: int) -> list[list[Prediction]]:
         """The k most probable classes of each row, best first."""
         k = max(1, min(k, probabilities.shape[1]))
-        if k == 1 and len(probabilities) == 1:  # the live loop's case: one argmax, no sort, no per-row loop
-            class_id = int(probabilities[0].argmax())
-            return [[Prediction(self.labels[class_id], class_id, float(probabilities[0, class_id]))]]
+        if k == 1 and len(probabilities) == 1:
+            return self._best(probabilities[0])
         if k == 1:  # an argmax per row, no sort (it costs as much as a tiny model's layer)
             best = probabilities.argmax(axis=1).tolist()
             return [[Prediction(self.labels[class_id], class_id, float(row[class_id]))]
@@ -114,6 +114,11 @@ class Classifier:
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k].tolist()
         return [[Prediction(self.labels[class_id], class_id, float(row[class_id])) for class_id in row_order]
                 for row, row_order in zip(probabilities, order)]
+
+    def _best(self, scores: np.ndarray) -> list[list[Prediction]]:
+        """The live loop's case of `top_k`, one row and k = 1: one argmax, no sort, no per-row loop."""
+        class_id = int(scores.argmax())
+        return [[Prediction(self.labels[class_id], class_id, float(scores[class_id]))]]
 
     def classify(self, frame_bgr: np.ndarray, top_k: int = 1) -> list[Prediction]:
         """Classify one frame's region as the model's crop mode defines it (centre or full frame)."""
@@ -132,7 +137,8 @@ class Classifier:
             return []
         if len(boxes_xyxy) == 1:  # the per-region path of a live loop: straight into the bound input, no batch to assemble
             with self._single_lock:
-                crop_region(frame_bgr, self.spec, boxes_xyxy[0], out=self._single_input[0])
+                crop_region(frame_bgr, self.spec, boxes_xyxy[0], out=self._single_image)
                 self.session.run_with_iobinding(self._single_binding)
-                return self.top_k(self._single_output, top_k)  # Prediction objects hold copies of the scores
+                # Prediction objects hold copies of the scores. Calling `_best` itself saves 1 µs of ~53.
+                return self._best(self._single_scores) if top_k == 1 else self.top_k(self._single_output, top_k)
         return self.top_k(self.probabilities(crop_regions(frame_bgr, self.spec, list(boxes_xyxy))), top_k)

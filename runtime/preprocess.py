@@ -60,17 +60,14 @@ def center_box(frame_shape: tuple[int, ...], fraction: float = 1.0) -> tuple[int
 def expand_box(
     box_xyxy: tuple[int, int, int, int], margin: float, frame_shape: tuple[int, ...]
 ) -> tuple[int, int, int, int]:
-    """Grow an inclusive box by `margin` of its width/height on each side, clipped to the frame."""
+    """Grow an inclusive integer box by `margin` of its width/height on each side, clipped to the frame."""
     x1, y1, x2, y2 = box_xyxy
     height, width = frame_shape[:2]
-    pad_x = (x2 - x1 + 1) * margin
-    pad_y = (y2 - y1 + 1) * margin
-    return (
-        max(0, int(round(x1 - pad_x))),
-        max(0, int(round(y1 - pad_y))),
-        min(width - 1, int(round(x2 + pad_x))),
-        min(height - 1, int(round(y2 + pad_y))),
-    )
+    if margin:  # without a margin the integer corners stand: no float arithmetic on the per-region path
+        pad_x = (x2 - x1 + 1) * margin
+        pad_y = (y2 - y1 + 1) * margin
+        x1, y1, x2, y2 = round(x1 - pad_x), round(y1 - pad_y), round(x2 + pad_x), round(y2 + pad_y)
+    return max(0, x1), max(0, y1), min(width - 1, x2), min(height - 1, y2)
 
 
 def region_box(
