@@ -100,18 +100,20 @@ def test_single_region_path_returns_what_a_batch_returns_in_its_own_array(tiny_m
     np.testing.assert_allclose(np.concatenate(concurrent), together[[i % 8 for i in range(400)]], rtol=1e-6)
 
 
-def test_one_box_path_reads_what_the_batch_path_reads_even_from_many_threads(tiny_model):
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_one_box_path_reads_what_the_batch_path_reads_even_from_many_threads(tiny_model, top_k):
     from concurrent.futures import ThreadPoolExecutor
 
     classifier = Classifier(tiny_model, threads=1)
     frame = np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     boxes = [(10 + 7 * i, 5 + 3 * i, 60 + 7 * i, 55 + 3 * i) for i in range(8)]
-    batch = classifier.classify_boxes(frame, boxes, top_k=2)  # more than one box: the batch path
+    batch = classifier.classify_boxes(frame, boxes, top_k=top_k)  # more than one box: the batch path
     with ThreadPoolExecutor(4) as pool:
-        single = list(pool.map(lambda index: classifier.classify_boxes(frame, [boxes[index % 8]], top_k=2)[0], range(200)))
+        single = list(pool.map(lambda index: classifier.classify_boxes(frame, [boxes[index % 8]], top_k=top_k)[0], range(200)))
     for index, predictions in enumerate(single):
         expected = batch[index % 8]
-        assert [p.class_id for p in predictions] == [p.class_id for p in expected]
+        assert len(predictions) == top_k and [p.class_id for p in predictions] == [p.class_id for p in expected]
+        assert [p.label for p in predictions] == [p.label for p in expected]
         np.testing.assert_allclose([p.score for p in predictions], [p.score for p in expected], rtol=1e-5)
 
 
