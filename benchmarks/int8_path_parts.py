@@ -33,7 +33,8 @@ def preprocessing_timers(classifier: Classifier, frame_bgr: np.ndarray, box) -> 
     x1, y1, x2, y2 = expand_box(region_box(frame_bgr.shape, spec, box), spec.box_margin, frame_bgr.shape)
     crop_bgr = frame_bgr[y1 : y2 + 1, x1 : x2 + 1]
     resized_bgr = np.empty((spec.height, spec.width, 3), np.uint8)
-    bound_input = classifier._single_image
+    buffers = classifier._region_buffers()
+    bound_input = buffers.image
     return {
         "whole path (classify_boxes)": lambda: classifier.classify_boxes(frame_bgr, [box]),
         "preprocessing (crop_region)": lambda: crop_region(frame_bgr, spec, box, out=bound_input),
@@ -41,8 +42,8 @@ def preprocessing_timers(classifier: Classifier, frame_bgr: np.ndarray, box) -> 
         "  resize": lambda: cv2.resize(crop_bgr, (spec.width, spec.height), dst=resized_bgr,
                                        interpolation=RESIZE_MODES[spec.resize]),
         "  BGR to RGB": lambda: cv2.cvtColor(resized_bgr, cv2.COLOR_BGR2RGB, dst=bound_input),
-        "onnxruntime run": classifier._run_single,
-        "top-1": lambda: classifier._best(classifier._single_scores),
+        "onnxruntime run": buffers.run,
+        "top-1": lambda: classifier._best(buffers.scores),
     }
 
 
