@@ -34,12 +34,12 @@ class _RegionBuffers:
     Bound buffers save onnxruntime's per-call feed dictionary and output allocation (~3 µs of ~50).
     """
 
-    __slots__ = ("input", "output", "image", "scores", "run")
+    __slots__ = ("input", "output", "image", "scores", "binding", "run")
 
     def __init__(self, session, input_name: str, output_name: str, input_shape: tuple[int, ...], classes: int):
         self.input = np.empty(input_shape, np.uint8)
         self.output = np.empty((1, classes), np.float32)
-        binding = session.io_binding()
+        self.binding = binding = session.io_binding()  # kept: it holds onnxruntime's references to the bound arrays
         binding.bind_cpu_input(input_name, self.input)
         binding.bind_output(output_name, "cpu", 0, np.float32, list(self.output.shape), self.output.ctypes.data)
         self.image, self.scores = self.input[0], self.output[0]  # views, made once

@@ -34,10 +34,11 @@ def bound_run(session: ort.InferenceSession, binding: ort.IOBinding) -> Callable
     """A call that runs `session` on `binding`'s buffers, at the least cost a call can have from Python.
 
     `InferenceSession.run_with_iobinding` asks onnxruntime on every call whether WebGPU graph capture is on (1.32),
-    and without RunOptions its C++ side builds default ones per call: 1.7 µs of gtsrb-tiny's 41 µs int8 run
-    (Intel Xeon 207, 2026-12-07, interleaved). The binding's own method that it wraps, given RunOptions made once,
-    runs the same graph on the same buffers. Both private names date from before 1.17, the oldest onnxruntime
-    edgesight supports.
+    and without RunOptions its C++ side builds default ones per call: 1.4-1.7 µs of gtsrb-tiny's 41 µs int8 run
+    (Intel Xeon 207, 2026-12-07, interleaved). The session's pybind method that it wraps, given RunOptions made once,
+    runs the same graph on the same buffers. (RunOptions handed to the wrapper cost ~38 µs more per call instead: it
+    looks them up for a graph id, and a missing entry raises inside onnxruntime.) Both private names date from before
+    1.17, the oldest onnxruntime edgesight supports.
     """
     run_options = ort.RunOptions()
     try:
