@@ -59,6 +59,11 @@ class FrameSource:
 # A stream that stalls without closing would otherwise block a read for FFmpeg's default of 30 s or more.
 STREAM_TIMEOUT_MS = 5000
 
+# OpenCV 5 keeps its log level in cv2.utils.logging; the 4.x releases edgesight supports (4.9 on) keep it at the top
+# level, without the level constants.
+_OPENCV_LOG = getattr(cv2.utils, "logging", cv2)
+_OPENCV_LOG_FATAL = 1  # cv::utils::logging::LOG_LEVEL_FATAL in both
+
 
 class _OpenCVQuiet:
     """OpenCV's own log held to fatal errors while a capture opens: a failed open would print its backends' lines (such
@@ -75,8 +80,8 @@ class _OpenCVQuiet:
     def __call__(self):
         with self._lock:
             if self._users == 0:
-                self._level_before = cv2.utils.logging.getLogLevel()
-                cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)
+                self._level_before = _OPENCV_LOG.getLogLevel()
+                _OPENCV_LOG.setLogLevel(_OPENCV_LOG_FATAL)
             self._users += 1
         try:
             yield
@@ -84,7 +89,7 @@ class _OpenCVQuiet:
             with self._lock:
                 self._users -= 1
                 if self._users == 0:
-                    cv2.utils.logging.setLogLevel(self._level_before)
+                    _OPENCV_LOG.setLogLevel(self._level_before)
 
 
 _opencv_quiet = _OpenCVQuiet()

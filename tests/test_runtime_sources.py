@@ -87,15 +87,15 @@ def test_skipping_bad_images_is_refused_for_video_files_and_cameras_before_openi
 
 
 def test_missing_sources_and_cameras_are_clear_errors(tmp_path, capfd):
-    import cv2
+    from edgesight.runtime.sources import _OPENCV_LOG  # OpenCV 5's cv2.utils.logging, or 4.x's cv2
 
     with pytest.raises(SourceError, match="no such file or folder"):
         open_source(tmp_path / "absent.mp4")
-    level = cv2.utils.logging.getLogLevel()
+    level = _OPENCV_LOG.getLogLevel()
     with pytest.raises(SourceError, match="camera 97: cannot be opened"):
         open_source("97")
     assert "camera" not in capfd.readouterr().err.lower()  # OpenCV's own lines ("Camera index out of range") held back
-    assert cv2.utils.logging.getLogLevel() == level
+    assert _OPENCV_LOG.getLogLevel() == level
     with pytest.raises(SourceError, match="/dev/video99: does not exist"):
         open_source("/dev/video99")
 
