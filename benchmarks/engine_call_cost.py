@@ -22,7 +22,7 @@ from edgesight.export.peers import LiteRtEngine
 from edgesight.runtime.bench import interleaved_latency, machine_description
 from edgesight.runtime.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from edgesight.runtime.preprocess import PreprocessSpec
-from edgesight.runtime.sessions import session_options
+from edgesight.runtime.sessions import bound_run, session_options
 
 
 def cast_and_mean_model():
@@ -49,7 +49,7 @@ def call_timers(workdir: Path) -> dict:
     binding.bind_output(session.get_outputs()[0].name, "cpu", 0, np.float32, list(output.shape), output.ctypes.data)
 
     litert = LiteRtEngine(litert_path, PreprocessSpec(height=32, width=32), threads=1, label="litert")
-    return {"onnxruntime": lambda: session.run_with_iobinding(binding), "litert": lambda: litert.predict(image)}
+    return {"onnxruntime": bound_run(session, binding), "litert": lambda: litert.predict(image)}
 
 
 def main(argv: list[str] | None = None) -> int:

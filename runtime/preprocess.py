@@ -100,8 +100,8 @@ def crop_region(
             bound input buffer; returned.
     """
     _check_frame(frame_bgr)
-    # Arguments by position (dst, fx, fy, interpolation; dst): OpenCV's bindings take keywords 0.4 µs slower, and a
-    # camera frame may be cropped thousands of times a second.
+    # Arguments by position, resize(src, dsize, dst, fx, fy, interpolation) and cvtColor(src, code, dst): OpenCV's
+    # bindings take keywords 0.4 µs slower, and a camera frame may be cropped thousands of times a second.
     resized_bgr = cv2.resize(_region_bgr(frame_bgr, spec, box_xyxy), (spec.width, spec.height), None, 0, 0,
                              RESIZE_MODES[spec.resize])
     return cv2.cvtColor(resized_bgr, cv2.COLOR_BGR2RGB, out)
